@@ -1,0 +1,83 @@
+"""Stage contracts: the files that pass between the pipeline's rules.
+
+Every boundary between two rules is one of the formats below. Each carries a version number;
+a reader that meets a file of another version fails with a message naming the file.
+
+Release (input, ``release/{split}.json``)
+    The adapter in :mod:`tiktalk.data.release` reads it; see that module for the layout.
+
+Dialogue table (``results/data/{split}.jsonl``, :data:`DIALOGUES_VERSION`)
+    One JSON object per dialogue::
+
+        {"dialogue_id": str, "video_id": str, "split": "train"|"val"|"test",
+         "context": [str, ...],      # preceding utterances, oldest first (>= 1)
+         "responses": [str, ...]}    # train: 1 (the target); val/test: 5 references
+
+References (``results/data/{split}_references.jsonl``)
+    ``{"dialogue_id": str, "references": [str, ...]}`` (5 per val/test dialogue).
+
+Video manifest (``results/data/videos.tsv``, :data:`MANIFEST_COLUMNS`)
+    One row per distinct video over all splits: video_id, split, shard. Shards are
+    ``shard_size`` consecutive videos of the id-sorted list; shard names are
+    :func:`shard_name` (``s00000``...).
+
+Media status (``results/media/{shard}.status.tsv``, :data:`STATUS_COLUMNS`)
+    One row per video of the shard, written LAST and atomically:
+    video_id, status ("ok"|"failed"), reason ("" when ok), n_frames, n_audio_frames,
+    duration (seconds, float; "" when unknown).
+
+Features (``results/media/{shard}.features.npz``, :data:`FEATURES_VERSION`)
+    NumPy ``.npz`` with, for N videos of the shard (all videos, ok or failed, same order as
+    the status table)::
+
+        version      int64 scalar
+        video_ids    <U str array, (N,)
+        frame_offsets int64 (N+1,)   frames of video i are frames[frame_offsets[i]:frame_offsets[i+1]]
+        frames       float16 (F, D_visual)
+        audio_offsets int64 (N+1,)
+        audio        float16 (A, D_audio)   VGGish 128-d per 0.96 s
+    A failed video, or a video without an audio stream, simply has zero rows.
+
+Knowledge (``results/knowledge/{split}.jsonl``)
+    ``{"dialogue_id": str, "flows": [{"head", "relation", "tail", "score"}, ...]}``
+    top-k flows per dialogue, best first.
+
+C3KG table (``c3kg.tsv``, :data:`C3KG_COLUMNS`)
+    head, relation, tail, weight: tab-separated with a header; the only form of C3KG the
+    pipeline reads (see :mod:`tiktalk.knowledge.c3kg`).
+
+Predictions (``results/predictions/{baseline}/{split}.jsonl``)
+    ``{"dialogue_id": str, "response": str}``, one per dialogue of the split.
+
+Metrics (``results/metrics/{baseline}/{split}.json``)
+    keys bleu_1..bleu_4, meteor, rouge_l, cider, dist_1..dist_3 (all x100) and n.
+"""
+
+from __future__ import annotations
+
+DIALOGUES_VERSION = 1
+FEATURES_VERSION = 1
+SPLITS = ("train", "val", "test")
+N_REFERENCES = 5
+
+MANIFEST_COLUMNS = ("video_id", "split", "shard")
+STATUS_COLUMNS = ("video_id", "status", "reason", "n_frames", "n_audio_frames", "duration")
+C3KG_COLUMNS = ("head", "relation", "tail", "weight")
+METRIC_KEYS = (
+    "bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider",
+    "dist_1", "dist_2", "dist_3",
+)
+
+# C3KG relation types that are dialogue flows (paper sec. 4.2; C3KG construct_edge.py).
+FLOW_RELATIONS = (
+    "next_sentence", "next_utterance",      # event flow
+    "next_entity",                          # concept flow
+    "emotion_cause", "emotion_intent",      # emotion flow
+)
+
+
+def shard_name(index: int) -> str:
+    """Name of the shard with 0-based ``index``: ``s00000``, ``s00001``, ..."""
+    if index < 0:
+        raise ValueError(f"shard index must be >= 0, got {index}")
+    return f"s{index:05d}"
