@@ -1,0 +1,116 @@
+# Input functions, shard lists, wildcard constraints and per-stage code inputs.
+import json
+from pathlib import Path
+
+from tiktalk.data.build import shards_of
+from tiktalk.workflow import manifest_shard_ids
+from tiktalk.workflow import baseline_needs, code_files
+
+R = "results"
+SPLITS = ["train", "val", "test"]
+EVAL_SPLITS = list(config["evaluation"]["splits"])
+BASELINES = list(config["baselines"])
+SRC = Path(workflow.basedir) / "src" / "tiktalk"
+
+
+wildcard_constraints:
+    split="train|val|test",
+    shard=r"s\d{5}",
+    baseline="|".join(BASELINES) if BASELINES else "NONE",
+
+
+def code(stage, family=None):
+    """Package source files a stage imports (DESIGN sec. 7: Snakemake does not track them)."""
+    return code_files(SRC, stage, family)
+
+
+def release_file(split):
+    if config["release"]["source"] == "demo":
+        return f"{R}/demo/release/{split}.json"
+    return str(Path(config["release"]["dir"]) / f"{split}.json")
+
+
+def shards(wildcards=None):
+    """Shard names, known once the manifest checkpoint has run."""
+    return shards_of(checkpoints.manifest.get().output.tsv)
+
+
+def after_manifest(wildcards=None):
+    """Order a job after the manifest checkpoint without making the manifest an input."""
+    checkpoints.manifest.get()
+    return []
+
+
+def shard_video_ids(shard):
+    return manifest_shard_ids(checkpoints.manifest.get().output.tsv)[shard]
+
+
+def feature_shards(wildcards=None):
+    return [f"{R}/media/{s}.features.npz" for s in shards()]
+
+
+def status_shards(wildcards=None):
+    return [f"{R}/media/{s}.status.tsv" for s in shards()]
+
+
+def image_feature_shards(wildcards=None):
+    return [f"{R}/media/{s}.image.npz" for s in shards()]
+
+
+def baseline_cfg(name):
+    return config["baselines"][name]
+
+
+def train_inputs(wildcards):
+    """What one baseline's training reads: depends on its modalities (no unused inputs)."""
+    b = baseline_cfg(wildcards.baseline)
+    needs = baseline_needs(b)
+    inputs = {
+        "dialogues": [f"{R}/data/{s}.jsonl" for s in ("train", "val")],
+        "code": code("train", b["family"]),
+    }
+    if config["tokenizer"]["kind"] == "train":
+        inputs["tokenizer"] = f"{R}/tokenizer/vocab.txt"
+    if "features" in needs:
+        inputs["features"] = feature_shards()
+    if "image_features" in needs:
+        inputs["image_features"] = image_feature_shards()
+    if "knowledge" in needs:
+        inputs["knowledge"] = [f"{R}/knowledge/{s}.jsonl" for s in ("train", "val")]
+    if b.get("llm_from"):
+        inputs["llm"] = f"{R}/models/{b['llm_from']}/model.pt"
+    return inputs
+
+
+def predict_inputs(wildcards):
+    b = baseline_cfg(wildcards.baseline)
+    needs = baseline_needs(b)
+    inputs = {
+        "model": f"{R}/models/{wildcards.baseline}/model.pt",
+        "dialogues": f"{R}/data/{wildcards.split}.jsonl",
+        "code": code("predict", b["family"]),
+    }
+    if "features" in needs:
+        inputs["features"] = feature_shards()
+    if "image_features" in needs:
+        inputs["image_features"] = image_feature_shards()
+    if "knowledge" in needs:
+        inputs["knowledge"] = f"{R}/knowledge/{wildcards.split}.jsonl"
+    if b.get("llm_from"):
+        inputs["llm"] = f"{R}/models/{b['llm_from']}/model.pt"
+    return inputs
+
+
+def all_outputs(wildcards=None):
+    outs = [
+        f"{R}/tables/table3.csv",
+        f"{R}/tables/table3.md",
+        f"{R}/tables/table3.tex",
+        f"{R}/plots/table3.png",
+        f"{R}/media/report.tsv",
+        f"{R}/plots/media_frames.png",
+    ]
+    outs += [f"{R}/metrics/{b}/{s}.json" for b in BASELINES for s in EVAL_SPLITS]
+    if config["release"]["source"] == "demo":
+        outs.append(f"{R}/tables/demo_item_types.csv")
+    return outs

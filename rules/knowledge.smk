@@ -1,0 +1,46 @@
+# C3KG flow retrieval per dialogue (paper sec. 4.2).
+
+
+rule convert_c3kg:
+    """Opt-in: turn C3KG's networkx gpickle into the plain table (a pickle runs code)."""
+    input:
+        gpickle=config["knowledge"].get("gpickle") or [],
+        code=code("knowledge"),
+    output:
+        table=f"{R}/knowledge/c3kg.tsv",
+    params:
+        allow_pickle=config["knowledge"].get("allow_pickle", False),
+    log:
+        f"{R}/logs/convert_c3kg.log",
+    conda:
+        "../envs/knowledge.yaml"
+    script:
+        "../workflow/scripts/convert_c3kg.py"
+
+
+def c3kg_table(wildcards=None):
+    if config["release"]["source"] == "demo":
+        return f"{R}/demo/c3kg.tsv"
+    if config["knowledge"].get("gpickle"):
+        return f"{R}/knowledge/c3kg.tsv"
+    return config["knowledge"]["c3kg"]
+
+
+rule retrieve_knowledge:
+    """Top-k C3KG flows per dialogue (char TF-IDF in the demo, Sentence-BERT for real)."""
+    input:
+        dialogues=f"{R}/data/{{split}}.jsonl",
+        c3kg=c3kg_table,
+        code=code("knowledge"),
+    output:
+        f"{R}/knowledge/{{split}}.jsonl",
+    params:
+        retriever=config["knowledge"]["retriever"],
+    log:
+        f"{R}/logs/retrieve_knowledge/{{split}}.log",
+    benchmark:
+        f"{R}/benchmarks/retrieve_knowledge/{{split}}.tsv"
+    conda:
+        "../envs/knowledge.yaml"
+    script:
+        "../workflow/scripts/retrieve_knowledge.py"

@@ -1,0 +1,74 @@
+# Tokenizer, one training job and one inference job per baseline of Table 3.
+
+
+rule train_tokenizer:
+    """Demo only: a WordPiece vocabulary trained on the training dialogues and C3KG text."""
+    input:
+        dialogues=f"{R}/data/train.jsonl",
+        c3kg=c3kg_table,
+        code=code("tokenizer"),
+    output:
+        vocab=f"{R}/tokenizer/vocab.txt",
+    params:
+        tokenizer=config["tokenizer"],
+    log:
+        f"{R}/logs/train_tokenizer.log",
+    benchmark:
+        f"{R}/benchmarks/train_tokenizer.tsv"
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow/scripts/train_tokenizer.py"
+
+
+rule train_baseline:
+    """Train one baseline (GPU; DDP via torchrun when resources.gpu > 1); resumes from its
+    last checkpoint when the same job is started again."""
+    input:
+        unpack(train_inputs),
+    output:
+        model=f"{R}/models/{{baseline}}/model.pt",
+    params:
+        baseline=lambda w: baseline_cfg(w.baseline),
+        tokenizer=config["tokenizer"],
+        seed=config["seed"],
+        llm_dir=lambda w: (
+            f"{R}/models/{baseline_cfg(w.baseline)['llm_from']}"
+            if baseline_cfg(w.baseline).get("llm_from")
+            else None
+        ),
+    threads: 1
+    log:
+        f"{R}/logs/train_baseline/{{baseline}}.log",
+    benchmark:
+        f"{R}/benchmarks/train_baseline/{{baseline}}.tsv"
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow/scripts/train_baseline.py"
+
+
+rule predict:
+    """Decode one response per dialogue of a split."""
+    input:
+        unpack(predict_inputs),
+    output:
+        f"{R}/predictions/{{baseline}}/{{split}}.jsonl",
+    params:
+        baseline=lambda w: baseline_cfg(w.baseline),
+        tokenizer=config["tokenizer"],
+        seed=config["seed"],
+        llm_dir=lambda w: (
+            f"{R}/models/{baseline_cfg(w.baseline)['llm_from']}"
+            if baseline_cfg(w.baseline).get("llm_from")
+            else None
+        ),
+    threads: 1
+    log:
+        f"{R}/logs/predict/{{baseline}}_{{split}}.log",
+    benchmark:
+        f"{R}/benchmarks/predict/{{baseline}}_{{split}}.tsv"
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow/scripts/predict.py"

@@ -1,0 +1,159 @@
+"""Family ``causal_lm``: the paper's ChatGLM-6B row, a causal LM fine-tuned with LoRA.
+
+params::
+
+    train: {...}                  # TrainConfig
+    model: {...}                  # tiktalk.models.causal_lm.CausalLMConfig:
+                                  #   real: base_model THUDM/chatglm-6b, trust_remote_code true,
+                                  #   torch_dtype float16, pass_attention_mask false,
+                                  #   lora {r 8, alpha 32, dropout 0.1, target_modules [query_key_value]}
+                                  #   demo: model_config {model_type: llama, ...tiny}, the shared
+                                  #   WordPiece tokenizer
+    validate: true
+    predict_batch_size: 16
+
+The tokenizer is the base model's own (``AutoTokenizer``) when ``base_model`` is set, else the
+pipeline's (``inputs.tokenizer``).
+
+Saved model (``model_dir``): ``adapter/`` (peft ``save_pretrained``: the LoRA weights and
+config), ``tokenizer/``, ``base/`` (the demo's tiny base weights only: a hub model is
+referenced by name, not copied) and ``model.pt`` = {family, version, config, base (hub name or
+"base"), lora_state_dict}. :func:`load_finetuned` rebuilds the fine-tuned LM (the BLIP-2
+family uses it through ``params['llm_dir']``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from tiktalk.baselines import BaselineInputs
+from tiktalk.baselines.dialogpt import device_for, is_main_process, save_torch, table, write_predictions
+from tiktalk.io import seed_everything
+from tiktalk.models.causal_lm import (
+    CausalLMConfig, CausalLMModel, apply_lora, build_base_model, build_prompt, encode_example,
+    encode_prompt, end_token_id, pad_batch,
+)
+from tiktalk.models.tokenizer import decode_tokens, load_tokenizer
+
+log = logging.getLogger(__name__)
+FAMILY = "causal_lm"
+VERSION = 1
+
+
+def load_llm_tokenizer(cfg: CausalLMConfig, fallback):
+    """The base model's own tokenizer, or the pipeline's (``fallback``: dir/name) for the demo."""
+    if cfg.base_model:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(cfg.base_model, trust_remote_code=cfg.trust_remote_code,
+                                            revision=cfg.revision)
+    else:
+        tok = load_tokenizer(fallback)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def decode_text(tok, ids: list[int]) -> str:
+    """Text of generated ids: Chinese-friendly for WordPiece vocabularies."""
+    if type(tok).__name__.startswith("Bert"):
+        return decode_tokens(tok, ids)
+    return tok.decode(ids, skip_special_tokens=True).strip()
+
+
+def make_examples(rows, tok, cfg: CausalLMConfig) -> list[dict]:
+    out = []
+    for r in rows:
+        ids, labels = encode_example(tok, build_prompt(r["context"], cfg.max_history), r["responses"][0],
+                                     cfg.max_source_len, cfg.max_target_len)
+        out.append({"input_ids": ids, "labels": labels})
+    return out
+
+
+def collate(examples: list[dict], pad_id: int) -> dict:
+    return pad_batch(examples, {"input_ids": pad_id, "labels": -100}, mask_from="input_ids")
+
+
+def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
+    from peft import get_peft_model_state_dict
+
+    from tiktalk.training.trainer import TrainConfig, train as run_train
+
+    out_dir = Path(out_dir)
+    seed_everything(inputs.seed)
+    cfg = CausalLMConfig.from_dict(params.get("model"))
+    tok = load_llm_tokenizer(cfg, inputs.tokenizer)
+    train_set = make_examples(table(inputs, "train"), tok, cfg)
+    val_set = None
+    if params.get("validate", True) and "val" in inputs.dialogues:
+        val_set = make_examples(table(inputs, "val"), tok, cfg)
+    base = build_base_model(cfg, tok)
+    if not cfg.base_model and is_main_process():
+        base.save_pretrained(str(out_dir / "base"))        # frozen: identical after training
+    if cfg.gradient_checkpointing:
+        base.gradient_checkpointing_enable()
+        base.enable_input_require_grads()
+    lm = apply_lora(base, cfg.lora)
+    model = CausalLMModel(lm, cfg, tok.pad_token_id, end_token_id(tok))
+    pad = tok.pad_token_id
+    run_train(model, train_set, lambda b: collate(b, pad), TrainConfig.from_dict(params["train"]),
+              out_dir, val_set=val_set, params=params)
+    if is_main_process():
+        lm.save_pretrained(str(out_dir / "adapter"))
+        if not cfg.base_model:
+            tok.save_pretrained(str(out_dir / "tokenizer"))
+        save_torch(out_dir / "model.pt", {
+            "family": FAMILY, "version": VERSION, "config": cfg.to_dict(),
+            "base": cfg.base_model or "base",
+            "lora_state_dict": {k: v.detach().cpu() for k, v in get_peft_model_state_dict(lm).items()},
+        })
+
+
+def load_finetuned(model_dir: Path, merge: bool = False):
+    """(lm, tokenizer, cfg) of a trained ``model_dir``; ``merge`` folds LoRA into the weights."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model_dir = Path(model_dir)
+    blob = torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)
+    if blob.get("family") != FAMILY or blob.get("version") != VERSION:
+        raise ValueError(f"{model_dir}/model.pt is not a {FAMILY} v{VERSION} model")
+    cfg = CausalLMConfig.from_dict(blob["config"])
+    if cfg.base_model:
+        from tiktalk.models.causal_lm import _dtype
+
+        base = AutoModelForCausalLM.from_pretrained(cfg.base_model, trust_remote_code=cfg.trust_remote_code,
+                                                    revision=cfg.revision, dtype=_dtype(cfg.torch_dtype))
+        tok = load_llm_tokenizer(cfg, None)
+    else:
+        base = AutoModelForCausalLM.from_pretrained(str(model_dir / "base"))
+        tok = load_llm_tokenizer(cfg, model_dir / "tokenizer")
+    lm = PeftModel.from_pretrained(base, str(model_dir / "adapter"))
+    if merge:
+        lm = lm.merge_and_unload()
+    lm.eval()
+    return lm, tok, cfg
+
+
+def predict(params: dict, model_dir: Path, inputs: BaselineInputs, split: str, out_path: Path) -> None:
+    lm, tok, saved = load_finetuned(model_dir)
+    # decoding settings may be changed without re-training: take them from params
+    cfg = CausalLMConfig.from_dict(params.get("model")) if params.get("model") else saved
+    model = CausalLMModel(lm, cfg, tok.pad_token_id, end_token_id(tok)).eval()
+    device = device_for(params)
+    model.to(device)
+    rows = table(inputs, split)
+    bs = int(params.get("predict_batch_size", 16))
+    tok.padding_side = "left"
+    responses: list[str] = []
+    for i in range(0, len(rows), bs):
+        prompts = [encode_prompt(tok, build_prompt(r["context"], cfg.max_history), cfg.max_source_len)
+                   for r in rows[i:i + bs]]
+        enc = tok.pad({"input_ids": prompts}, padding=True, return_tensors="pt")
+        enc = {k: v.to(device) for k, v in enc.items()}
+        for ids in model.generate(enc, seed=inputs.seed + i):
+            responses.append(decode_text(tok, ids))
+    write_predictions(out_path, rows, responses)

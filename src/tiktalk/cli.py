@@ -1,0 +1,83 @@
+"""The ``tiktalk`` command line: ``tiktalk <subcommand> ...``.
+
+Subcommands live in :data:`SUBCOMMANDS`, a name -> :class:`Subcommand` registry. To add one,
+write an ``add_arguments(parser)`` and a ``run(args) -> int`` function and call
+:func:`register` (or add an entry to the dict). ``run`` should import heavy modules itself so
+that ``tiktalk --help`` stays fast. A ValueError or FileNotFoundError raised by ``run`` is
+printed as ``tiktalk <name>: error: ...`` with exit status 2; anything else propagates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int | None]
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {}
+
+
+def register(name: str, help: str, add_arguments, run) -> None:
+    if name in SUBCOMMANDS:
+        raise ValueError(f"subcommand {name!r} is already registered")
+    SUBCOMMANDS[name] = Subcommand(help, add_arguments, run)
+
+
+# ---------------------------------------------------------------- evaluate
+def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    from tiktalk.metrics.evaluate import PROTOCOLS  # light: pycocoevalcap's pure-Python scorers
+
+    parser.add_argument("--predictions", required=True, metavar="P.jsonl",
+                        help='one {"dialogue_id", "response"} per line')
+    parser.add_argument("--references", required=True, metavar="R.jsonl",
+                        help='one {"dialogue_id", "references": [...]} per line; sets the order')
+    parser.add_argument("--out", required=True, metavar="M.json", help="metrics JSON to write (atomically)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default=PROTOCOLS[0],
+                        help="per-reference: mean over reference slots of corpus scores against "
+                             "slot k alone (the paper's protocol, default); all-references: one "
+                             "corpus score with all references (nlg-eval compute_metrics)")
+
+
+def _evaluate_run(args: argparse.Namespace) -> int:
+    from tiktalk.metrics.evaluate import evaluate_files, format_table
+
+    metrics = evaluate_files(args.predictions, args.references, args.out, args.protocol)
+    print(format_table(metrics, title=f"{args.predictions} ({args.protocol})"))
+    return 0
+
+
+register("evaluate", "BLEU/METEOR/ROUGE-L/CIDEr/Dist-n of predictions against references",
+         _evaluate_arguments, _evaluate_run)
+
+
+# ---------------------------------------------------------------- entry point
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tiktalk", description="TikTalk reproduction pipeline")
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, sub in SUBCOMMANDS.items():
+        sp = subs.add_parser(name, help=sub.help, description=sub.help)
+        sub.add_arguments(sp)
+        sp.set_defaults(_run=sub.run, _parser=sp)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        rc = args._run(args)
+    except (ValueError, FileNotFoundError) as exc:
+        args._parser.exit(2, f"{args._parser.prog}: error: {exc}\n")
+    return int(rc or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

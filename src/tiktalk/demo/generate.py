@@ -1,0 +1,281 @@
+"""The embedded demo dataset (DESIGN.md section 5), generated deterministically from a seed.
+
+:func:`generate_demo` writes into ``out_dir``::
+
+    videos/<video_id>.mp4       H.264 + AAC (about 15% without an audio stream), 2-6 s, 8 fps
+    release/{train,val,test}.json   the release layout of :mod:`tiktalk.data.release`
+    c3kg.tsv                    mini C3KG as the plain table (formats.C3KG_COLUMNS)
+    item_types.json             {dialogue_id: "visual"|"audio"|"knowledge"|"text"} (not release)
+    video_attributes.json       {video_id: {split, colour, shape, pitch, has_audio, duration}}
+
+Item types (see :mod:`tiktalk.demo.texts`): a visual item's response names the colour and
+shape of its video, an audio item's the pitch of its tone, a knowledge item's the emotion that
+the C3KG emotion flow ``(event, emotion_cause, emotion)`` gives for the event its context
+mentions, and a text item's response is fixed by its context. Video attributes are drawn
+independently of the dialogue text. Knowledge items of val/test use events ("held-out heads")
+that no training dialogue mentions, and the emotions are assigned to the (neutral) events at
+random, so only a model that reads the retrieved flow can answer them; the training knowledge
+items teach the skill with the other events. Item types are balanced in every split (audio
+items only on videos with an audio stream).
+
+Sub-generators are seeded per purpose and per split, so e.g. changing the number of training
+videos leaves the val/test dialogues and their videos unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Mapping
+
+from tiktalk.data.release import dialogue_id
+from tiktalk.demo import texts as T
+from tiktalk.demo.media import VideoSpec, write_demo_video
+from tiktalk.formats import C3KG_COLUMNS, N_REFERENCES, SPLITS
+from tiktalk.io import write_json, write_text_atomic
+
+DEFAULT_N_VIDEOS = {"train": 96, "val": 16, "test": 24}
+DEFAULT_DIALOGUES_PER_VIDEO = {"train": 6, "val": 2, "test": 2}
+# id ranges of recent Douyin item ids: 19 decimal digits
+_ID_LO, _ID_HI = 6_900_000_000_000_000_000, 7_399_999_999_999_999_999
+_ID_ORDER = ("test", "val", "train")   # train last: its size does not move val/test ids
+
+
+def _rng(seed: int, *purpose: str) -> random.Random:
+    # str seeds are hashed with SHA-512 by random.Random: stable across runs and platforms
+    return random.Random(":".join([str(seed), *purpose]))
+
+
+def _video_ids(seed: int, n_videos: Mapping[str, int]) -> dict[str, list[str]]:
+    rng = _rng(seed, "video_ids")
+    seen: set[str] = set()
+    out: dict[str, list[str]] = {}
+    for split in _ID_ORDER:
+        ids = []
+        while len(ids) < n_videos[split]:
+            vid = str(rng.randint(_ID_LO, _ID_HI))
+            if vid not in seen:
+                seen.add(vid)
+                ids.append(vid)
+        out[split] = ids
+    return out
+
+
+def _video_specs(seed: int, split: str, ids: list[str], size: int, no_audio_fraction: float,
+                 min_duration: float, max_duration: float) -> list[VideoSpec]:
+    rng = _rng(seed, "videos", split)
+    n_silent = int(round(no_audio_fraction * len(ids)))
+    silent = set(rng.sample(range(len(ids)), n_silent))
+    durations = [min_duration + 0.5 * k for k in range(int((max_duration - min_duration) / 0.5) + 1)]
+    specs = []
+    for i, vid in enumerate(ids):
+        speed = size / 32.0
+        specs.append(VideoSpec(
+            video_id=vid,
+            colour=rng.choice(list(T.COLOURS)),
+            shape=rng.choice(T.SHAPES),
+            pitch=None if i in silent else rng.choice(list(T.PITCHES)),
+            duration=rng.choice(durations),
+            background=rng.randint(50, 110),
+            radius=rng.randint(max(3, size // 9), max(4, size // 7)),
+            x0=rng.random(),
+            y0=rng.random(),
+            vx=rng.choice((-1, 1)) * rng.uniform(0.5 * speed, 1.2 * speed),
+            vy=rng.choice((-1, 1)) * rng.uniform(0.3 * speed, 1.0 * speed),
+        ))
+    return specs
+
+
+def _knowledge(seed: int, n_heldout: int) -> tuple[dict[str, str], list[str], list[str], list[tuple]]:
+    """Event -> emotion, the training heads, the held-out heads, and the mini C3KG rows."""
+    rng = _rng(seed, "c3kg")
+    events = list(T.EVENTS)
+    rng.shuffle(events)
+    if not 0 < n_heldout < len(events) - len(T.EMOTIONS):
+        raise ValueError(f"n_heldout_heads must be in 1..{len(events) - len(T.EMOTIONS) - 1}")
+    heldout, train = events[:n_heldout], events[n_heldout:]
+    emotion: dict[str, str] = {}
+    for group in (heldout, train):           # balanced emotions inside each group
+        labels = [T.EMOTIONS[i % len(T.EMOTIONS)] for i in range(len(group))]
+        rng.shuffle(labels)
+        emotion.update(zip(group, labels))
+
+    def w() -> str:
+        return f"{rng.uniform(0.5, 1.0):.3f}"
+
+    rows: list[tuple[str, str, str, str]] = []
+    for ev in sorted(events):
+        rows.append((ev, "emotion_cause", emotion[ev], w()))
+        rows.append((ev, "next_utterance", rng.choice(T.NEXT_UTTERANCES), w()))
+        rows.append((ev, "next_sentence", rng.choice(T.NEXT_SENTENCES), w()))
+        rows.append((ev, "xReact", rng.choice(T.XREACTS), w()))
+        rows.append((ev, "xWant", rng.choice(T.XWANTS), w()))
+        if rng.random() < 0.5:
+            rows.append((ev, "xIntent", rng.choice(T.XINTENTS), w()))
+    for emo in T.EMOTIONS:
+        rows.append((emo, "emotion_intent", T.EMOTION_INTENTS[emo], w()))
+    for head, tail in T.CONCEPT_FLOWS:
+        rows.append((head, "next_entity", tail, w()))
+    return emotion, train, heldout, rows
+
+
+def _assign_types(rng: random.Random, specs: list[VideoSpec], per_video: int) -> list[list[str]]:
+    """Item types of each video's dialogues, balanced over the split; audio only with audio."""
+    slots = [(v, k) for v in range(len(specs)) for k in range(per_video)]
+    types = [T.ITEM_TYPES[i % len(T.ITEM_TYPES)] for i in range(len(slots))]
+    rng.shuffle(types)
+    donors = [j for j, (v, _) in enumerate(slots) if specs[v].has_audio]
+    rng.shuffle(donors)
+    for i, (v, _) in enumerate(slots):
+        if types[i] == "audio" and not specs[v].has_audio:
+            j = next((j for j in donors if types[j] != "audio"), None)
+            if j is None:
+                raise ValueError("too few videos with audio to place the audio items")
+            types[i], types[j] = types[j], types[i]
+    out = [[""] * per_video for _ in specs]
+    for (v, k), t in zip(slots, types):
+        out[v][k] = t
+    return out
+
+
+def _references(rng: random.Random, canonical: str, pool: list[str], fill: dict) -> list[str]:
+    others = [p for p in pool if p != canonical]
+    chosen = rng.sample(others, N_REFERENCES - 1)
+    return [canonical.format(**fill)] + [p.format(**fill) for p in chosen]
+
+
+class _Cycle:
+    """Deterministic round-robin over a shuffled copy of ``items`` (even coverage)."""
+
+    def __init__(self, rng: random.Random, items):
+        self._rng, self._items, self._queue = rng, list(items), []
+
+    def next(self):
+        if not self._queue:
+            self._queue = list(self._items)
+            self._rng.shuffle(self._queue)
+        return self._queue.pop()
+
+
+def _dialogues(seed: int, split: str, specs: list[VideoSpec], per_video: int,
+               heads: list[str], emotion: dict[str, str]) -> tuple[dict, dict]:
+    rng = _rng(seed, "dialogues", split)
+    types = _assign_types(rng, specs, per_video)
+    visual_pool = [c for _, c in T.VISUAL_QA] + list(T.VISUAL_PARAPHRASES)
+    audio_pool = [c for _, c in T.AUDIO_QA] + list(T.AUDIO_PARAPHRASES)
+    knowledge_pool = [T.KNOWLEDGE_CANONICAL] + list(T.KNOWLEDGE_PARAPHRASES)
+    # knowledge items rotate over the emotions (balanced answers), then over their heads
+    by_emotion: dict[str, list[str]] = {}
+    for head in heads:
+        by_emotion.setdefault(emotion[head], []).append(head)
+    cyc_emotion = _Cycle(rng, sorted(by_emotion))
+    cyc_heads = {emo: _Cycle(rng, hs) for emo, hs in sorted(by_emotion.items())}
+    cyc_text = _Cycle(rng, range(len(T.TEXT_ITEMS)))
+    release: dict[str, dict] = {}
+    item_types: dict[str, str] = {}
+    for v, spec in enumerate(specs):
+        dialogues = []
+        for k in range(per_video):
+            kind = types[v][k]
+            if kind == "visual":
+                question, canonical = rng.choice(T.VISUAL_QA)
+                refs = _references(rng, canonical, visual_pool, {"c": spec.colour, "s": spec.shape})
+            elif kind == "audio":
+                question, canonical = rng.choice(T.AUDIO_QA)
+                refs = _references(rng, canonical, audio_pool, {"p": spec.pitch})
+            elif kind == "knowledge":
+                head = cyc_heads[cyc_emotion.next()].next()
+                question = rng.choice(T.KNOWLEDGE_CONTEXTS).format(t=rng.choice(T.TIMES), e=head)
+                refs = _references(rng, T.KNOWLEDGE_CANONICAL, knowledge_pool, {"m": emotion[head]})
+            else:
+                question, answers = T.TEXT_ITEMS[cyc_text.next()]
+                refs = list(answers)
+            n_context = rng.choices((1, 2, 3), weights=(0.4, 0.35, 0.25))[0]
+            context = rng.sample(T.FILLERS, n_context - 1) + [question]
+            if split == "train":
+                dialogues.append({"context": context, "response": refs[0]})
+            else:
+                dialogues.append({"context": context, "responses": refs})
+            item_types[dialogue_id(spec.video_id, k)] = kind
+        release[spec.video_id] = {"dialogues": dialogues}
+    return release, item_types
+
+
+def generate_demo(
+    out_dir: str | Path,
+    seed: int = 0,
+    n_videos: Mapping[str, int] | None = None,
+    dialogues_per_video: Mapping[str, int] | None = None,
+    *,
+    size: int = 96,
+    fps: int = 8,
+    sample_rate: int = 16000,
+    no_audio_fraction: float = 0.15,
+    min_duration: float = 2.0,
+    max_duration: float = 6.0,
+    n_heldout_heads: int = 16,
+    write_videos: bool = True,
+) -> dict:
+    """Write the demo dataset into ``out_dir`` (layout in the module doc); return a summary.
+
+    ``n_videos`` / ``dialogues_per_video`` map each split to a count (defaults
+    :data:`DEFAULT_N_VIDEOS`, :data:`DEFAULT_DIALOGUES_PER_VIDEO`; missing splits take the
+    default). ``write_videos=False`` skips the MP4 files (text-only tests).
+    """
+    out_dir = Path(out_dir)
+    n_videos = {**DEFAULT_N_VIDEOS, **(n_videos or {})}
+    per_video = {**DEFAULT_DIALOGUES_PER_VIDEO, **(dialogues_per_video or {})}
+    for split in SPLITS:
+        if n_videos[split] < 1 or per_video[split] < 1:
+            raise ValueError(f"split {split!r} needs >= 1 video and >= 1 dialogue per video")
+    if size % 2 or size < 16:
+        raise ValueError(f"size must be even and >= 16, got {size}")
+    if not 2.0 <= min_duration <= max_duration:
+        raise ValueError("need 2.0 <= min_duration <= max_duration")
+
+    emotion, train_heads, heldout_heads, c3kg_rows = _knowledge(seed, n_heldout_heads)
+    ids = _video_ids(seed, n_videos)
+    summary: dict = {"seed": seed, "n_videos": {}, "n_dialogues": {}, "n_without_audio": {},
+                     "item_types": {}, "n_c3kg_rows": len(c3kg_rows),
+                     "train_heads": len(train_heads), "heldout_heads": len(heldout_heads)}
+    all_types: dict[str, str] = {}
+    attributes: dict[str, dict] = {}
+    for split in SPLITS:
+        specs = _video_specs(seed, split, ids[split], size, no_audio_fraction,
+                             min_duration, max_duration)
+        heads = train_heads if split == "train" else heldout_heads
+        release, item_types = _dialogues(seed, split, specs, per_video[split], heads, emotion)
+        write_json(out_dir / "release" / f"{split}.json", release)
+        all_types.update(item_types)
+        for spec in specs:
+            attributes[spec.video_id] = {
+                "split": split, "colour": spec.colour, "shape": spec.shape, "pitch": spec.pitch,
+                "has_audio": spec.has_audio, "duration": spec.duration,
+            }
+            if write_videos:
+                write_demo_video(out_dir / "videos" / f"{spec.video_id}.mp4", spec, size, fps,
+                                 sample_rate)
+        counts = {t: 0 for t in T.ITEM_TYPES}
+        for t in item_types.values():
+            counts[t] += 1
+        summary["n_videos"][split] = len(specs)
+        summary["n_dialogues"][split] = len(item_types)
+        summary["n_without_audio"][split] = sum(not s.has_audio for s in specs)
+        summary["item_types"][split] = counts
+
+    lines = ["\t".join(C3KG_COLUMNS)] + ["\t".join(row) for row in c3kg_rows]
+    write_text_atomic(out_dir / "c3kg.tsv", "\n".join(lines) + "\n")
+    write_json(out_dir / "item_types.json", all_types)
+    write_json(out_dir / "video_attributes.json", attributes)
+    return summary
+
+
+if __name__ == "__main__":  # pragma: no cover - convenience for a quick look
+    import sys
+    import time
+
+    t0 = time.perf_counter()
+    result = generate_demo(Path(sys.argv[1]), seed=int(sys.argv[2]) if len(sys.argv) > 2 else 0)
+    result["seconds"] = round(time.perf_counter() - t0, 2)
+    print(json.dumps(result, ensure_ascii=False, indent=2))

@@ -1,0 +1,305 @@
+"""HTTP(S) download of one video: timeouts, retries with backoff + jitter, Range resume into
+``<dest>.part``, atomic rename, size cap, and validation of what arrived with PyAV.
+
+Only the standard library's http.client is used; no shell command is ever built from an id
+or a URL.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import os
+import random
+import re
+import socket
+import ssl
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Callable, Mapping
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+class DownloadError(RuntimeError):
+    """The download failed for good; ``str(exc)`` is the reason."""
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+@dataclass
+class DownloadConfig:
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 30.0        # per socket read: a stall longer than this is an error
+    total_timeout_s: float = 600.0      # cap on all attempts of one video together
+    retries: int = 4                    # extra attempts after the first
+    backoff_base_s: float = 1.0         # delay before retry k: base * 2**k, jittered in [0.5, 1]x
+    backoff_max_s: float = 60.0
+    max_bytes: int = 512 * 2**20
+    max_redirects: int = 5
+    host_min_interval_s: float = 0.0    # per-host rate limit: min seconds between requests
+    workers: int = 4                    # concurrent downloads in a shard (threads)
+    user_agent: str = "tiktalk-repro/0.1"
+    allowed_schemes: tuple[str, ...] = ("https", "http")
+    chunk_bytes: int = 256 * 1024
+
+    @classmethod
+    def from_dict(cls, d: Mapping | None) -> "DownloadConfig":
+        d = dict(d or {})
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown download config keys: {sorted(unknown)}")
+        if "allowed_schemes" in d:
+            d["allowed_schemes"] = tuple(d["allowed_schemes"])
+        return cls(**d)
+
+
+class HostRateLimiter:
+    """At most one request per ``min_interval_s`` to each host (thread-safe)."""
+
+    def __init__(self, min_interval_s: float = 0.0, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.min_interval_s = float(min_interval_s)
+        self._next: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._clock, self._sleep = clock, sleep
+
+    def wait(self, host: str) -> float:
+        """Block until a request to ``host`` is allowed; return the seconds waited."""
+        if self.min_interval_s <= 0:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next.get(host, now))
+            self._next[host] = slot + self.min_interval_s
+        delay = slot - now
+        if delay > 0:
+            self._sleep(delay)
+        return delay
+
+
+def validate_media(path: str | Path) -> dict:
+    """Open ``path`` with PyAV and decode its first video frame.
+
+    Returns ``{"has_video", "has_audio", "duration"}``; raises :class:`DownloadError`
+    with a reason (empty, not a media file, no video stream, no decodable frame).
+    """
+    import av
+
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise DownloadError("empty file (0 bytes)")
+    with open(path, "rb") as fh:
+        head = fh.read(512).lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html", b"<?xml", b"{")):
+        kind = "JSON" if head.startswith(b"{") else "HTML/XML"
+        raise DownloadError(f"not a media file: got {kind} text ({size} bytes)")
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.video:
+                raise DownloadError("no video stream")
+            vs = container.streams.video[0]
+            got = False
+            for frame in container.decode(vs):
+                got = True
+                break
+            if not got:
+                raise DownloadError("video stream has no decodable frame")
+            duration = container.duration / 1e6 if container.duration else None
+            return {"has_video": True, "has_audio": bool(container.streams.audio), "duration": duration}
+    except DownloadError:
+        raise
+    except Exception as exc:  # av.error.* and friends
+        raise DownloadError(f"not a readable media file ({type(exc).__name__}: {exc})") from None
+
+
+def _backoff(cfg: DownloadConfig, attempt: int, rng: random.Random) -> float:
+    d = min(cfg.backoff_max_s, cfg.backoff_base_s * (2 ** attempt))
+    return d * rng.uniform(0.5, 1.0)
+
+
+def _connect(url: str, cfg: DownloadConfig, timeout: float) -> tuple[http.client.HTTPConnection, str]:
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname
+    if not host:
+        raise DownloadError(f"URL without a host: {url[:200]}")
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    if parts.scheme == "https":
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            host, parts.port, timeout=timeout, context=ssl.create_default_context())
+    else:
+        conn = http.client.HTTPConnection(host, parts.port, timeout=timeout)
+    return conn, path
+
+
+def download(url: str, dest: str | Path, cfg: DownloadConfig | None = None, *,
+             rate_limiter: HostRateLimiter | None = None, validate: bool = True,
+             sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> dict:
+    """Download ``url`` to ``dest``; return ``{"path", "bytes", "attempts", "resumed"}``.
+
+    Bytes go to ``<dest>.part``; a retry after a dropped connection asks for the rest with
+    ``Range: bytes=<have>-`` (a server that answers 200 instead restarts the file). Only a
+    complete file that PyAV can open (with a video stream) is renamed onto ``dest``.
+    Raises :class:`DownloadError` with the reason of the last failure.
+    """
+    cfg = cfg or DownloadConfig()
+    rng = rng or random.Random()
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in cfg.allowed_schemes:
+        raise DownloadError(f"URL scheme {scheme!r} not allowed")
+    deadline = time.monotonic() + cfg.total_timeout_s
+    attempts, resumed, last_reason = 0, False, "no attempt made"
+    for attempt in range(cfg.retries + 1):
+        attempts += 1
+        try:
+            _attempt(url, part, cfg, deadline, rate_limiter)
+            break
+        except _Retry as exc:
+            last_reason = str(exc)
+            if attempt == cfg.retries:
+                raise DownloadError(f"{last_reason} (gave up after {attempts} attempts)") from None
+            delay = exc.retry_after if exc.retry_after is not None else _backoff(cfg, attempt, rng)
+            if time.monotonic() + delay >= deadline:
+                raise DownloadError(f"{last_reason} (total time cap {cfg.total_timeout_s:g}s reached)") from None
+            log.info("retry %d for %s in %.2fs: %s", attempt + 1, dest.name, delay, last_reason)
+            if part.exists() and part.stat().st_size > 0:
+                resumed = True
+            sleep(delay)
+        except DownloadError:
+            part.unlink(missing_ok=True)
+            raise
+    size = part.stat().st_size
+    if validate:
+        try:
+            validate_media(part)
+        except DownloadError:
+            part.unlink(missing_ok=True)
+            raise
+    os.replace(part, dest)
+    return {"path": str(dest), "bytes": size, "attempts": attempts, "resumed": resumed}
+
+
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+
+def _attempt(url: str, part: Path, cfg: DownloadConfig, deadline: float,
+             rate_limiter: HostRateLimiter | None) -> None:
+    """One attempt (following redirects); returns when ``part`` holds the whole body."""
+    have = part.stat().st_size if part.exists() else 0
+    for _ in range(cfg.max_redirects + 1):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise DownloadError(f"total time cap {cfg.total_timeout_s:g}s reached")
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme.lower() not in cfg.allowed_schemes:
+            raise DownloadError(f"redirect to disallowed scheme {parts.scheme!r}")
+        if rate_limiter is not None:
+            rate_limiter.wait(parts.hostname or "")
+        conn, path = _connect(url, cfg, min(cfg.connect_timeout_s, remaining))
+        try:
+            headers = {"User-Agent": cfg.user_agent, "Accept": "*/*", "Accept-Encoding": "identity"}
+            if have > 0:
+                headers["Range"] = f"bytes={have}-"
+            try:
+                conn.connect()
+                conn.sock.settimeout(max(0.001, min(cfg.read_timeout_s, deadline - time.monotonic())))
+                conn.request("GET", path, headers=headers)
+                resp = conn.getresponse()
+            except (socket.timeout, TimeoutError):
+                raise _Retry("timed out connecting or waiting for the response") from None
+            except (ConnectionError, http.client.HTTPException, OSError) as exc:
+                raise _Retry(f"connection error: {type(exc).__name__}: {exc}") from None
+            status = resp.status
+            if status in (301, 302, 303, 307, 308):
+                loc = resp.getheader("Location")
+                resp.read(64 * 1024)
+                if not loc:
+                    raise DownloadError(f"HTTP {status} without Location")
+                url = urllib.parse.urljoin(url, loc)
+                continue
+            if status == 416 and have > 0:
+                m = re.match(r"bytes\s+\*/(\d+)", resp.getheader("Content-Range") or "")
+                if m and int(m.group(1)) == have:
+                    return  # the .part already holds the whole file
+                part.unlink(missing_ok=True)
+                raise _Retry("HTTP 416 for a stale partial file; restarting")
+            if status in RETRYABLE_STATUS:
+                ra = resp.getheader("Retry-After")
+                retry_after = float(ra) if ra and ra.strip().isdigit() else None
+                raise _Retry(f"HTTP {status}", retry_after=min(retry_after, cfg.backoff_max_s) if retry_after else None)
+            if status not in (200, 206):
+                raise DownloadError(f"HTTP {status} {resp.reason}".strip())
+            total: int | None
+            if status == 206 and have > 0:
+                m = _CONTENT_RANGE.match(resp.getheader("Content-Range") or "")
+                if not m or int(m.group(1)) != have:
+                    part.unlink(missing_ok=True)
+                    raise _Retry(f"bad Content-Range for resume: {resp.getheader('Content-Range')!r}")
+                total = int(m.group(3)) if m.group(3) != "*" else None
+                mode = "ab"
+            else:
+                have = 0
+                cl = resp.getheader("Content-Length")
+                total = int(cl) if cl and cl.isdigit() else None
+                mode = "wb"
+            if total is not None and total > cfg.max_bytes:
+                raise DownloadError(f"file too large: {total} bytes > max_bytes {cfg.max_bytes}")
+            ctype = (resp.getheader("Content-Type") or "").lower()
+            if ctype.startswith("text/html"):
+                raise DownloadError(f"server sent an HTML page (Content-Type {ctype}), not a video")
+            _stream_body(resp, conn, part, mode, have, total, cfg, deadline)
+            return
+        finally:
+            conn.close()
+    raise DownloadError(f"more than {cfg.max_redirects} redirects")
+
+
+def _stream_body(resp, conn, part: Path, mode: str, have: int, total: int | None,
+                 cfg: DownloadConfig, deadline: float) -> None:
+    size = have
+    with open(part, mode) as fh:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DownloadError(f"total time cap {cfg.total_timeout_s:g}s reached after {size} bytes")
+            if conn.sock is not None:
+                conn.sock.settimeout(max(0.001, min(cfg.read_timeout_s, left)))
+            try:
+                chunk = resp.read1(cfg.chunk_bytes) if hasattr(resp, "read1") else resp.read(cfg.chunk_bytes)
+            except (socket.timeout, TimeoutError):
+                fh.flush()
+                raise _Retry(f"read timed out after {size} bytes") from None
+            except http.client.IncompleteRead as exc:
+                fh.write(exc.partial)
+                raise _Retry(f"connection dropped after {size + len(exc.partial)} bytes") from None
+            except (ConnectionError, http.client.HTTPException, OSError) as exc:
+                raise _Retry(f"connection error after {size} bytes: {type(exc).__name__}") from None
+            if not chunk:
+                break
+            fh.write(chunk)
+            size += len(chunk)
+            if size > cfg.max_bytes:
+                fh.close()
+                part.unlink(missing_ok=True)
+                raise DownloadError(f"file too large: more than max_bytes {cfg.max_bytes}")
+    if total is not None and size < total:
+        raise _Retry(f"connection dropped after {size} of {total} bytes")
+    if total is not None and size > total:
+        part.unlink(missing_ok=True)
+        raise _Retry(f"got {size} bytes, more than the announced {total}")

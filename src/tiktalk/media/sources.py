@@ -1,0 +1,211 @@
+"""Resolvers: video id -> where its file is (a local path) or comes from (an http(s) URL).
+
+Three resolvers, chosen by ``make_resolver(cfg)`` with ``cfg["kind"]``:
+
+``local``  (:class:`LocalDirResolver`)  ``<root>/<id>.<ext>`` for ext in ``extensions``.
+``csv``    (:class:`CsvResolver`)       a user-provided ``id,url`` CSV (header ``id,url``);
+           ``file://`` URLs must point under ``file_root``; only ``allowed_schemes`` accepted.
+``douyin`` (:class:`DouyinApiResolver`) the official spider's iteminfo API
+           (``GET {api_url}?item_ids={id}``, ``item_list[0].video.play_addr.url_list[0]``
+           with ``playwm`` -> ``play``).
+
+A resolver returns a :class:`Source`; failure raises :class:`ResolveError` with a reason that
+ends up in the fetch status table.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Protocol
+
+from tiktalk.media.ids import DEFAULT_ID_PATTERN, validate_video_id
+
+log = logging.getLogger(__name__)
+
+DOUYIN_ITEMINFO_URL = "https://www.iesdouyin.com/web/api/v2/aweme/iteminfo/"
+DEFAULT_USER_AGENT = (
+    "Mozilla/5.0 (Linux; Android 10) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0 Mobile Safari/537.36"
+)
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".m4v", ".flv", ".avi")
+
+
+class ResolveError(RuntimeError):
+    """The id could not be mapped to a source; ``str(exc)`` is the reason."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a video is: ``kind`` "file" (``location`` is a local path) or "url"."""
+
+    video_id: str
+    kind: str
+    location: str
+
+
+class Resolver(Protocol):
+    def resolve(self, video_id: str) -> Source: ...
+
+
+def _file_url_to_path(url: str) -> Path:
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.netloc not in ("", "localhost"):
+        raise ResolveError(f"file URL with a remote host is not allowed: {url}")
+    return Path(urllib.request.url2pathname(parsed.path))
+
+
+def _check_under(path: Path, root: Path) -> Path:
+    resolved = path.resolve()
+    root = root.resolve()
+    if resolved != root and root not in resolved.parents:
+        raise ResolveError(f"path {path} is outside the allowed root {root}")
+    return resolved
+
+
+class LocalDirResolver:
+    """``<root>/<id><ext>`` for the first ``ext`` of ``extensions`` that exists."""
+
+    def __init__(self, root: str | Path, extensions: tuple[str, ...] = VIDEO_EXTENSIONS,
+                 id_pattern: str = DEFAULT_ID_PATTERN):
+        self.root = Path(root)
+        self.extensions = tuple(e if e.startswith(".") else "." + e for e in extensions)
+        self.id_pattern = id_pattern
+
+    def resolve(self, video_id: str) -> Source:
+        validate_video_id(video_id, self.id_pattern)
+        for ext in self.extensions:
+            path = self.root / f"{video_id}{ext}"
+            if path.is_file():
+                return Source(video_id, "file", str(_check_under(path, self.root)))
+        raise ResolveError(f"no file {video_id}{{{','.join(self.extensions)}}} in {self.root}")
+
+
+class CsvResolver:
+    """A user CSV with header ``id,url``. Unknown ids, disallowed schemes and ``file://``
+    URLs outside ``file_root`` are resolve errors (never silently followed)."""
+
+    def __init__(self, csv_path: str | Path, allowed_schemes: tuple[str, ...] = ("https", "http", "file"),
+                 file_root: str | Path | None = None, id_pattern: str = DEFAULT_ID_PATTERN):
+        self.csv_path = Path(csv_path)
+        self.allowed_schemes = tuple(s.lower() for s in allowed_schemes)
+        self.file_root = Path(file_root) if file_root is not None else None
+        self.id_pattern = id_pattern
+        self.urls: dict[str, str] = {}
+        with open(self.csv_path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is None or not {"id", "url"} <= set(reader.fieldnames):
+                raise ValueError(f"{self.csv_path}: expected a header with columns 'id,url', "
+                                 f"got {reader.fieldnames}")
+            for lineno, row in enumerate(reader, 2):
+                vid, url = (row["id"] or "").strip(), (row["url"] or "").strip()
+                if not vid or not url:
+                    raise ValueError(f"{self.csv_path}:{lineno}: empty id or url")
+                if vid in self.urls and self.urls[vid] != url:
+                    raise ValueError(f"{self.csv_path}:{lineno}: id {vid!r} listed twice with different URLs")
+                self.urls[vid] = url
+
+    def resolve(self, video_id: str) -> Source:
+        validate_video_id(video_id, self.id_pattern)
+        url = self.urls.get(video_id)
+        if url is None:
+            raise ResolveError(f"id not in {self.csv_path.name}")
+        scheme = urllib.parse.urlsplit(url).scheme.lower()
+        if scheme not in self.allowed_schemes:
+            raise ResolveError(f"URL scheme {scheme!r} not allowed (allowed: {', '.join(self.allowed_schemes)})")
+        if scheme == "file":
+            if self.file_root is None:
+                raise ResolveError("file:// URL but no file_root is configured")
+            path = _check_under(_file_url_to_path(url), self.file_root)
+            if not path.is_file():
+                raise ResolveError(f"file not found: {path}")
+            return Source(video_id, "file", str(path))
+        if not urllib.parse.urlsplit(url).hostname:
+            raise ResolveError(f"URL without a host: {url}")
+        return Source(video_id, "url", url)
+
+
+class DouyinApiResolver:
+    """The official TikTalk spider's lookup (``src/spider.py``), with ``api_url`` a parameter
+    so tests can point it at a loopback server. Network errors and unexpected JSON are
+    resolve errors with a reason."""
+
+    def __init__(self, api_url: str = DOUYIN_ITEMINFO_URL, timeout_s: float = 15.0,
+                 user_agent: str = DEFAULT_USER_AGENT, id_pattern: str = r"[0-9]{1,32}",
+                 rate_limiter=None):
+        self.api_url = api_url
+        self.timeout_s = timeout_s
+        self.user_agent = user_agent
+        self.id_pattern = id_pattern
+        self.rate_limiter = rate_limiter
+
+    def resolve(self, video_id: str) -> Source:
+        validate_video_id(video_id, self.id_pattern)
+        query = urllib.parse.urlencode({"item_ids": video_id})
+        url = f"{self.api_url}{'&' if '?' in self.api_url else '?'}{query}"
+        if self.rate_limiter is not None:
+            self.rate_limiter.wait(urllib.parse.urlsplit(url).hostname or "")
+        req = urllib.request.Request(url, headers={"User-Agent": self.user_agent})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                body = resp.read(4 * 2**20 + 1)
+        except urllib.error.HTTPError as exc:
+            raise ResolveError(f"iteminfo API: HTTP {exc.code}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ResolveError(f"iteminfo API: {reason}") from None
+        if len(body) > 4 * 2**20:
+            raise ResolveError("iteminfo API: response larger than 4 MiB")
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ResolveError("iteminfo API: response is not JSON") from None
+        try:
+            items = data["item_list"]
+            if not items:
+                raise ResolveError("iteminfo API: empty item_list (video removed or private)")
+            play_url = items[0]["video"]["play_addr"]["url_list"][0]
+        except ResolveError:
+            raise
+        except (KeyError, IndexError, TypeError):
+            raise ResolveError("iteminfo API: no item_list[0].video.play_addr.url_list[0]") from None
+        if not isinstance(play_url, str) or not play_url:
+            raise ResolveError("iteminfo API: play URL is not a string")
+        play_url = play_url.replace("playwm", "play")
+        if urllib.parse.urlsplit(play_url).scheme.lower() not in ("http", "https"):
+            raise ResolveError(f"iteminfo API: play URL is not http(s): {play_url[:80]}")
+        return Source(video_id, "url", play_url)
+
+
+def make_resolver(cfg: Mapping) -> Resolver:
+    """Build a resolver from a config mapping.
+
+    Keys: ``kind`` ("local" (alias "local_dir") | "csv" | "douyin" (alias "douyin_api"));
+    ``id_pattern`` (optional);
+    local: ``root``, ``extensions``; csv: ``csv``, ``allowed_schemes``, ``file_root``;
+    douyin: ``api_url``, ``timeout_s``, ``user_agent``.
+    """
+    kind = {"local_dir": "local", "dir": "local", "douyin_api": "douyin", "iteminfo": "douyin"}.get(
+        cfg.get("kind"), cfg.get("kind"))
+    pattern = cfg.get("id_pattern")
+    extra = {"id_pattern": pattern} if pattern else {}
+    if kind == "local":
+        if not cfg.get("root"):
+            raise ValueError("resolver kind 'local' needs 'root'")
+        exts = tuple(cfg.get("extensions") or VIDEO_EXTENSIONS)
+        return LocalDirResolver(cfg["root"], extensions=exts, **extra)
+    if kind == "csv":
+        if not cfg.get("csv"):
+            raise ValueError("resolver kind 'csv' needs 'csv'")
+        return CsvResolver(cfg["csv"], allowed_schemes=tuple(cfg.get("allowed_schemes") or ("https", "http", "file")),
+                           file_root=cfg.get("file_root"), **extra)
+    if kind == "douyin":
+        return DouyinApiResolver(api_url=cfg.get("api_url") or DOUYIN_ITEMINFO_URL,
+                                 timeout_s=float(cfg.get("timeout_s", 15.0)),
+                                 user_agent=cfg.get("user_agent") or DEFAULT_USER_AGENT, **extra)
+    raise ValueError(f"unknown resolver kind {kind!r} (expected 'local', 'csv' or 'douyin')")

@@ -1,0 +1,100 @@
+"""Frame features: a torchvision ResNet with the classifier removed (global-average-pooled
+features: 2048-d for resnet50/101/152, 512-d for resnet18/34), ImageNet normalisation.
+
+Weights come from a local ``state_dict`` file (e.g. torchvision's ``resnet101-cd907fc2.pth``;
+``fc.*`` keys are ignored) or, without one, a seeded random init; the log says which. Nothing
+is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+
+
+def build_backbone(name: str, weights: str | Path | None = None, seed: int = 0) -> tuple[nn.Module, int, str]:
+    """(model without fc, feature dim, weights description)."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {BACKBONES}")
+    ctor = getattr(torchvision.models, name)
+    # torchvision's default random init lets activations grow through the 33 bottleneck
+    # blocks of resnet101 (pooled features up to ~1.7e5: inf in float16); for random init of
+    # the bottleneck nets the residual branches start at zero (zero_init_residual), which keeps
+    # them O(1). Loaded weights overwrite all of this.
+    zero_res = weights is None and name in ("resnet50", "resnet101", "resnet152")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = ctor(weights=None, zero_init_residual=zero_res)
+    dim = model.fc.in_features
+    if weights:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+            state = state["state_dict"]
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        model.fc = nn.Identity()
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ValueError(f"{weights}: state_dict does not fit {name}: missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]}")
+        source = str(weights)
+        log.info("visual backbone %s: weights from %s", name, weights)
+    else:
+        model.fc = nn.Identity()
+        source = f"random init (seed {seed})"
+        log.warning("visual backbone %s: no backbone_weights given; RANDOM INIT (seed %d)", name, seed)
+    return model, dim, source
+
+
+class VisualEncoder:
+    """uint8 RGB frames (N, H, W, 3) -> (N, dim) float32 pooled features, in batches."""
+
+    def __init__(self, backbone: str = "resnet18", weights: str | Path | None = None,
+                 input_size: int = 224, device: str = "cpu", batch_size: int = 32, seed: int = 0):
+        self.device = torch.device(device)
+        self.model, self.dim, self.weights_source = build_backbone(backbone, weights, seed)
+        self.model.eval().to(self.device)
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.input_size = int(input_size)
+        self.batch_size = int(batch_size)
+        self.mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
+
+    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
+        x = frames.to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+        if x.shape[-2:] != (self.input_size, self.input_size):
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
+                              align_corners=False, antialias=True)
+        return (x - self.mean) / self.std
+
+    @torch.no_grad()
+    def encode(self, frames: np.ndarray | torch.Tensor) -> np.ndarray:
+        frames = torch.as_tensor(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"frames must be (N, H, W, 3) uint8, got {tuple(frames.shape)}")
+        if len(frames) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        outs = []
+        for i in range(0, len(frames), self.batch_size):
+            x = self.preprocess(frames[i:i + self.batch_size])
+            if self.device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast("cuda", dtype=torch.float16):
+                    y = self.model(x)
+            else:
+                y = self.model(x)
+            outs.append(y.float().cpu().numpy())
+        return np.concatenate(outs)

@@ -1,0 +1,196 @@
+"""Automatic metrics of the paper (sec. 4.1) with nlg-eval's scorers; DESIGN.md sec. 4.
+
+Text: every hypothesis and reference is tokenized into characters
+(:func:`tiktalk.metrics.tokenize.char_tokenize`); nlg-eval adds no tokenization of its own.
+
+Protocols (``protocol=``):
+
+``"per-reference"`` (default, the paper's "for each ground-truth response separately and take
+    the averages"): for each reference slot k, one corpus-level score of all hypotheses
+    against reference k alone (nlg-eval's file API with a single reference file), then the
+    mean over the K slots. Every dialogue must have the same number K of references; otherwise
+    a ValueError names dialogues whose count differs (slot k would not be defined for them).
+``"all-references"``: one corpus-level score with all references of each dialogue at once,
+    i.e. exactly nlg-eval's ``compute_metrics`` on the tokenized files (counts may differ).
+
+Dist-1/2/3 do not depend on the references and are computed once over all hypotheses.
+All values are x100 (CIDEr too: raw CIDEr-D is in [0, 10], so x100 is in [0, 1000]).
+
+Empty hypotheses are kept: they count in ``n`` and in every corpus average, each with score 0
+(see :mod:`tiktalk.metrics.scorers` for how each scorer reaches 0) and no n-grams for Dist-n.
+Empty references (after tokenization) are an error naming the dialogues.
+CIDEr-D's IDF comes from the references being scored, so a corpus of one dialogue has
+CIDEr 0 by construction (log(1) = 0 weights every n-gram 0).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from typing import Sequence
+
+from tiktalk.formats import METRIC_KEYS
+from tiktalk.io import read_jsonl, write_json
+from tiktalk.metrics.diversity import distinct_n
+from tiktalk.metrics.scorers import OVERLAP_KEYS, MeteorProcess, overlap_scores
+from tiktalk.metrics.tokenize import char_tokenize, char_tokens
+
+PROTOCOLS = ("per-reference", "all-references")
+_SHOW = 5  # how many offending ids an error message names
+
+
+def _name_some(ids: Sequence[str]) -> str:
+    shown = ", ".join(repr(i) for i in ids[:_SHOW])
+    more = f" and {len(ids) - _SHOW} more" if len(ids) > _SHOW else ""
+    return f"{len(ids)} dialogue(s): {shown}{more}"
+
+
+def _index_rows(rows: Sequence[dict], field: str, what: str) -> dict[str, object]:
+    """{dialogue_id: row[field]} with type checks; duplicate ids are an error naming them."""
+    out: dict[str, object] = {}
+    dupes: list[str] = []
+    for pos, row in enumerate(rows):
+        if not isinstance(row, dict) or "dialogue_id" not in row or field not in row:
+            raise ValueError(f"{what} row {pos}: expected an object with 'dialogue_id' and '{field}'")
+        did = row["dialogue_id"]
+        if not isinstance(did, str):
+            raise ValueError(f"{what} row {pos}: dialogue_id must be a string, got {did!r}")
+        if did in out:
+            if did not in dupes:
+                dupes.append(did)
+            continue
+        out[did] = row[field]
+    if dupes:
+        raise ValueError(f"{what}: duplicate dialogue ids in {_name_some(dupes)}")
+    return out
+
+
+def align(predictions: Sequence[dict], references: Sequence[dict]) -> tuple[list[str], list[str], list[list[str]]]:
+    """Pair predictions with references, in the order of ``references``.
+
+    Returns (dialogue ids, raw hypotheses, raw reference lists). Raises ValueError naming the
+    dialogues when ids are duplicated, missing from the predictions, extra in the predictions,
+    when a field has the wrong type, or when a reference is empty after tokenization.
+    """
+    hyps = _index_rows(predictions, "response", "predictions")
+    refs = _index_rows(references, "references", "references")
+    if not refs:
+        raise ValueError("references: no dialogues to evaluate")
+    missing = [d for d in refs if d not in hyps]
+    extra = [d for d in hyps if d not in refs]
+    problems = []
+    if missing:
+        problems.append(f"predictions lack {_name_some(missing)}")
+    if extra:
+        problems.append(f"predictions have ids not in the references, {_name_some(extra)}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+    ids = list(refs)
+    bad_hyp = [d for d in ids if not isinstance(hyps[d], str)]
+    if bad_hyp:
+        raise ValueError(f"predictions: 'response' must be a string in {_name_some(bad_hyp)}")
+    bad_ref = [d for d in ids if not (isinstance(refs[d], list) and refs[d]
+                                      and all(isinstance(r, str) for r in refs[d]))]
+    if bad_ref:
+        raise ValueError(f"references: 'references' must be a non-empty list of strings in {_name_some(bad_ref)}")
+    empty_ref = [d for d in ids if any(not char_tokenize(r) for r in refs[d])]
+    if empty_ref:
+        raise ValueError(f"references: empty reference (after removing whitespace) in {_name_some(empty_ref)}")
+    return ids, [hyps[d] for d in ids], [list(refs[d]) for d in ids]
+
+
+def _reference_count(ids: Sequence[str], refs: Sequence[Sequence[str]]) -> int:
+    counts = Counter(len(r) for r in refs)
+    if len(counts) == 1:
+        return next(iter(counts))
+    k, _ = counts.most_common(1)[0]
+    odd = [d for d, r in zip(ids, refs) if len(r) != k]
+    raise ValueError(
+        "per-reference protocol needs the same number of references for every dialogue; "
+        f"counts {dict(sorted(counts.items()))}; differing from {k}: {_name_some(odd)} "
+        "(use protocol 'all-references' or fix the references)"
+    )
+
+
+def evaluate(
+    predictions: Sequence[dict],
+    references: Sequence[dict],
+    protocol: str = "per-reference",
+    *,
+    meteor: MeteorProcess | None = None,
+) -> dict:
+    """Metrics of ``predictions`` ({dialogue_id, response}) against ``references``
+    ({dialogue_id, references: [str, ...]}).
+
+    Returns {bleu_1..bleu_4, meteor, rouge_l, cider, dist_1..dist_3: float (x100), n: int}.
+    ``meteor``: an open :class:`MeteorProcess` to reuse (it is left open); by default one is
+    started for this call and closed before returning. Inputs are validated before any JVM
+    starts.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    ids, raw_hyps, raw_refs = align(predictions, references)
+    if protocol == "per-reference":
+        n_slots = _reference_count(ids, raw_refs)
+    hyps = [char_tokenize(h) for h in raw_hyps]
+    refs = [[char_tokenize(r) for r in rs] for rs in raw_refs]
+    res = {i: [h] for i, h in enumerate(hyps)}
+
+    own = meteor is None
+    scorer = MeteorProcess() if own else meteor
+    try:
+        if protocol == "all-references":
+            overlap = overlap_scores({i: rs for i, rs in enumerate(refs)}, res, scorer)
+        else:
+            slots = [overlap_scores({i: [rs[k]] for i, rs in enumerate(refs)}, res, scorer)
+                     for k in range(n_slots)]
+            overlap = {key: sum(s[key] for s in slots) / n_slots for key in OVERLAP_KEYS}
+    finally:
+        if own:
+            scorer.close()
+
+    metrics: dict = {key: 100.0 * overlap[key] for key in OVERLAP_KEYS}
+    tokens = [char_tokens(h) for h in raw_hyps]
+    for n in (1, 2, 3):
+        metrics[f"dist_{n}"] = 100.0 * distinct_n(tokens, n)
+    metrics["n"] = len(ids)
+    assert set(metrics) == set(METRIC_KEYS) | {"n"}
+    return {key: metrics[key] for key in (*METRIC_KEYS, "n")}
+
+
+def evaluate_files(
+    pred_path: str | os.PathLike,
+    ref_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    protocol: str = "per-reference",
+) -> dict:
+    """:func:`evaluate` on two JSON-lines files; writes the metrics JSON atomically and returns it.
+
+    Validation errors are re-raised as ValueError prefixed with both file names.
+    """
+    predictions = read_jsonl(pred_path)
+    references = read_jsonl(ref_path)
+    try:
+        metrics = evaluate(predictions, references, protocol)
+    except ValueError as exc:
+        raise ValueError(f"{pred_path} vs {ref_path}: {exc}") from None
+    write_json(out_path, metrics)
+    return metrics
+
+
+_LABELS = {
+    "bleu_1": "BLEU-1", "bleu_2": "BLEU-2", "bleu_3": "BLEU-3", "bleu_4": "BLEU-4",
+    "meteor": "METEOR", "rouge_l": "ROUGE-L", "cider": "CIDEr",
+    "dist_1": "Dist-1", "dist_2": "Dist-2", "dist_3": "Dist-3",
+}
+
+
+def format_table(metrics: dict, title: str | None = None) -> str:
+    """A plain two-column text table of a metrics dict (values x100, 2 decimals as in the paper)."""
+    lines = [title] if title else []
+    lines.append(f"{'metric':<8} {'value':>8}")
+    for key in METRIC_KEYS:
+        lines.append(f"{_LABELS[key]:<8} {metrics[key]:>8.2f}")
+    lines.append(f"{'n':<8} {metrics['n']:>8d}")
+    return "\n".join(lines)

@@ -1,0 +1,292 @@
+"""The paper's ChatGLM-6B row: a causal LM fine-tuned with LoRA on prompt -> response.
+
+Prompt format: ChatGLM-6B's own fine-tuning recipe (``ptuning/main.py``), which turns
+``{"prompt", "response", "history": [[q, a], ...]}`` into::
+
+    [Round 0]\\n问：q0\\n答：a0\\n[Round 1]\\n问：q1\\n答：a1\\n...[Round n]\\n问：prompt\\n答：
+
+A TikTalk context ``u1 .. un`` maps to prompt = ``un`` and history = the earlier turns paired
+from the newest backwards ((u_{n-2}, u_{n-1}), (u_{n-4}, u_{n-3}), ...); when one oldest turn
+is left over it becomes an answer with an empty question (``问：\\n答：u1``), so every turn
+keeps its speaker alternation. Only the last ``max_history`` rounds are kept.
+
+Tokens: the tokenizer's pair template (``build_inputs_with_special_tokens``) (ChatGLM:
+``prompt [gMASK] <sop> response <eop>``; a BERT tokenizer: ``[CLS] prompt [SEP] response
+[SEP]``), prompt truncated to ``max_source_len`` (keeping its end), response to
+``max_target_len``; the loss is on the response tokens (and the end token) only.
+
+LoRA (peft): ``r``, ``alpha``, ``dropout``, ``target_modules`` from the config; real
+ChatGLM-6B's attention projection is ``query_key_value``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Sequence
+
+import torch
+from torch import nn
+
+IGNORE = -100
+
+
+@dataclass
+class LoraSettings:
+    r: int = 8
+    alpha: int = 32
+    dropout: float = 0.1
+    target_modules: list[str] = field(default_factory=lambda: ["query_key_value"])
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "LoraSettings":
+        d = dict(d or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown LoRA keys {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+
+@dataclass
+class CausalLMConfig:
+    base_model: str | None = None         # hub name / local dir (real: THUDM/chatglm-6b)
+    trust_remote_code: bool = False       # only when the config says so (ChatGLM-6B: true)
+    revision: str | None = None
+    model_config: dict | None = None      # tiny demo model built from a config instead
+    torch_dtype: str = "float32"          # dtype of the frozen base weights (float16 for 6B)
+    gradient_checkpointing: bool = False
+    pass_attention_mask: bool = True      # ChatGLM-6B builds its own masks: false there
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    max_history: int = 3                  # rounds of history in the prompt
+    max_source_len: int = 128
+    max_target_len: int = 64
+    # decoding
+    num_beams: int = 1
+    do_sample: bool = False
+    max_new_tokens: int = 64
+    length_penalty: float = 1.0
+    repetition_penalty: float = 1.0
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "CausalLMConfig":
+        d = dict(d or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown causal_lm keys {unknown}; known: {sorted(known)}")
+        d["lora"] = LoraSettings.from_dict(d.get("lora"))
+        cfg = cls(**d)
+        if not cfg.base_model and not cfg.model_config:
+            raise ValueError("causal_lm needs `base_model` (hub name/dir) or `model_config` (tiny)")
+        return cfg
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# -- prompt construction --------------------------------------------------------------------
+def context_to_chat(context: Sequence[str]) -> tuple[str, list[list[str]]]:
+    """(prompt, history) from TikTalk context turns (see the module docstring)."""
+    turns = [str(t) for t in context]
+    if not turns:
+        return "", []
+    prompt, earlier = turns[-1], turns[:-1]
+    history: list[list[str]] = []
+    i = len(earlier)
+    while i >= 2:
+        history.append([earlier[i - 2], earlier[i - 1]])
+        i -= 2
+    if i == 1:
+        history.append(["", earlier[0]])
+    history.reverse()
+    return prompt, history
+
+
+def chatglm_prompt(prompt: str, history: Sequence[Sequence[str]], max_history: int) -> str:
+    """ChatGLM-6B ``ptuning/main.py`` prompt text (last ``max_history`` rounds kept)."""
+    history = list(history)[-max_history:] if max_history > 0 else []
+    text = ""
+    for turn_idx, (old_query, response) in enumerate(history):
+        text += "[Round {}]\n问：{}\n答：{}\n".format(turn_idx, old_query, response)
+    text += "[Round {}]\n问：{}\n答：".format(len(history), prompt)
+    return text
+
+
+def build_prompt(context: Sequence[str], max_history: int) -> str:
+    prompt, history = context_to_chat(context)
+    return chatglm_prompt(prompt, history, max_history)
+
+
+def end_token_id(tokenizer) -> int:
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        eos = tokenizer.sep_token_id
+    if eos is None:
+        raise ValueError("tokenizer has neither an eos nor a sep token")
+    return int(eos)
+
+
+def _special_ids(tokenizer, prompt_text: str, response: str | None, max_source_len: int,
+                 max_target_len: int) -> tuple[list[int], list[int] | None]:
+    """(prompt ids, prompt+response ids) with the tokenizer's special tokens.
+
+    The prompt keeps its LAST ``max_source_len`` tokens, the response its first
+    ``max_target_len``. Python tokenizers (ChatGLM's remote code) use
+    ``build_inputs_with_special_tokens``; transformers-5 ``TokenizersBackend`` tokenizers (which
+    no longer have it) use the backend's post-processor (the same template).
+    """
+    if hasattr(tokenizer, "build_inputs_with_special_tokens"):
+        a = tokenizer.encode(prompt_text, add_special_tokens=False)[-max_source_len:] if max_source_len > 0 else []
+        prompt = list(tokenizer.build_inputs_with_special_tokens(a))
+        if response is None:
+            return prompt, None
+        b = tokenizer.encode(response, add_special_tokens=False)[:max_target_len]
+        return prompt, list(tokenizer.build_inputs_with_special_tokens(a, b))
+    backend = tokenizer.backend_tokenizer
+    ea = backend.encode(prompt_text, add_special_tokens=False)
+    if len(ea.ids) > max_source_len:
+        ea.truncate(max_source_len, direction="left")
+    prompt = list(backend.post_process(ea, None, add_special_tokens=True).ids)
+    if response is None:
+        return prompt, None
+    eb = backend.encode(response, add_special_tokens=False)
+    if len(eb.ids) > max_target_len:
+        eb.truncate(max_target_len)
+    return prompt, list(backend.post_process(ea, eb, add_special_tokens=True).ids)
+
+
+def encode_prompt(tokenizer, prompt_text: str, max_source_len: int) -> list[int]:
+    """Ids of the prompt with the tokenizer's special tokens, ready for generation."""
+    return _special_ids(tokenizer, prompt_text, None, max_source_len, 0)[0]
+
+
+def encode_example(tokenizer, prompt_text: str, response: str, max_source_len: int,
+                   max_target_len: int) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) for one training example; labels are -100 on the prompt."""
+    prompt_ids, full = _special_ids(tokenizer, prompt_text, response, max_source_len, max_target_len)
+    eos = end_token_id(tokenizer)
+    if full[: len(prompt_ids)] != prompt_ids:
+        raise ValueError("tokenizer's prompt encoding is not a prefix of prompt+response encoding")
+    if not full or full[-1] != eos:
+        full.append(eos)
+    labels = [IGNORE] * len(prompt_ids) + full[len(prompt_ids):]
+    return full, labels
+
+
+# -- model construction ---------------------------------------------------------------------
+def _dtype(name: str):
+    try:
+        return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+    except KeyError:
+        raise ValueError(f"torch_dtype must be float32/float16/bfloat16, got {name!r}") from None
+
+
+def build_base_model(cfg: CausalLMConfig, tokenizer=None):
+    """The base causal LM: ``from_pretrained(base_model)`` or a fresh tiny model from
+    ``model_config`` (``{"model_type": "llama", ...}``) sized to the tokenizer."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if cfg.base_model:
+        return AutoModelForCausalLM.from_pretrained(
+            cfg.base_model, trust_remote_code=cfg.trust_remote_code, revision=cfg.revision,
+            dtype=_dtype(cfg.torch_dtype),
+        )
+    mc = dict(cfg.model_config)
+    model_type = mc.pop("model_type", None)
+    if model_type is None:
+        raise ValueError("model_config needs a model_type (e.g. llama, gpt2)")
+    if tokenizer is not None:
+        mc.setdefault("vocab_size", len(tokenizer))
+        for key, tid in (("pad_token_id", tokenizer.pad_token_id),
+                         ("bos_token_id", tokenizer.cls_token_id if tokenizer.bos_token_id is None
+                          else tokenizer.bos_token_id),
+                         ("eos_token_id", end_token_id(tokenizer))):
+            if tid is not None:
+                mc.setdefault(key, tid)
+    conf = AutoConfig.for_model(model_type, **mc)
+    return AutoModelForCausalLM.from_config(conf).to(_dtype(cfg.torch_dtype))
+
+
+def apply_lora(base, lora: LoraSettings):
+    """Wrap ``base`` with LoRA adapters; only the adapters are trainable afterwards."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    conf = LoraConfig(task_type=TaskType.CAUSAL_LM, r=lora.r, lora_alpha=lora.alpha,
+                      lora_dropout=lora.dropout, target_modules=list(lora.target_modules),
+                      inference_mode=False)
+    return get_peft_model(base, conf)
+
+
+class CausalLMModel(nn.Module):
+    """``forward(batch) -> loss`` over right-padded ``input_ids/attention_mask/labels``."""
+
+    def __init__(self, lm, cfg: CausalLMConfig, pad_id: int, eos_id: int):
+        super().__init__()
+        self.lm = lm
+        self.cfg = cfg
+        self.pad_id, self.eos_id = pad_id, eos_id
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        if self.cfg.pass_attention_mask:
+            return self.lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                           labels=batch["labels"]).loss
+        return self.lm(input_ids=batch["input_ids"], labels=batch["labels"]).loss
+
+    @torch.no_grad()
+    def generate(self, inputs: dict, seed: int | None = None) -> list[list[int]]:
+        """Decode from LEFT-padded prompts (``inputs``: the tokenizer's ``pad`` output)."""
+        if seed is not None:
+            torch.manual_seed(seed)
+        cfg = self.cfg
+        out = self.lm.generate(
+            **inputs, num_beams=cfg.num_beams, do_sample=cfg.do_sample,
+            max_new_tokens=cfg.max_new_tokens, length_penalty=cfg.length_penalty,
+            repetition_penalty=cfg.repetition_penalty, eos_token_id=self.eos_id,
+            pad_token_id=self.pad_id,
+        )
+        return strip_generated(out[:, inputs["input_ids"].shape[1]:].tolist(), self.eos_id, self.pad_id)
+
+
+def strip_generated(rows: list[list[int]], eos_id: int, pad_id: int | None) -> list[list[int]]:
+    result = []
+    for row in rows:
+        toks = []
+        for t in row:
+            if t == eos_id or (pad_id is not None and t == pad_id):
+                break
+            toks.append(t)
+        result.append(toks)
+    return result
+
+
+# -- batching helpers shared by the text baselines ------------------------------------------
+def pad_batch(examples: list[dict], pad_values: dict[str, int], mask_from: str | None = None,
+              side: str = "right") -> dict[str, torch.Tensor]:
+    """Pad the list-valued ``pad_values`` keys of ``examples`` into (B, L) long tensors.
+
+    ``side``: "right" for training, "left" for decoder-only generation. With ``mask_from``,
+    an ``attention_mask`` (1 = real token) is built from that key's lengths.
+    """
+    if side not in ("left", "right"):
+        raise ValueError(f"side must be left or right, got {side!r}")
+    out: dict[str, torch.Tensor] = {}
+    for key, pad in pad_values.items():
+        seqs = [list(ex[key]) for ex in examples]
+        width = max((len(s) for s in seqs), default=0)
+        t = torch.full((len(seqs), width), pad, dtype=torch.long)
+        for i, s in enumerate(seqs):
+            if s:
+                if side == "right":
+                    t[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+                else:
+                    t[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
+        out[key] = t
+    if mask_from is not None:
+        lens = torch.tensor([len(ex[mask_from]) for ex in examples])
+        width = out[mask_from].shape[1]
+        pos = torch.arange(width)[None, :]
+        if side == "right":
+            out["attention_mask"] = (pos < lens[:, None]).long()
+        else:
+            out["attention_mask"] = (pos >= (width - lens)[:, None]).long()
+    return out

@@ -1,0 +1,68 @@
+"""Demo wiring table: how each baseline scores on each kind of demo item.
+
+The demo's items can each be answered from one source only (visual, audio, knowledge, or the
+text itself; :mod:`tiktalk.demo`). Scores per item type show whether each model uses the
+modality it is given. BLEU-1/2 and ROUGE-L come from the same pycocoevalcap scorers as the
+metrics stage with the per-reference protocol; METEOR and CIDEr are left out here (METEOR's
+JVM per subset is slow, and CIDEr's IDF on a subset of a few dozen items is not meaningful).
+``hit`` is the share of predictions equal to one of their references.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping, Sequence
+
+import pandas as pd
+from pycocoevalcap.bleu.bleu import Bleu
+from pycocoevalcap.rouge.rouge import Rouge
+
+from tiktalk.io import atomic_path, read_json, read_jsonl
+from tiktalk.metrics.evaluate import align
+from tiktalk.metrics.tokenize import char_tokenize
+
+ITEM_COLUMNS = ("baseline", "item_type", "n", "bleu_1", "bleu_2", "rouge_l", "hit")
+
+
+def subset_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> dict[str, float]:
+    """Per-reference BLEU-1/2 and ROUGE-L (x100) averaged over slots, and the exact-hit rate."""
+    k = min(len(r) for r in refs)
+    bleu1 = bleu2 = rouge = 0.0
+    res = {i: [char_tokenize(h)] for i, h in enumerate(hyps)}
+    for slot in range(k):
+        gts = {i: [char_tokenize(r[slot])] for i, r in enumerate(refs)}
+        b, _ = Bleu(2).compute_score(gts, res, verbose=0)
+        r_score, _ = Rouge().compute_score(gts, res)
+        bleu1 += b[0] / k
+        bleu2 += b[1] / k
+        rouge += r_score / k
+    hits = sum(char_tokenize(h) in {char_tokenize(x) for x in r} for h, r in zip(hyps, refs))
+    return {"bleu_1": 100 * bleu1, "bleu_2": 100 * bleu2, "rouge_l": 100 * rouge,
+            "hit": 100 * hits / len(hyps)}
+
+
+def item_type_table(predictions_by_baseline: Mapping[str, str | os.PathLike],
+                    references_path: str | os.PathLike,
+                    item_types_path: str | os.PathLike) -> pd.DataFrame:
+    references = read_jsonl(references_path)
+    types: dict = read_json(item_types_path)
+    missing = [r["dialogue_id"] for r in references if r["dialogue_id"] not in types]
+    if missing:
+        raise ValueError(f"{item_types_path}: no item type for {len(missing)} dialogue(s), "
+                         f"e.g. {missing[:5]}")
+    rows = []
+    for baseline, path in predictions_by_baseline.items():
+        ids, hyps, refs = align(read_jsonl(path), references)
+        for item_type in sorted({types[i] for i in ids}):
+            idx = [j for j, i in enumerate(ids) if types[i] == item_type]
+            scores = subset_scores([hyps[j] for j in idx], [refs[j] for j in idx])
+            rows.append({"baseline": baseline, "item_type": item_type, "n": len(idx), **scores})
+    return pd.DataFrame(rows, columns=list(ITEM_COLUMNS))
+
+
+def write_item_type_table(predictions_by_baseline, references_path, item_types_path,
+                          out_csv) -> pd.DataFrame:
+    table = item_type_table(predictions_by_baseline, references_path, item_types_path)
+    with atomic_path(out_csv) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.2f")
+    return table

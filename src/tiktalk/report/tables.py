@@ -1,0 +1,203 @@
+"""Table 3 of our runs next to the paper's numbers: CSV, Markdown and LaTeX.
+
+``metrics_by_baseline`` maps a baseline run name to its metrics json (formats "Metrics":
+keys bleu_1..bleu_4, meteor, rouge_l, cider, dist_1..dist_3, all x100, and n). ``labels`` maps
+a run name to the paper's Table 3 row it reproduces (e.g. ``{"maria_c3kg": "Maria+C3KG"}``);
+a run without a label is reported without a paper counterpart.
+
+Layout: first block ``source = "ours"`` (one row per run, in the paper's row order, unlabelled
+runs last in the given order), then block ``source = "paper"`` with the paper's own numbers
+for the rows the runs are labelled with (or all rows with ``all_paper_rows=True``). Metrics are
+in the paper's column order, 2 decimals.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Mapping
+
+import pandas as pd
+
+from tiktalk.io import read_json, write_text_atomic
+from tiktalk.report.paper import (
+    ROW_TYPE,
+    TABLE3,
+    TABLE3_COLUMNS,
+    TABLE3_METRIC_KEYS,
+    TABLE3_ROWS,
+)
+
+SOURCE_OURS = "ours"
+SOURCE_PAPER = "paper"
+PAPER_CITATION = "TikTalk, arXiv 2301.05880, Table 3"
+TABLE_COLUMNS = ("source", "type", "baseline", "paper_row") + TABLE3_COLUMNS + ("n",)
+
+
+def load_metrics(paths_by_baseline: Mapping[str, str | os.PathLike]) -> dict[str, dict]:
+    """Read ``{baseline: metrics json path}`` into ``{baseline: metrics dict}``."""
+    out = {}
+    for name, path in paths_by_baseline.items():
+        obj = read_json(path)
+        if not isinstance(obj, dict):
+            raise ValueError(f"{path}: metrics of baseline {name!r} must be a JSON object")
+        out[name] = obj
+    return out
+
+
+def _metric_values(name: str, metrics: Mapping) -> dict[str, float]:
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"baseline {name!r}: metrics must be a dict, got {type(metrics).__name__}")
+    missing = [k for k in TABLE3_METRIC_KEYS if k not in metrics]
+    if missing:
+        raise KeyError(f"baseline {name!r}: metrics lack key(s) {', '.join(missing)}")
+    values = {}
+    for key in TABLE3_METRIC_KEYS:
+        v = metrics[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"baseline {name!r}: metric {key} = {v!r} is not a finite number")
+        values[key] = float(v)
+    return values
+
+
+def table3_rows(metrics_by_baseline: Mapping[str, Mapping],
+                labels: Mapping[str, str], all_paper_rows: bool = False) -> list[dict]:
+    """The table as a list of row dicts (keys :data:`TABLE_COLUMNS`), values as floats.
+
+    Raises KeyError naming the baseline when a metric key is missing, ValueError for a label
+    that is not a paper row or a non-numeric metric. Labels of runs not in
+    ``metrics_by_baseline`` are ignored (a config may label more runs than were made).
+    """
+    if not metrics_by_baseline:
+        raise ValueError("no baseline metrics to tabulate")
+    for name, label in labels.items():
+        if label not in TABLE3:
+            raise ValueError(
+                f"baseline {name!r}: label {label!r} is not a row of the paper's Table 3 "
+                f"(rows: {', '.join(TABLE3_ROWS)})"
+            )
+    position = {row: i for i, row in enumerate(TABLE3_ROWS)}
+    given = list(metrics_by_baseline)
+    names = sorted(given, key=lambda n: (position.get(labels.get(n), len(position)), given.index(n)))
+
+    rows = []
+    for name in names:
+        values = _metric_values(name, metrics_by_baseline[name])
+        label = labels.get(name, "")
+        n = metrics_by_baseline[name].get("n")
+        rows.append({
+            "source": SOURCE_OURS, "type": ROW_TYPE.get(label, ""), "baseline": name,
+            "paper_row": label, **{col: values[key] for key, col in zip(TABLE3_METRIC_KEYS, TABLE3_COLUMNS)},
+            "n": int(n) if isinstance(n, (int, float)) and not isinstance(n, bool) else None,
+        })
+    wanted = set(TABLE3_ROWS) if all_paper_rows else {labels[n] for n in names if n in labels}
+    for row in TABLE3_ROWS:
+        if row in wanted:
+            rows.append({
+                "source": SOURCE_PAPER, "type": ROW_TYPE[row], "baseline": "", "paper_row": row,
+                **{col: TABLE3[row][key] for key, col in zip(TABLE3_METRIC_KEYS, TABLE3_COLUMNS)},
+                "n": None,
+            })
+    return rows
+
+
+def _fmt(v) -> str:
+    return "" if v is None else f"{v:.2f}"
+
+
+def to_csv_text(rows: list[dict]) -> str:
+    frame = pd.DataFrame(
+        [{**r, **{c: _fmt(r[c]) for c in TABLE3_COLUMNS},
+          "n": "" if r["n"] is None else str(r["n"])} for r in rows],
+        columns=list(TABLE_COLUMNS),
+    )
+    return frame.to_csv(index=False, lineterminator="\n")
+
+
+def _md_escape(text: str) -> str:
+    return str(text).replace("\\", "\\\\").replace("|", "\\|")
+
+
+def to_markdown(rows: list[dict]) -> str:
+    """Two GitHub-flavoured Markdown tables: our runs, then the paper's numbers."""
+    out = []
+    ours = [r for r in rows if r["source"] == SOURCE_OURS]
+    paper = [r for r in rows if r["source"] == SOURCE_PAPER]
+    head = ("Type", "Baseline", "Paper row") + TABLE3_COLUMNS
+    out.append("### Ours\n")
+    out.append("| " + " | ".join(head) + " |")
+    out.append("|" + "|".join(["---"] * 3 + ["---:"] * len(TABLE3_COLUMNS)) + "|")
+    for r in ours:
+        cells = [r["type"], r["baseline"], r["paper_row"]] + [_fmt(r[c]) for c in TABLE3_COLUMNS]
+        out.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
+    if paper:
+        head = ("Type", "Method") + TABLE3_COLUMNS
+        out.append("")
+        out.append(f"### Paper (reported: {PAPER_CITATION})\n")
+        out.append("| " + " | ".join(head) + " |")
+        out.append("|" + "|".join(["---"] * 2 + ["---:"] * len(TABLE3_COLUMNS)) + "|")
+        for r in paper:
+            cells = [r["type"], r["paper_row"]] + [_fmt(r[c]) for c in TABLE3_COLUMNS]
+            out.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters for text mode ('+' and '-' need nothing)."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def to_latex(rows: list[dict], caption: str | None = None, label: str = "tab:table3") -> str:
+    """A booktabs ``table`` with our runs, then a block of the paper's numbers."""
+    ncols = 2 + len(TABLE3_COLUMNS)
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        r"\begin{tabular}{ll" + "r" * len(TABLE3_COLUMNS) + "}",
+        r"\toprule",
+        "Type & Method & " + " & ".join(latex_escape(c) for c in TABLE3_COLUMNS) + r" \\",
+        r"\midrule",
+        rf"\multicolumn{{{ncols}}}{{l}}{{\textit{{Ours}}}} \\",
+    ]
+    for source, title in ((SOURCE_OURS, None), (SOURCE_PAPER, f"Paper (reported: {PAPER_CITATION})")):
+        block = [r for r in rows if r["source"] == source]
+        if not block:
+            continue
+        if title:
+            lines += [r"\midrule", rf"\multicolumn{{{ncols}}}{{l}}{{\textit{{{latex_escape(title)}}}}} \\"]
+        for r in block:
+            if source == SOURCE_OURS:
+                method = r["baseline"] + (f" ({r['paper_row']})" if r["paper_row"] and r["paper_row"] != r["baseline"] else "")
+            else:
+                method = r["paper_row"]
+            cells = [latex_escape(r["type"]), latex_escape(method)] + [_fmt(r[c]) for c in TABLE3_COLUMNS]
+            lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    caption = caption or (
+        "Automatic metrics on the TikTalk test set: our runs, and the numbers reported in the "
+        "paper's Table 3. All values $\\times$100."
+    )
+    lines += [rf"\caption{{{caption}}}", rf"\label{{{label}}}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def build_table3(metrics_by_baseline: Mapping[str, Mapping], labels: Mapping[str, str],
+                 out_csv: str | os.PathLike, out_md: str | os.PathLike,
+                 out_tex: str | os.PathLike, all_paper_rows: bool = False,
+                 caption: str | None = None) -> pd.DataFrame:
+    """Write Table 3 (ours, then the paper's numbers) as CSV, Markdown and LaTeX.
+
+    Returns the table as a DataFrame (metric values as floats).
+    """
+    rows = table3_rows(metrics_by_baseline, labels, all_paper_rows=all_paper_rows)
+    write_text_atomic(out_csv, to_csv_text(rows))
+    write_text_atomic(out_md, to_markdown(rows))
+    write_text_atomic(out_tex, to_latex(rows, caption=caption))
+    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))

@@ -1,0 +1,171 @@
+"""Helpers the Snakefile calls at DAG-build time. Must stay cheap: no torch imports here.
+
+* :func:`code_files` lists the package source files a stage really imports (found by walking
+  the ``import`` statements from the stage's entry modules), so that the rules can declare
+  them as inputs: Snakemake tracks a ``script:`` file but not the modules it imports
+  (DESIGN.md sec. 7). Editing the Maria model then re-trains the Maria family only, and
+  editing the metrics code only re-scores.
+* :func:`baseline_needs` tells which upstream products a baseline reads, from its config.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from functools import lru_cache
+from pathlib import Path
+
+PACKAGE = "tiktalk"
+
+# Entry modules of each stage; ``{family}`` is replaced by the baseline's family.
+STAGE_ENTRIES: dict[str, tuple[str, ...]] = {
+    "demo": ("tiktalk.demo.generate",),
+    "data": ("tiktalk.data.build", "tiktalk.data.release"),
+    "media": ("tiktalk.media.shard",),
+    "image_features": ("tiktalk.media.image_encoder",),
+    "media_report": ("tiktalk.report.media",),
+    "knowledge": ("tiktalk.knowledge.retrieve",),
+    "tokenizer": ("tiktalk.models.tokenizer",),
+    "train": ("tiktalk.baselines.{family}", "tiktalk.training.launch"),
+    "predict": ("tiktalk.baselines.{family}",),
+    "score": ("tiktalk.metrics.evaluate",),
+    "report": ("tiktalk.report.tables", "tiktalk.report.plots", "tiktalk.report.items"),
+}
+
+
+def _module_file(src: Path, module: str) -> Path | None:
+    rel = module.split(".")[1:]
+    base = src.joinpath(*rel) if rel else src
+    if base.with_suffix(".py").is_file():
+        return base.with_suffix(".py")
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    return None
+
+
+def _imports_of(path: Path, module: str) -> set[str]:
+    """Modules of the package imported anywhere in ``path`` (top level or inside functions)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    is_pkg = path.name == "__init__.py"
+    here = module.split(".") if is_pkg else module.split(".")[:-1]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = here[: len(here) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            found.add(mod)
+            # ``from tiktalk.x import y`` may name a submodule y.
+            found.update(f"{mod}.{a.name}" for a in node.names)
+    return {m for m in found if m == PACKAGE or m.startswith(PACKAGE + ".")}
+
+
+@lru_cache(maxsize=None)
+def _closure(src: str, entries: tuple[str, ...]) -> tuple[str, ...]:
+    srcp = Path(src)
+    seen: dict[str, Path] = {}
+    todo = list(entries)
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        path = _module_file(srcp, module)
+        if path is None:
+            continue
+        seen[module] = path
+        # importing a.b.c runs a/__init__.py and a/b/__init__.py too
+        parts = module.split(".")
+        todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))
+        todo.extend(_imports_of(path, module))
+    return tuple(sorted(str(p) for p in seen.values()))
+
+
+def code_files(src: str | Path, stage: str, family: str | None = None) -> list[str]:
+    """Package files imported by ``stage`` (and the baseline ``family`` for train/predict)."""
+    try:
+        entries = STAGE_ENTRIES[stage]
+    except KeyError:
+        raise ValueError(f"unknown stage {stage!r}; known: {sorted(STAGE_ENTRIES)}") from None
+    if any("{family}" in e for e in entries) and not family:
+        raise ValueError(f"stage {stage!r} needs a baseline family")
+    resolved = tuple(e.format(family=family) for e in entries)
+    missing = [e for e in resolved if _module_file(Path(src), e) is None]
+    if missing:
+        raise ValueError(f"stage {stage!r}: no module file for {missing} under {src}")
+    return list(_closure(str(Path(src).resolve()), resolved))
+
+
+def baseline_needs(baseline: dict) -> set[str]:
+    """Upstream products a baseline reads: 'features', 'image_features', 'knowledge'."""
+    family = baseline["family"]
+    model = baseline.get("params", {}).get("model", {})
+    needs: set[str] = set()
+    if family == "maria":
+        if model.get("use_visual") or model.get("use_audio"):
+            needs.add("features")
+        if model.get("use_knowledge"):
+            needs.add("knowledge")
+    elif family == "livebot":
+        needs.add("features")
+    elif family == "blip2":
+        needs.add("image_features")
+    return needs
+
+
+_MANIFEST_CACHE: dict[tuple[str, float], dict[str, list[str]]] = {}
+
+
+def manifest_shard_ids(manifest_tsv: str | Path) -> dict[str, list[str]]:
+    """shard -> video ids from the manifest (formats.MANIFEST_COLUMNS), cached per mtime."""
+    path = Path(manifest_tsv)
+    key = (str(path.resolve()), path.stat().st_mtime)
+    if key not in _MANIFEST_CACHE:
+        groups: dict[str, list[str]] = {}
+        with open(path, encoding="utf-8") as fh:
+            header = fh.readline().rstrip("\n").split("\t")
+            try:
+                iv, ish = header.index("video_id"), header.index("shard")
+            except ValueError:
+                raise ValueError(f"{path}: header {header} lacks video_id/shard") from None
+            for line in fh:
+                if line.strip():
+                    cols = line.rstrip("\n").split("\t")
+                    groups.setdefault(cols[ish], []).append(cols[iv])
+        _MANIFEST_CACHE[key] = groups
+    return _MANIFEST_CACHE[key]
+
+
+def _by_split(paths) -> dict[str, Path]:
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    return {Path(p).name.split(".")[0]: Path(p) for p in paths}
+
+
+def baseline_inputs(named_inputs: dict, tokenizer: dict, seed: int):
+    """BaselineInputs from a train/predict rule's named inputs (see rules/common.smk)."""
+    from tiktalk.baselines import BaselineInputs
+
+    if tokenizer["kind"] == "train":
+        tok: str | Path = Path(named_inputs["tokenizer"]).parent
+    else:
+        tok = tokenizer["name"]
+    return BaselineInputs(
+        dialogues=_by_split(named_inputs["dialogues"]),
+        features=[Path(p) for p in named_inputs.get("features", [])],
+        knowledge=_by_split(named_inputs["knowledge"]) if "knowledge" in named_inputs else {},
+        tokenizer=tok,
+        extra_features=[Path(p) for p in named_inputs.get("image_features", [])],
+        seed=int(seed),
+    )
+
+
+def family_params(baseline: dict, llm_dir: str | None) -> dict:
+    """The params handed to a family's train/predict (the LLM dir wired in by the DAG)."""
+    params = json.loads(json.dumps(baseline.get("params", {})))
+    if llm_dir:
+        params["llm_dir"] = str(llm_dir)
+    return params

@@ -1,0 +1,263 @@
+"""BLIP-2: Q-Former, frame selection, the frozen-LLM model, the image encoder and the family."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tiktalk.models.blip2 import Blip2Config, Blip2Dialogue, select_frames
+from tiktalk.models.qformer import QFormer, QFormerConfig, init_from_bert
+
+torch.set_num_threads(1)
+sys.path.insert(0, str(Path(__file__).parent))
+
+QF = dict(num_queries=4, hidden_size=16, num_layers=3, num_heads=2, intermediate_size=32,
+          encoder_width=12, dropout=0.0, attention_dropout=0.0)
+
+
+def tiny_llm(vocab=40, seed=0):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    conf = LlamaConfig(vocab_size=vocab, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                       num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128,
+                       pad_token_id=0, bos_token_id=2, eos_token_id=3)
+    return LlamaForCausalLM(conf)
+
+
+# -- Q-Former --------------------------------------------------------------------------------
+def test_qformer_shapes_cross_attention_every_two_layers_and_mask():
+    torch.manual_seed(0)
+    qf = QFormer(QFormerConfig.from_dict(QF)).eval()
+    assert qf.cross_attention_layers == [0, 2]
+    img = torch.randn(2, 5, 12)
+    out = qf(img)
+    assert out.shape == (2, 4, 16)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    mask[0, 3:] = False
+    img2 = img.clone()
+    img2[0, 3:] = 100.0
+    with torch.no_grad():
+        assert torch.allclose(qf(img, mask), qf(img2, mask), atol=1e-5)
+        assert not torch.allclose(qf(img)[0], qf(img2)[0])
+    with pytest.raises(ValueError, match="image_embeds must be"):
+        qf(torch.randn(2, 5, 11))
+
+
+def test_qformer_init_from_bert_copies_self_attention_and_ffn():
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    bert = BertModel(BertConfig(vocab_size=20, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                intermediate_size=32), add_pooling_layer=False)
+    qf = QFormer(QFormerConfig.from_dict(QF))
+    not_loaded = init_from_bert(qf, bert.state_dict())
+    sd = qf.state_dict()
+    assert torch.equal(sd["layer.1.attention.self.query.weight"], bert.encoder.layer[1].attention.self.query.weight)
+    assert torch.equal(sd["layer.0.output.LayerNorm.bias"], bert.encoder.layer[0].output.LayerNorm.bias)
+    assert torch.equal(sd["layernorm.weight"], bert.embeddings.LayerNorm.weight)
+    assert "query_tokens" in not_loaded
+    assert any(k.startswith("layer.0.crossattention.") for k in not_loaded)
+    assert any(k.startswith("layer.2.attention.") for k in not_loaded)   # BERT has 2 layers only
+
+
+# -- frame selection ------------------------------------------------------------------------
+def test_select_frames_img_is_seeded_per_video_and_video_averages():
+    frames = np.arange(6 * 2 * 3, dtype=np.float32).reshape(6, 2, 3)
+    a = select_frames(frames, "img", 4, seed=1, video_id="v1")
+    assert a.shape == (2, 3) and any(np.array_equal(a, f) for f in frames)
+    assert np.array_equal(a, select_frames(frames, "img", 4, seed=1, video_id="v1"))
+    picks = {int(select_frames(frames, "img", 4, seed=s, video_id="v1")[0, 0]) for s in range(30)}
+    assert len(picks) > 1                                        # it is random over seeds
+    v = select_frames(frames, "video", 3, seed=1, video_id="v1")
+    assert np.allclose(v, frames[[0, 2, 5]].mean(axis=0))
+    assert np.allclose(select_frames(frames, "video", 10, 0, "x"), frames.mean(axis=0))
+    assert select_frames(frames[:0], "img", 4, 0, "x") is None
+
+
+# -- the model -------------------------------------------------------------------------------
+def _batch(nq_img=5):
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 40, (3, 7), generator=g)
+    labels = ids.clone()
+    labels[:, :4] = -100
+    mask = torch.ones(3, 7, dtype=torch.long)
+    mask[2, 5:] = 0
+    labels[2, 5:] = -100
+    return {"image_embeds": torch.randn(3, nq_img, 12, generator=g),
+            "image_mask": torch.ones(3, nq_img, dtype=torch.bool),
+            "input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def test_only_qformer_and_projection_train_and_llm_stays_unchanged():
+    llm = tiny_llm()
+    model = Blip2Dialogue(Blip2Config.from_dict({"qformer": QF}), llm)
+    trainable = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"ln_vision", "qformer", "llm_proj"}
+    before = {k: v.clone() for k, v in llm.state_dict().items()}
+    qf_before = model.qformer.query_tokens.detach().clone()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    batch = _batch()
+    model.train()
+    assert not llm.training
+    first = model(batch).item()
+    for _ in range(25):
+        opt.zero_grad()
+        loss = model(batch)
+        loss.backward()
+        opt.step()
+    assert loss.item() < first
+    assert not torch.equal(model.qformer.query_tokens, qf_before)
+    for k, v in llm.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert set(model.trainable_state_dict()) == {k for k in model.state_dict() if not k.startswith("llm.")}
+
+
+def test_generation_batches_like_single_rows_and_uses_the_image():
+    llm = tiny_llm(seed=3)
+    cfg = Blip2Config.from_dict({"qformer": QF, "num_beams": 3, "max_new_tokens": 5})
+    torch.manual_seed(0)
+    model = Blip2Dialogue(cfg, llm).eval()
+    prompts = [[2, 7, 8, 9, 3], [2, 11, 3]]
+    img = torch.randn(2, 5, 12) * 3
+    both = model.generate(img, None, prompts, pad_id=0, eos_id=3)
+    assert len(both) == 2
+    for i in range(2):
+        assert model.generate(img[i:i + 1], None, prompts[i:i + 1], 0, 3) == [both[i]]
+    # the soft prompt reaches the LLM: other image features change the first-step scores
+    with torch.no_grad():
+        q1, q2 = model.query_embeds(img[:1]), model.query_embeds(-img[:1])
+        emb = llm.get_input_embeddings()(torch.tensor([prompts[0]]))
+        l1 = llm(inputs_embeds=torch.cat([q1, emb], 1)).logits[0, -1]
+        l2 = llm(inputs_embeds=torch.cat([q2, emb], 1)).logits[0, -1]
+    assert not torch.allclose(l1, l2)
+
+
+# -- image encoder ---------------------------------------------------------------------------
+VIT = dict(image_size=32, patch_size=8, hidden_size=12, num_hidden_layers=1, num_attention_heads=2,
+           intermediate_size=24)
+
+
+def test_demo_vit_features_are_seeded_and_pooling_works():
+    from tiktalk.media.image_encoder import ImageEncoderConfig, extract_image_features
+
+    cfg = {"kind": "vit", "name_or_path": None, "vit_config": VIT, "mean": [0.5] * 3, "std": [0.5] * 3}
+    frames = np.random.default_rng(0).integers(0, 255, (3, 40, 50, 3), dtype=np.uint8)
+    a = extract_image_features(frames, cfg)
+    assert a.shape == (3, 17, 12) and a.dtype == np.float32
+    assert np.array_equal(a, extract_image_features(frames, cfg))
+    p = extract_image_features(frames, dict(cfg, pooled=True))
+    assert p.shape == (3, 1, 12) and np.allclose(p[:, 0], a[:, 0], atol=1e-5)
+    assert not np.allclose(a[0], a[1])
+    with pytest.raises(ValueError, match="unknown image encoder keys"):
+        ImageEncoderConfig.from_dict({"kind": "vit", "vit_config": VIT, "n_frame": 3})
+
+
+def test_blip2_vision_loader_reads_only_the_vision_tower(tmp_path):
+    from transformers import Blip2Config as HFBlip2Config, Blip2ForConditionalGeneration, OPTConfig
+
+    from tiktalk.media.image_encoder import ImageEncoder, ImageEncoderConfig
+
+    text = OPTConfig(hidden_size=16, num_hidden_layers=1, ffn_dim=32, num_attention_heads=2, vocab_size=50,
+                     word_embed_proj_dim=16, max_position_embeddings=32)
+    conf = HFBlip2Config(vision_config=dict(VIT, hidden_size=16, intermediate_size=32),
+                         qformer_config=dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                             intermediate_size=32, encoder_hidden_size=16),
+                         text_config=text.to_dict(), num_query_tokens=2)
+    torch.manual_seed(0)
+    full = Blip2ForConditionalGeneration(conf).eval()
+    with torch.no_grad():
+        for p in full.vision_model.parameters():
+            p.add_(torch.randn_like(p) * 0.5)          # far from any default init
+    full.save_pretrained(tmp_path / "blip2")
+    enc = ImageEncoder(ImageEncoderConfig.from_dict({"kind": "blip2_vision", "name_or_path": str(tmp_path / "blip2")}))
+    assert (enc.dim, enc.tokens_per_frame, enc.image_size) == (16, 17, 32)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        ref = full.vision_model(pixel_values=x).last_hidden_state
+        got = enc.model(pixel_values=x).last_hidden_state
+    assert torch.allclose(ref, got, atol=1e-5)
+
+
+def test_shard_image_features_roundtrip_through_feature_store(tmp_path):
+    from media_utils import write_video
+
+    from tiktalk.media.image_encoder import extract_shard_image_features, load_image_tokens
+    from tiktalk.media.store import FeatureStore
+
+    write_video(tmp_path / "a.mp4", duration=1.0, audio=False)
+    (tmp_path / "bad.mp4").write_bytes(b"not a video")
+    cfg = {"kind": "vit", "name_or_path": None, "vit_config": VIT, "n_frames": 3}
+    counts = extract_shard_image_features(
+        [("a", tmp_path / "a.mp4"), ("b", None, "http 404"), ("c", tmp_path / "bad.mp4")],
+        cfg, tmp_path / "s.npz", tmp_path / "s.status.tsv")
+    assert counts == {"ok": 1, "failed": 2}
+    lines = (tmp_path / "s.status.tsv").read_text(encoding="utf-8").splitlines()
+    assert lines[0].split("\t") == ["video_id", "status", "reason", "n_frames", "n_audio_frames", "duration"]
+    assert lines[1].split("\t")[:4] == ["a", "ok", "", "3"]
+    assert lines[2].split("\t")[:3] == ["b", "failed", "http 404"]
+    assert lines[3].split("\t")[1] == "failed" and lines[3].split("\t")[2].startswith("decode:")
+    store = FeatureStore([tmp_path / "s.npz"])
+    assert store.frames("a").shape == (3 * 17, 12) and store.frames("b").shape[0] == 0
+    toks = load_image_tokens([tmp_path / "s.npz"])
+    assert toks["a"].shape == (3, 17, 12) and toks["c"].shape == (0, 17, 12)
+    assert np.allclose(toks["a"].reshape(-1, 12), store.frames("a"))
+
+
+# -- the family end to end -------------------------------------------------------------------
+def _image_shard(path: Path, video_ids: list[str], t: int = 5, d: int = 12) -> Path:
+    """An image-encoder shard: video ``*_c`` has 3 frames whose tokens encode colour c."""
+    from tiktalk.formats import FEATURES_VERSION
+
+    rng = np.random.default_rng(0)
+    fo, rows = [0], []
+    for j, vid in enumerate(video_ids):
+        n = 0 if j == 2 else 3
+        f = rng.normal(0, 0.1, (n, t, d)).astype(np.float32)
+        f[..., 0] += float(vid.rsplit("_", 1)[1]) - 1.0
+        rows.append(f.reshape(-1, d))
+        fo.append(fo[-1] + n * t)
+    np.savez(path, version=np.int64(FEATURES_VERSION), video_ids=np.array(video_ids),
+             frame_offsets=np.array(fo, dtype=np.int64), frames=np.concatenate(rows).astype(np.float16),
+             audio_offsets=np.zeros(len(video_ids) + 1, dtype=np.int64), audio=np.zeros((0, 0), np.float16),
+             tokens_per_frame=np.int64(t), encoder=np.array("test"))
+    return path
+
+
+@pytest.mark.parametrize("mode", ["img", "video"])
+def test_blip2_family_train_predict_over_trained_llm(tmp_path, mode):
+    from test_baselines_text import CAUSAL, TRAIN, check_predictions, make_dataset, read_lines
+
+    from tiktalk.baselines import blip2, causal_lm
+
+    inputs = make_dataset(tmp_path)
+    llm_dir = tmp_path / "llm"
+    causal_lm.train({"train": dict(TRAIN, epochs=1), "model": CAUSAL}, inputs, llm_dir)
+    vids = [r["video_id"] for s in ("train", "val", "test") for r in read_lines(inputs.dialogues[s])]
+    inputs.extra_features = [_image_shard(tmp_path / "img.npz", vids)]
+    llm_before = {k: v.clone() for k, v in causal_lm.load_finetuned(llm_dir, merge=True)[0].state_dict().items()}
+    params = {"train": TRAIN, "llm_dir": str(llm_dir), "predict_batch_size": 2,
+              "model": {"mode": mode, "n_frames": 2, "num_beams": 2, "max_new_tokens": 5,
+                        "qformer": {"num_queries": 3, "hidden_size": 16, "num_layers": 2, "num_heads": 2,
+                                    "intermediate_size": 32}}}
+    out = tmp_path / "blip2"
+    blip2.train(params, inputs, out)
+    blob = torch.load(out / "model.pt", map_location="cpu", weights_only=True)
+    assert blob["config"]["qformer"]["encoder_width"] == 12            # taken from the features
+    assert {k.split(".")[0] for k in blob["state_dict"]} == {"ln_vision", "qformer", "llm_proj"}
+    # the LLM directory is untouched and the loaded model's LLM equals it
+    model, _, _ = blip2.load_model(out, params)
+    for k, v in model.llm.state_dict().items():
+        assert torch.equal(v, llm_before[k]), k
+    assert all(not p.requires_grad for p in model.llm.parameters())
+    blip2.predict(params, out, inputs, "test", tmp_path / "p.jsonl")
+    responses = check_predictions(tmp_path / "p.jsonl", inputs)
+    blip2.predict(dict(params, predict_batch_size=1), out, inputs, "test", tmp_path / "q.jsonl")
+    assert check_predictions(tmp_path / "q.jsonl", inputs) == responses
+    with pytest.raises(ValueError, match="differs from the trained one"):
+        blip2.load_model(out, {**params, "model": {**params["model"], "qformer": {
+            **params["model"]["qformer"], "num_queries": 4}}})

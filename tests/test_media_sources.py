@@ -1,0 +1,123 @@
+"""Video id validation and the three resolvers (Douyin API against a loopback server)."""
+
+from __future__ import annotations
+
+import pytest
+
+from media_utils import loopback_server, serve_json, serve_status
+from tiktalk.media.ids import InvalidVideoId, validate_video_id
+from tiktalk.media.sources import (CsvResolver, DouyinApiResolver, LocalDirResolver, ResolveError,
+                                   make_resolver)
+
+
+@pytest.mark.parametrize("bad", ["", "../etc", "a/b", "a\\b", "..", "a..b", "-rf", ".hidden", "a\x00b",
+                                 "a b", 7, None])
+def test_bad_ids_rejected(bad):
+    with pytest.raises(InvalidVideoId):
+        validate_video_id(bad)
+
+
+def test_good_ids_and_custom_pattern():
+    assert validate_video_id("7106716282393677087") == "7106716282393677087"
+    assert validate_video_id("demo_red-circle.1") == "demo_red-circle.1"
+    with pytest.raises(InvalidVideoId, match="pattern"):
+        validate_video_id("abc", r"[0-9]+")
+    with pytest.raises(InvalidVideoId, match=r"\.\."):   # never, even if the pattern allows it
+        validate_video_id("1..2", r".*")
+
+
+def test_local_dir_resolver(tmp_path):
+    (tmp_path / "v1.mp4").write_bytes(b"x")
+    (tmp_path / "v2.webm").write_bytes(b"x")
+    r = LocalDirResolver(tmp_path)
+    assert r.resolve("v1").location == str((tmp_path / "v1.mp4").resolve())
+    assert r.resolve("v2").location.endswith("v2.webm")
+    with pytest.raises(ResolveError, match="no file"):
+        r.resolve("v3")
+    with pytest.raises(InvalidVideoId):
+        r.resolve("../v1")
+
+
+def test_local_dir_resolver_rejects_symlink_escape(tmp_path):
+    outside = tmp_path / "outside.mp4"
+    outside.write_bytes(b"x")
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "v.mp4").symlink_to(outside)
+    with pytest.raises(ResolveError, match="outside"):
+        LocalDirResolver(root).resolve("v")
+
+
+def test_csv_resolver(tmp_path):
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "a.mp4").write_bytes(b"x")
+    (tmp_path / "secret.mp4").write_bytes(b"x")
+    csv_path = tmp_path / "urls.csv"
+    csv_path.write_text(
+        "id,url\n"
+        f"a,{(media / 'a.mp4').as_uri()}\n"
+        f"b,{(tmp_path / 'secret.mp4').as_uri()}\n"
+        "c,https://cdn.example.com/c.mp4\n"
+        "d,ftp://example.com/d.mp4\n"
+        f"e,{(media / 'nope.mp4').as_uri()}\n")
+    r = CsvResolver(csv_path, file_root=media)
+    assert r.resolve("a").kind == "file"
+    with pytest.raises(ResolveError, match="outside the allowed root"):
+        r.resolve("b")
+    assert r.resolve("c").location == "https://cdn.example.com/c.mp4"
+    with pytest.raises(ResolveError, match="scheme 'ftp' not allowed"):
+        r.resolve("d")
+    with pytest.raises(ResolveError, match="not found"):
+        r.resolve("e")
+    with pytest.raises(ResolveError, match="not in urls.csv"):
+        r.resolve("zzz")
+    https_only = CsvResolver(csv_path, allowed_schemes=("https",), file_root=media)
+    with pytest.raises(ResolveError, match="'file' not allowed"):
+        https_only.resolve("a")
+    no_root = CsvResolver(csv_path)
+    with pytest.raises(ResolveError, match="no file_root"):
+        no_root.resolve("a")
+
+
+def test_csv_resolver_bad_header(tmp_path):
+    p = tmp_path / "u.csv"
+    p.write_text("video,link\nx,y\n")
+    with pytest.raises(ValueError, match="id,url"):
+        CsvResolver(p)
+
+
+def test_douyin_api_resolver_against_loopback():
+    item = {"item_list": [{"video": {"play_addr": {"url_list": [
+        "https://aweme.snssdk.com/aweme/v1/playwm/?video_id=v0200abc&ratio=720p"]}}}]}
+    with loopback_server() as srv:
+        srv.routes["/web/api/v2/aweme/iteminfo/"] = serve_json(item)
+        srv.routes["/empty/"] = serve_json({"item_list": []})
+        srv.routes["/broken/"] = serve_status(200, b"<html>oops</html>", "text/html")
+        srv.routes["/err/"] = serve_status(500)
+        r = DouyinApiResolver(api_url=srv.base + "/web/api/v2/aweme/iteminfo/", timeout_s=2)
+        src = r.resolve("7106716282393677087")
+        assert src.kind == "url"
+        assert src.location == "https://aweme.snssdk.com/aweme/v1/play/?video_id=v0200abc&ratio=720p"
+        assert srv.requests[-1][0] == "/web/api/v2/aweme/iteminfo/?item_ids=7106716282393677087"
+        with pytest.raises(ResolveError, match="empty item_list"):
+            DouyinApiResolver(api_url=srv.base + "/empty/", timeout_s=2).resolve("1")
+        with pytest.raises(ResolveError, match="not JSON"):
+            DouyinApiResolver(api_url=srv.base + "/broken/", timeout_s=2).resolve("1")
+        with pytest.raises(ResolveError, match="HTTP 500"):
+            DouyinApiResolver(api_url=srv.base + "/err/", timeout_s=2).resolve("1")
+        with pytest.raises(InvalidVideoId):
+            r.resolve("abc")  # Douyin ids are digits
+
+
+def test_make_resolver(tmp_path):
+    (tmp_path / "u.csv").write_text("id,url\n")
+    assert isinstance(make_resolver({"kind": "local", "root": str(tmp_path)}), LocalDirResolver)
+    assert isinstance(make_resolver({"kind": "local_dir", "root": str(tmp_path)}), LocalDirResolver)
+    assert isinstance(make_resolver({"kind": "csv", "csv": str(tmp_path / "u.csv")}), CsvResolver)
+    d = make_resolver({"kind": "douyin", "api_url": "http://127.0.0.1:9/x"})
+    assert isinstance(d, DouyinApiResolver) and d.api_url == "http://127.0.0.1:9/x"
+    with pytest.raises(ValueError, match="unknown resolver kind"):
+        make_resolver({"kind": "youtube"})
+    with pytest.raises(ValueError, match="needs 'root'"):
+        make_resolver({"kind": "local"})

@@ -1,0 +1,84 @@
+"""DAG-time helpers: code inputs per stage, baseline needs, manifest parsing, checkpoints."""
+from pathlib import Path
+
+import pytest
+
+from tiktalk.training.launch import fingerprint, prepare_out_dir
+from tiktalk.workflow import baseline_needs, code_files, manifest_shard_ids
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "tiktalk"
+
+
+def names(files):
+    return {str(Path(f).relative_to(SRC)) for f in files}
+
+
+def test_code_files_follow_imports_and_nothing_else(tmp_path):
+    pkg = tmp_path / "tiktalk"
+    (pkg / "metrics").mkdir(parents=True)
+    (pkg / "models").mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "formats.py").write_text("X = 1\n")
+    (pkg / "unused.py").write_text("")
+    (pkg / "metrics" / "__init__.py").write_text("")
+    (pkg / "metrics" / "evaluate.py").write_text(
+        "from tiktalk.formats import X\nfrom . import scorers\n"
+        "def f():\n    from tiktalk.models import beam\n")
+    (pkg / "metrics" / "scorers.py").write_text("import os\n")
+    (pkg / "models" / "__init__.py").write_text("")
+    (pkg / "models" / "beam.py").write_text("")
+    got = {str(Path(f).relative_to(pkg)) for f in code_files(pkg, "score")}
+    assert got == {"__init__.py", "formats.py", "metrics/__init__.py", "metrics/evaluate.py",
+                   "metrics/scorers.py", "models/__init__.py", "models/beam.py"}
+
+
+def test_code_files_errors():
+    with pytest.raises(ValueError, match="unknown stage"):
+        code_files(SRC, "nope")
+    with pytest.raises(ValueError, match="needs a baseline family"):
+        code_files(SRC, "train")
+
+
+def test_real_stages_are_separated():
+    score = names(code_files(SRC, "score"))
+    assert "metrics/evaluate.py" in score
+    assert not any(n.startswith(("models/", "training/")) for n in score)
+    maria = names(code_files(SRC, "train", "maria"))
+    assert "models/maria.py" in maria and "training/trainer.py" in maria
+    assert not any(n.startswith("metrics/") for n in maria)
+    livebot = names(code_files(SRC, "train", "livebot"))
+    assert "models/maria.py" not in livebot
+
+
+def test_baseline_needs():
+    m = lambda **kw: {"family": "maria", "params": {"model": kw}}  # noqa: E731
+    assert baseline_needs(m(use_visual=True)) == {"features"}
+    assert baseline_needs(m(use_visual=False, use_audio=False)) == set()
+    assert baseline_needs(m(use_audio=True, use_knowledge=True)) == {"features", "knowledge"}
+    assert baseline_needs({"family": "blip2"}) == {"image_features"}
+    assert baseline_needs({"family": "dialogpt"}) == set()
+
+
+def test_manifest_shard_ids(tmp_path):
+    p = tmp_path / "videos.tsv"
+    p.write_text("video_id\tsplit\tshard\n1\ttrain\ts00000\n2\ttest\ts00000\n3\tval\ts00001\n")
+    assert manifest_shard_ids(p) == {"s00000": ["1", "2"], "s00001": ["3"]}
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("id\tsplit\n")
+    with pytest.raises(ValueError, match="lacks video_id"):
+        manifest_shard_ids(bad)
+
+
+def test_checkpoints_dropped_when_params_or_code_change(tmp_path):
+    code = tmp_path / "m.py"
+    code.write_text("a = 1\n")
+    out = tmp_path / "model"
+    fp1 = fingerprint({"lr": 1}, [code])
+    assert prepare_out_dir(out, fp1) is False
+    (out / "checkpoints" / "last.pt").write_bytes(b"x")
+    assert prepare_out_dir(out, fp1) is True          # same run: resume
+    assert prepare_out_dir(out, fingerprint({"lr": 2}, [code])) is False
+    assert not (out / "checkpoints" / "last.pt").exists()
+    (out / "checkpoints" / "last.pt").write_bytes(b"x")
+    code.write_text("a = 2\n")
+    assert prepare_out_dir(out, fingerprint({"lr": 2}, [code])) is False

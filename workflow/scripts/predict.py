@@ -1,0 +1,16 @@
+"""Rule predict: decode one response per dialogue of a split."""
+from pathlib import Path
+
+from tiktalk.baselines import get_family
+from tiktalk.logs import script_logging
+from tiktalk.workflow import baseline_inputs, family_params
+
+sm = snakemake  # noqa: F821
+with script_logging(sm.log[0]) as log:
+    baseline = sm.params.baseline
+    params = family_params(baseline, sm.params.llm_dir)
+    inputs = baseline_inputs(dict(sm.input.items()), sm.params.tokenizer, sm.params.seed)
+    log.info("decoding %s on %s", sm.wildcards.baseline, sm.wildcards.split)
+    get_family(baseline["family"]).predict(
+        params, Path(sm.input.model).parent, inputs, sm.wildcards.split, Path(sm.output[0])
+    )

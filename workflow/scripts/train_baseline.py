@@ -1,0 +1,21 @@
+"""Rule train_baseline: train one baseline of Table 3 (thin: logic in tiktalk)."""
+from pathlib import Path
+
+from tiktalk.logs import script_logging
+from tiktalk.training.launch import fingerprint, prepare_out_dir, run_training
+from tiktalk.workflow import baseline_inputs, family_params
+
+sm = snakemake  # noqa: F821
+with script_logging(sm.log[0]) as log:
+    baseline = sm.params.baseline
+    params = family_params(baseline, sm.params.llm_dir)
+    inputs = baseline_inputs(dict(sm.input.items()), sm.params.tokenizer, sm.params.seed)
+    out_dir = Path(sm.output.model).parent
+    code = list(sm.input.code)
+    resumable = prepare_out_dir(out_dir, fingerprint({"baseline": baseline, "seed": sm.params.seed}, code))
+    gpus = int(getattr(sm.resources, "gpu", 0) or 0)
+    log.info("training %s (family %s) on %d GPU(s)%s", sm.wildcards.baseline,
+             baseline["family"], gpus, ", resuming" if resumable else "")
+    run_training(baseline["family"], params, inputs, out_dir, gpus=gpus)
+    if not Path(sm.output.model).exists():
+        raise RuntimeError(f"family {baseline['family']!r} finished without writing {sm.output.model}")
