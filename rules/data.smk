@@ -33,7 +33,7 @@ rule build_split:
     wildcard_constraints:
         split="train",
     params:
-        video_id_pattern=config["data"]["video_id_pattern"],
+        video_id_pattern=lambda w: config["data"]["video_id_pattern"],
     log:
         f"{R}/logs/build_split/{{split}}.log",
     benchmark:

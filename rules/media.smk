@@ -21,7 +21,7 @@ rule fetch_shard:
         source=config["media"]["source"],
         download=config["media"]["download"],
         videos_dir=lambda w: f"{R}/media/{w.shard}/videos",
-        video_id_pattern=config["data"]["video_id_pattern"],
+        video_id_pattern=lambda w: config["data"]["video_id_pattern"],
     log:
         f"{R}/logs/fetch_shard/{{shard}}.log",
     benchmark:
