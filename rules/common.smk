@@ -90,6 +90,8 @@ def predict_inputs(wildcards):
         "dialogues": f"{R}/data/{wildcards.split}.jsonl",
         "code": code("predict", b["family"]),
     }
+    if config["tokenizer"]["kind"] == "train":
+        inputs["tokenizer"] = f"{R}/tokenizer/vocab.txt"
     if "features" in needs:
         inputs["features"] = feature_shards()
     if "image_features" in needs:

@@ -1,0 +1,110 @@
+"""DAG-level checks by dry-run: the demo DAG builds, config errors name the bad key, and the
+number of jobs grows with shards, not with videos (38,703-video manifest)."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tiktalk.data.build import manifest_from_ids, write_manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def snakemake(*args, cwd=ROOT, timeout=300):
+    return subprocess.run(SNAKEMAKE + list(args), cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def job_counts(stdout: str) -> dict[str, int]:
+    counts = {}
+    table = stdout.split("job ", 1)[1] if "job " in stdout else ""
+    for line in table.splitlines():
+        m = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+        if m and m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def write_config(tmp_path, cfg) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True))
+    return path
+
+
+def demo_config():
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def test_demo_dag_dry_run_builds(tmp_path):
+    res = snakemake("-n", "--cores", "2", "--directory", str(tmp_path), "--snakefile",
+                    str(ROOT / "Snakefile"), "--configfile", str(ROOT / "config/config.yaml"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    counts = job_counts(res.stdout)
+    n_baselines = len(demo_config()["baselines"])
+    assert counts["demo_data"] == 1 and counts["score"] == n_baselines
+    assert counts["predict"] == n_baselines
+    # baselines that read media features join the DAG after the manifest checkpoint
+    assert 1 <= counts["train_baseline"] <= n_baselines
+
+
+@pytest.mark.parametrize("mutate, needle", [
+    (lambda c: c.update(bogus_key=1), "bogus_key"),
+    (lambda c: c["data"].update(shard_size=0), "shard_size"),
+    (lambda c: c["baselines"]["maria"].update(label="Not a row"), "Not a row"),
+    (lambda c: c["baselines"]["maria"]["params"]["train"].update(epochz=3), "epochz"),
+])
+def test_bad_config_fails_naming_the_key(tmp_path, mutate, needle):
+    cfg = demo_config()
+    mutate(cfg)
+    res = snakemake("-n", "--cores", "1", "--directory", str(tmp_path), "--snakefile",
+                    str(ROOT / "Snakefile"), "--configfile", str(write_config(tmp_path, cfg)))
+    assert res.returncode != 0
+    assert needle in res.stdout + res.stderr
+
+
+def test_job_count_scales_with_shards_not_videos(tmp_path):
+    """A 38,703-video TikTalk-sized manifest: jobs = shards x media stages + fixed rest."""
+    n_videos, shard_size = 38_703, 256
+    ids = [str(7_000_000_000_000_000_000 + i) for i in range(n_videos)]
+    split_of = {v: ("test" if i < 2000 else "val" if i < 3000 else "train")
+                for i, v in enumerate(ids)}
+    res_dir = tmp_path / "results" / "data"
+    res_dir.mkdir(parents=True)
+    release = tmp_path / "release"
+    release.mkdir()
+    for split in ("train", "val", "test"):
+        (release / f"{split}.json").write_text("{}")
+    for split in ("train", "val", "test"):
+        (res_dir / f"{split}.jsonl").write_text("")
+        if split != "train":
+            (res_dir / f"{split}_references.jsonl").write_text("")
+    write_manifest(manifest_from_ids(ids, split_of, shard_size), res_dir / "videos.tsv")
+    cfg = demo_config()
+    cfg["release"] = {"source": "release", "dir": str(release)}
+    cfg["data"]["shard_size"] = shard_size
+    cfg["knowledge"]["c3kg"] = str(tmp_path / "c3kg.tsv")
+    (tmp_path / "c3kg.tsv").write_text("head\trelation\ttail\tweight\n")
+    # the pre-made tables must look up to date relative to the package code
+    for p in list(res_dir.iterdir()) + list(release.iterdir()) + [tmp_path / "c3kg.tsv"]:
+        os.utime(p, None)
+    res = snakemake("-n", "--cores", "2", "--directory", str(tmp_path), "--snakefile",
+                    str(ROOT / "Snakefile"), "--configfile", str(write_config(tmp_path, cfg)),
+                    timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    counts = job_counts(res.stdout)
+    n_shards = -(-n_videos // shard_size)
+    assert n_shards == 152
+    assert counts["fetch_shard"] == n_shards
+    assert counts["extract_shard"] == n_shards
+    assert counts["image_features_shard"] == n_shards
+    media_jobs = sum(counts.get(r, 0) for r in ("fetch_shard", "extract_shard",
+                                               "image_features_shard"))
+    assert media_jobs == 3 * n_shards
+    assert sum(counts.values()) < 3 * n_shards + 60, counts
