@@ -108,3 +108,16 @@ def test_job_count_scales_with_shards_not_videos(tmp_path):
                                                "image_features_shard"))
     assert media_jobs == 3 * n_shards
     assert sum(counts.values()) < 3 * n_shards + 60, counts
+
+
+def test_paper_config_validates():
+    from snakemake.utils import validate
+
+    for name in ("config.yaml", "tiktalk.yaml"):
+        cfg = yaml.safe_load((ROOT / "config" / name).read_text())
+        validate(cfg, str(ROOT / "config" / "schema.yaml"))
+    paper = yaml.safe_load((ROOT / "config" / "tiktalk.yaml").read_text())
+    maria = paper["baselines"]["maria"]["params"]
+    assert maria["model"]["max_frames"] == 50 and maria["model"]["max_text_len"] == 180
+    assert maria["train"]["lr"] == 3e-5 and maria["train"]["epochs"] == 20
+    assert paper["media"]["extract"]["backbone"] == "resnet101"
