@@ -6,7 +6,6 @@
 #
 # All logic lives in the `tiktalk` package (src/tiktalk); rules and scripts stay thin.
 
-import os
 import sys
 from pathlib import Path
 
@@ -18,7 +17,10 @@ min_version("9.0")
 # jobs running in the per-rule conda envs (`--sdm conda`), which do not install it.
 _SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, _SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
+
+from tiktalk.workflow import export_pythonpath
+
+export_pythonpath(_SRC)
 
 
 configfile: "config/config.yaml"

@@ -116,3 +116,13 @@ def all_outputs(wildcards=None):
     if config["release"]["source"] == "demo":
         outs.append(f"{R}/tables/demo_item_types.csv")
     return outs
+
+def demo_videos(wildcards):
+    return [f"{R}/demo/videos"] if config["release"]["source"] == "demo" else []
+
+def c3kg_table(wildcards=None):
+    if config["release"]["source"] == "demo":
+        return f"{R}/demo/c3kg.tsv"
+    if config["knowledge"].get("gpickle"):
+        return f"{R}/knowledge/c3kg.tsv"
+    return config["knowledge"]["c3kg"]

@@ -18,13 +18,6 @@ rule convert_c3kg:
         "../workflow/scripts/convert_c3kg.py"
 
 
-def c3kg_table(wildcards=None):
-    if config["release"]["source"] == "demo":
-        return f"{R}/demo/c3kg.tsv"
-    if config["knowledge"].get("gpickle"):
-        return f"{R}/knowledge/c3kg.tsv"
-    return config["knowledge"]["c3kg"]
-
 
 rule retrieve_knowledge:
     """Top-k C3KG flows per dialogue (char TF-IDF in the demo, Sentence-BERT for real)."""

@@ -2,9 +2,6 @@
 # One job per shard and stage, never one per video (DESIGN.md sec. 2).
 
 
-def demo_videos(wildcards):
-    return [f"{R}/demo/videos"] if config["release"]["source"] == "demo" else []
-
 
 rule fetch_shard:
     """Resolve and download (or link) the videos of one shard; failures recorded, not fatal."""

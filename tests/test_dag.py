@@ -121,3 +121,9 @@ def test_paper_config_validates():
     assert maria["model"]["max_frames"] == 50 and maria["model"]["max_text_len"] == 180
     assert maria["train"]["lr"] == 3e-5 and maria["train"]["epochs"] == 20
     assert paper["media"]["extract"]["backbone"] == "resnet101"
+
+
+def test_snakemake_lint_is_clean():
+    res = snakemake("--lint")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "Congratulations" in res.stdout + res.stderr, res.stdout[-3000:]

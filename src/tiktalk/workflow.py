@@ -169,3 +169,13 @@ def family_params(baseline: dict, llm_dir: str | None) -> dict:
     if llm_dir:
         params["llm_dir"] = str(llm_dir)
     return params
+
+
+def export_pythonpath(src: str) -> None:
+    """Put the package source first on PYTHONPATH for every job the workflow starts,
+    including jobs in per-rule conda envs (`--sdm conda`) and on SLURM nodes."""
+    import os
+
+    old = os.environ.get("PYTHONPATH", "")
+    parts = [src] + [p for p in old.split(os.pathsep) if p and p != src]
+    os.environ["PYTHONPATH"] = os.pathsep.join(parts)
