@@ -36,6 +36,9 @@ class LoraSettings:
     alpha: int = 32
     dropout: float = 0.1
     target_modules: list[str] = field(default_factory=lambda: ["query_key_value"])
+    # modules trained in full beside the adapters (peft ``modules_to_save``); the demo's
+    # randomly initialised tiny base needs its embeddings/head trained to learn anything
+    modules_to_save: list[str] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "LoraSettings":
@@ -213,7 +216,7 @@ def apply_lora(base, lora: LoraSettings):
 
     conf = LoraConfig(task_type=TaskType.CAUSAL_LM, r=lora.r, lora_alpha=lora.alpha,
                       lora_dropout=lora.dropout, target_modules=list(lora.target_modules),
-                      inference_mode=False)
+                      modules_to_save=list(lora.modules_to_save) or None, inference_mode=False)
     return get_peft_model(base, conf)
 
 
