@@ -35,7 +35,7 @@ import torch
 
 from tiktalk.baselines import BaselineInputs
 from tiktalk.baselines.causal_lm import decode_text, load_finetuned
-from tiktalk.baselines.dialogpt import device_for, is_main_process, save_torch, table, write_predictions
+from tiktalk.baselines.common import device_for, is_main_process, save_torch, table, write_predictions
 from tiktalk.io import seed_everything
 from tiktalk.media.image_encoder import iter_image_tokens
 from tiktalk.models.blip2 import Blip2Config, Blip2Dialogue, select_frames

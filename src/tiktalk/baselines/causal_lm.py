@@ -30,12 +30,13 @@ from pathlib import Path
 import torch
 
 from tiktalk.baselines import BaselineInputs
-from tiktalk.baselines.dialogpt import device_for, is_main_process, save_torch, table, write_predictions
+from tiktalk.baselines.common import device_for, is_main_process, save_torch, table, write_predictions
 from tiktalk.io import seed_everything
 from tiktalk.models.causal_lm import (
     CausalLMConfig, CausalLMModel, apply_lora, build_base_model, build_prompt, encode_example,
     encode_prompt, end_token_id, pad_batch,
 )
+from tiktalk.models.causal_lm import lm_collate as collate
 from tiktalk.models.tokenizer import decode_tokens, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,6 @@ def make_examples(rows, tok, cfg: CausalLMConfig) -> list[dict]:
     return out
 
 
-def collate(examples: list[dict], pad_id: int) -> dict:
-    return pad_batch(examples, {"input_ids": pad_id, "labels": -100}, mask_from="input_ids")
 
 
 def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:

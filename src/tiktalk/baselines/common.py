@@ -25,7 +25,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from tiktalk.io import read_jsonl, write_jsonl
+from tiktalk.io import atomic_path, read_jsonl, write_jsonl
 
 # Readable text for C3KG relation names inside the knowledge segment (Figure 3 of the paper
 # writes flows as <head, emotion flow, tail>); unknown relations keep their own name.
@@ -138,3 +138,30 @@ def write_predictions(path: str | os.PathLike, dialogues: Sequence[dict], respon
 
 def empty_features(dim: int) -> np.ndarray:
     return np.zeros((0, dim), dtype=np.float32)
+
+
+# -- runtime helpers shared by the family modules ------------------------------------------
+def table(inputs, split: str) -> list[dict]:
+    """The dialogue table of ``split`` from a BaselineInputs; a missing split names the ones there."""
+    if split not in inputs.dialogues:
+        raise KeyError(f"no dialogue table for split {split!r} (have {sorted(inputs.dialogues)})")
+    return read_jsonl(inputs.dialogues[split])
+
+
+def is_main_process() -> bool:
+    """Rank 0 (or not distributed). From the environment: the trainer owns the process group
+    and has already closed it when the family writes its final files."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def device_for(params: dict):
+    from tiktalk.training.trainer import resolve_device
+
+    return resolve_device((params.get("train") or {}).get("device") or "auto")
+
+
+def save_torch(path, obj) -> None:
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)

@@ -22,8 +22,10 @@ from pathlib import Path
 import torch
 
 from tiktalk.baselines import BaselineInputs
-from tiktalk.io import atomic_path, read_jsonl, seed_everything, write_jsonl
-from tiktalk.models.causal_lm import pad_batch
+from tiktalk.baselines.common import (device_for, is_main_process, save_torch, table,
+                                     write_predictions)
+from tiktalk.io import seed_everything
+from tiktalk.models.causal_lm import lm_collate as collate, pad_batch
 from tiktalk.models.gpt2_chitchat import ChitchatConfig, ChitchatModel, build_lm, encode_dialogue
 from tiktalk.models.tokenizer import decode_tokens, load_tokenizer
 
@@ -32,46 +34,12 @@ FAMILY = "dialogpt"
 VERSION = 1
 
 
-# -- small runtime helpers (each family module keeps its own copy; see the report) ----------
-def table(inputs: BaselineInputs, split: str) -> list[dict]:
-    if split not in inputs.dialogues:
-        raise KeyError(f"no dialogue table for split {split!r} (have {sorted(inputs.dialogues)})")
-    return read_jsonl(inputs.dialogues[split])
-
-
-def write_predictions(out_path: Path, rows: list[dict], responses: list[str]) -> None:
-    if len(rows) != len(responses):
-        raise RuntimeError(f"{len(responses)} responses for {len(rows)} dialogues")
-    write_jsonl(out_path, ({"dialogue_id": r["dialogue_id"], "response": s} for r, s in zip(rows, responses)))
-
-
-def is_main_process() -> bool:
-    """Rank 0 (or not distributed). From the environment: the trainer owns the process group
-    and has already closed it when the family writes its final files."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def device_for(params: dict) -> torch.device:
-    from tiktalk.training.trainer import resolve_device
-
-    return resolve_device((params.get("train") or {}).get("device") or "auto")
-
-
-def save_torch(path: Path, obj) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
 def _examples(tok, rows, cfg: ChitchatConfig) -> list[dict]:
     out = []
     for r in rows:
         ids, labels = encode_dialogue(tok, r["context"], r["responses"][0], cfg)
         out.append({"input_ids": ids, "labels": labels})
     return out
-
-
-def collate(examples: list[dict], pad_id: int) -> dict:
-    return pad_batch(examples, {"input_ids": pad_id, "labels": -100}, mask_from="input_ids")
 
 
 def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from tiktalk.baselines import BaselineInputs
-from tiktalk.baselines.dialogpt import device_for, is_main_process, save_torch, table, write_predictions
+from tiktalk.baselines.common import device_for, is_main_process, save_torch, table, write_predictions
 from tiktalk.io import seed_everything
 from tiktalk.media.store import FeatureStore
 from tiktalk.models.livebot import Livebot, LivebotConfig

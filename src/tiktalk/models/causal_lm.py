@@ -293,3 +293,8 @@ def pad_batch(examples: list[dict], pad_values: dict[str, int], mask_from: str |
         else:
             out["attention_mask"] = (pos >= (width - lens)[:, None]).long()
     return out
+
+
+def lm_collate(examples: list[dict], pad_id: int) -> dict:
+    """Right-pad ``input_ids``/``labels`` (labels with -100) and build the attention mask."""
+    return pad_batch(examples, {"input_ids": pad_id, "labels": -100}, mask_from="input_ids")
