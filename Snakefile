@@ -18,7 +18,7 @@ min_version("9.0")
 _SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, _SRC)
 
-from tiktalk.workflow import export_pythonpath
+from tiktalk.workflow import canonicalise_config, export_pythonpath
 
 export_pythonpath(_SRC)
 
@@ -27,6 +27,8 @@ configfile: "config/config.yaml"
 
 
 validate(config, "config/schema.yaml")
+# key order is not a change: only values decide whether a stage's params changed
+canonicalise_config(config)
 
 
 include: "rules/common.smk"

@@ -127,3 +127,36 @@ def test_snakemake_lint_is_clean():
     res = snakemake("--lint")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "Congratulations" in res.stdout + res.stderr, res.stdout[-3000:]
+
+
+def _reversed_keys(value):
+    if isinstance(value, dict):
+        return {k: _reversed_keys(value[k]) for k in reversed(list(value))}
+    if isinstance(value, list):
+        return [_reversed_keys(v) for v in value]
+    return value
+
+
+def test_key_order_of_the_config_is_not_a_change(tmp_path):
+    """The same config with every mapping's keys in another order (an editor, yaml.safe_dump,
+    a merged --configfile) schedules nothing; a changed value still re-runs its stage."""
+    cfg = demo_config()
+    first = write_config(tmp_path, cfg)
+    target = "results/data/train.jsonl"
+    # the target goes first: --configfile takes every path that follows it
+    args = [target, "--cores", "2", "--directory", str(tmp_path), "--snakefile",
+            str(ROOT / "Snakefile")]
+    res = snakemake(*args, "--configfile", str(first))
+    assert res.returncode == 0, res.stderr[-3000:]
+
+    (tmp_path / "reordered.yaml").write_text(
+        yaml.safe_dump(_reversed_keys(cfg), allow_unicode=True, sort_keys=False))
+    res = snakemake(*args, "-n", "--configfile", str(tmp_path / "reordered.yaml"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Nothing to be done" in res.stdout + res.stderr, res.stdout[-3000:]
+
+    cfg["demo"]["dialogues_per_video"]["train"] += 1
+    res = snakemake(*args, "-n", "--configfile", str(write_config(tmp_path, cfg)))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert job_counts(res.stdout) == {"demo_data": 1, "build_split": 1}, res.stdout[-3000:]
+    assert "Params have changed" in res.stdout

@@ -4,7 +4,9 @@ from pathlib import Path
 import pytest
 
 from tiktalk.training.launch import fingerprint, prepare_out_dir
-from tiktalk.workflow import baseline_needs, code_files, manifest_shard_ids
+from tiktalk.workflow import (
+    baseline_needs, canonical, canonicalise_config, code_files, manifest_shard_ids,
+)
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "tiktalk"
 
@@ -82,3 +84,15 @@ def test_checkpoints_dropped_when_params_or_code_change(tmp_path):
     (out / "checkpoints" / "last.pt").write_bytes(b"x")
     code.write_text("a = 2\n")
     assert prepare_out_dir(out, fingerprint({"lr": 2}, [code])) is False
+
+
+def test_canonical_sorts_every_mapping_but_keeps_lists_and_the_baseline_order():
+    a = {"b": {"y": 1, "x": [{"q": 1, "p": 2}]}, "a": 0}
+    b = {"a": 0, "b": {"x": [{"p": 2, "q": 1}], "y": 1}}
+    assert repr(canonical(a)) == repr(canonical(b))
+    assert canonical({"l": [3, 1, 2]}) == {"l": [3, 1, 2]}
+    cfg = {"seed": 1, "baselines": {"text": {"z": 1, "a": 2}, "maria": {"label": "Maria"}},
+           "data": {"b": 1, "a": 2}}
+    canonicalise_config(cfg)
+    assert list(cfg["baselines"]) == ["text", "maria"]
+    assert list(cfg["baselines"]["text"]) == ["a", "z"] and list(cfg["data"]) == ["a", "b"]

@@ -171,6 +171,31 @@ def family_params(baseline: dict, llm_dir: str | None) -> dict:
     return params
 
 
+def canonical(value):
+    """``value`` with every mapping's keys sorted, recursively.
+
+    Snakemake decides that params changed by comparing their ``repr``, which for a dict
+    depends on key order; so a config file that only lists the same keys in another order
+    (an editor, ``yaml.safe_dump``, a merged ``--configfile``) would re-run every stage.
+    """
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, (list, tuple)):
+        return type(value)(canonical(v) for v in value)
+    return value
+
+
+def canonicalise_config(config: dict) -> None:
+    """Sort the keys of every mapping in ``config``, in place, except the order of the
+    baselines themselves (the user's row order in the tables)."""
+    for key in list(config):
+        value = config[key]
+        if key == "baselines" and isinstance(value, dict):
+            config[key] = {b: canonical(v) for b, v in value.items()}
+        else:
+            config[key] = canonical(value)
+
+
 def export_pythonpath(src: str) -> None:
     """Put the package source first on PYTHONPATH for every job the workflow starts,
     including jobs in per-rule conda envs (`--sdm conda`) and on SLURM nodes."""
