@@ -242,15 +242,22 @@ def test_blip2_family_train_predict_over_trained_llm(tmp_path, mode):
     llm_before = {k: v.clone() for k, v in causal_lm.load_finetuned(llm_dir, merge=True)[0].state_dict().items()}
     params = {"train": TRAIN, "llm_dir": str(llm_dir), "predict_batch_size": 2,
               "model": {"mode": mode, "n_frames": 2, "num_beams": 2, "max_new_tokens": 5,
+                        "standardize_features": mode == "video",
                         "qformer": {"num_queries": 3, "hidden_size": 16, "num_layers": 2, "num_heads": 2,
                                     "intermediate_size": 32}}}
     out = tmp_path / "blip2"
     blip2.train(params, inputs, out)
     blob = torch.load(out / "model.pt", map_location="cpu", weights_only=True)
     assert blob["config"]["qformer"]["encoder_width"] == 12            # taken from the features
-    assert {k.split(".")[0] for k in blob["state_dict"]} == {"ln_vision", "qformer", "llm_proj"}
+    saved = {k.split(".")[0] for k in blob["state_dict"]}
+    assert saved == {"ln_vision", "qformer", "llm_proj"} | ({"feature_norm"} if mode == "video" else set())
+    if mode == "video":  # statistics of the training videos' tokens, saved and reloaded
+        assert blob["state_dict"]["feature_norm.std"].ne(1.0).all()
+        assert blob["state_dict"]["feature_norm.mean"].abs().sum() > 0
     # the LLM directory is untouched and the loaded model's LLM equals it
     model, _, _ = blip2.load_model(out, params)
+    if mode == "video":
+        assert torch.equal(model.feature_norm.mean, blob["state_dict"]["feature_norm.mean"])
     for k, v in model.llm.state_dict().items():
         assert torch.equal(v, llm_before[k]), k
     assert all(not p.requires_grad for p in model.llm.parameters())

@@ -13,7 +13,8 @@ import pytest
 
 from tiktalk.data.release import load_release
 from tiktalk.demo import generate_demo
-from tiktalk.demo.texts import COLOURS, EMOTIONS, PITCHES, SHAPES
+from tiktalk.demo.generate import type_counts
+from tiktalk.demo.texts import COLOURS, EMOTIONS, ITEM_SHARES, PITCHES, SHAPES
 from tiktalk.formats import C3KG_COLUMNS, FLOW_RELATIONS, N_REFERENCES, SPLITS
 
 SMALL = dict(n_videos={"train": 8, "val": 4, "test": 4},
@@ -135,7 +136,7 @@ def test_visual_and_audio_responses_name_this_videos_attributes(demo):
     assert checked["visual"] > 0 and checked["audio"] > 0
 
 
-def test_item_types_balanced_and_references(demo):
+def test_item_types_in_paper_shares_and_references(demo):
     types = _types(demo)
     for split in SPLITS:
         rows = _rows(demo, split)
@@ -148,7 +149,8 @@ def test_item_types_balanced_and_references(demo):
             if split != "train":
                 assert len(set(row["responses"])) == N_REFERENCES
         assert sorted(counts) == ["audio", "knowledge", "text", "visual"]
-        assert max(counts.values()) - min(counts.values()) <= 1, (split, counts)
+        # the paper's Fig. 2 proportions (texts.ITEM_SHARES), to within one dialogue
+        assert counts == type_counts(len(rows)), (split, counts)
     assert set(types) == {r["dialogue_id"] for s in SPLITS for r in _rows(demo, s)}
 
 
@@ -209,3 +211,13 @@ def test_generation_rejects_bad_sizes(tmp_path):
         generate_demo(tmp_path, n_videos={"val": 0}, write_videos=False)
     with pytest.raises(ValueError, match="even"):
         generate_demo(tmp_path, size=95, write_videos=False)
+
+
+def test_type_counts_follow_the_shares_and_cover_every_type():
+    assert type_counts(48) == {"visual": 19, "audio": 5, "knowledge": 14, "text": 10}
+    for n in range(4, 200):
+        c = type_counts(n)
+        assert sum(c.values()) == n and min(c.values()) >= 1
+        assert all(abs(c[t] - ITEM_SHARES[t] * n) <= 1 for t in c), (n, c)
+    with pytest.raises(ValueError, match="need at least 4"):
+        type_counts(3)

@@ -369,3 +369,59 @@ def test_baseline_train_predict_learns_visual_only_with_frames(world, tmp_path):
     print("accuracy with / without frames:", accs)
     assert accs[True] >= 0.99, accs
     assert accs[False] <= 0.5, accs
+
+
+def test_knowledge_keeps_whole_flows_and_leaves_the_context_room(world):
+    model, tok = tiny_model(world, use_visual=False, use_knowledge=True)
+    cfg = model.cfg  # max_text_len 40, response 8 -> 32 text slots, knowledge <= 12
+    flows = [{"head": "看海", "relation": "emotion_cause", "tail": "开心"},
+             {"head": "看海", "relation": "next_entity", "tail": "沙滩风景"},
+             {"head": "看海", "relation": "next_utterance", "tail": "然后呢"}]
+    ex = build_example(cfg, tok, ["今天我去看海了", "你猜我什么心情"], "开心", format_flows(flows),
+                       None, None)
+    text = tok.convert_ids_to_tokens(ex["text_ids"])
+    know = text[text.index("[KNOW]"):]
+    # only whole flows: the first (11 tokens incl. [KNOW]) fits in 12 - 1; the second would be cut
+    assert know == tok.convert_ids_to_tokens(tok(format_flows(flows[:1]),
+                                                 add_special_tokens=False)["input_ids"]) + ["[SEP]"]
+    # the whole context fits beside it
+    assert text[:text.index("[KNOW]")] == tok.convert_ids_to_tokens(
+        tok("今天我去看海了[SEP]你猜我什么心情[SEP]", add_special_tokens=False)["input_ids"])
+    # a single flow longer than the budget is cut rather than dropped
+    long_flow = [{"head": "一" * 20, "relation": "emotion_cause", "tail": "开心"}]
+    ex = build_example(cfg, tok, ["你好"], None, format_flows(long_flow), None, None)
+    assert ex["text_types"].count(TYPE_KNOWLEDGE) == cfg.max_knowledge_len
+
+
+def test_knowledge_budget_over_half_the_text_slots_is_an_error():
+    with pytest.raises(ValueError, match="max_knowledge_len 48 must be in"):
+        MariaConfig.from_dict(dict(use_knowledge=True, max_text_len=64, max_response_len=16,
+                                   max_knowledge_len=48))
+    MariaConfig.from_dict(dict(use_knowledge=False, max_text_len=64, max_response_len=16,
+                               max_knowledge_len=48))  # unused: not checked
+
+
+def test_feature_standardisation_is_set_from_training_features_and_saved(world, tmp_path):
+    model, tok = tiny_model(world, use_visual=True, use_audio=True)
+    rng = np.random.default_rng(0)
+    frames = [5.0 + rng.normal(size=(n, VIS_DIM)) * np.arange(1, VIS_DIM + 1) for n in (3, 4, 0)]
+    frames[0][:, 0] = 7.0  # a constant dimension: centred, not divided by ~0
+    frames[1][:, 0] = 7.0
+    counts = model.set_feature_stats(frames, [np.ones((2, AUD_DIM)), None])
+    assert counts == {"visual": 7, "audio": 2}
+    x = np.concatenate(frames[:2])
+    assert np.allclose(model.visual_mean.numpy(), x.mean(0), atol=1e-5)
+    assert model.visual_std[0] == 1.0 and np.allclose(model.visual_std[1:].numpy(), x.std(0)[1:],
+                                                      rtol=1e-5)
+    # the features the encoder sees are standardised: a shift of every frame by the training
+    # mean changes nothing once the stats move with it
+    batch = world_batch(world, model, tok, n=3)
+    model.eval()
+    h1 = model.encode(batch)
+    model.visual_mean += 100.0
+    h2 = model.encode({**batch, "visual": batch["visual"] + 100.0})
+    assert torch.allclose(h1, h2, atol=1e-4)
+    model.save(tmp_path / "m.pt")
+    assert torch.equal(Maria.load(tmp_path / "m.pt").visual_mean, model.visual_mean)
+    with pytest.raises(ValueError, match="visual features have dim 3"):
+        model.set_feature_stats([np.ones((2, 3))])

@@ -133,6 +133,9 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
         fresh = init_from_bert(model.qformer, BertModel.from_pretrained(cfg.qformer_init).state_dict())
         log.info("Q-Former initialised from %s; %d tensors start random", cfg.qformer_init, len(fresh))
     train_set = make_examples(rows["train"], tok, llm_cfg, feats, t, d, with_target=True)
+    if model.feature_norm is not None:
+        n = model.feature_norm.fit([feats[r["video_id"]] for r in rows["train"]])
+        log.info("image features standardised with training statistics (%d token rows)", n)
     val_set = make_examples(rows["val"], tok, llm_cfg, feats, t, d, with_target=True) if "val" in rows else None
     pad = tok.pad_token_id
     run_train(model, train_set, lambda b: collate(b, pad), TrainConfig.from_dict(params["train"]),

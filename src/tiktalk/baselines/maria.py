@@ -106,6 +106,11 @@ def train(params: dict, inputs, out_dir: Path) -> None:
                                store, know_val)
     torch.manual_seed(tcfg.seed)
     model = Maria(cfg)
+    rows = model.set_feature_stats([e["frames"] for e in train_set.examples],
+                                   [e["audio"] for e in train_set.examples])
+    if rows:
+        log.info("maria: features standardised with training statistics (%s)",
+                 ", ".join(f"{k}: {n} rows" for k, n in rows.items()))
     log.info("maria: %d train examples, %d params, visual=%s audio=%s knowledge=%s",
              len(train_set), sum(p.numel() for p in model.parameters()), cfg.use_visual,
              cfg.use_audio, cfg.use_knowledge)

@@ -120,10 +120,27 @@ def _knowledge(seed: int, n_heldout: int) -> tuple[dict[str, str], list[str], li
     return emotion, train, heldout, rows
 
 
+def type_counts(n: int) -> dict[str, int]:
+    """How many of ``n`` dialogues get each item type: T.ITEM_SHARES rounded by largest
+    remainder (ties in T.ITEM_TYPES order), every type at least once when n allows."""
+    if n < len(T.ITEM_TYPES):
+        raise ValueError(f"{n} dialogues in a split: need at least {len(T.ITEM_TYPES)}, one per item type")
+    exact = {t: T.ITEM_SHARES[t] * n for t in T.ITEM_TYPES}
+    counts = {t: max(1, int(x)) for t, x in exact.items()}
+    by_remainder = sorted(T.ITEM_TYPES, key=lambda t: (counts[t] - exact[t], T.ITEM_TYPES.index(t)))
+    i = 0
+    while sum(counts.values()) < n:
+        counts[by_remainder[i % len(by_remainder)]] += 1
+        i += 1
+    while sum(counts.values()) > n:  # the max(1, ...) floor overshot: take from the largest
+        counts[max(counts, key=counts.get)] -= 1
+    return counts
+
+
 def _assign_types(rng: random.Random, specs: list[VideoSpec], per_video: int) -> list[list[str]]:
-    """Item types of each video's dialogues, balanced over the split; audio only with audio."""
+    """Item types of each video's dialogues in the split's T.ITEM_SHARES; audio only with audio."""
     slots = [(v, k) for v in range(len(specs)) for k in range(per_video)]
-    types = [T.ITEM_TYPES[i % len(T.ITEM_TYPES)] for i in range(len(slots))]
+    types = [t for t, n in type_counts(len(slots)).items() for _ in range(n)]
     rng.shuffle(types)
     donors = [j for j, (v, _) in enumerate(slots) if specs[v].has_audio]
     rng.shuffle(donors)

@@ -33,6 +33,10 @@ class Blip2Config:
     mode: str = "img"                 # img: one random frame; video: mean of n_frames frames
     n_frames: int = 8                 # video mode: frames averaged (uniformly chosen)
     ln_vision: bool = True
+    # per-dimension standardisation of the frozen encoder's features with training-set
+    # statistics, before ln_vision (not in BLIP-2; the demo's random ViT gives every video
+    # nearly the same vector, the content being a ~4% deviation that LayerNorm keeps tiny)
+    standardize_features: bool = False
     qformer_init: str | None = None   # BERT dir/hub name to initialise the Q-Former from
     # prompt building (max_history, max_source_len, max_target_len) is the LLM's own
     num_beams: int = 5
@@ -87,6 +91,31 @@ def select_frames(frames: np.ndarray, mode: str, n_frames: int, seed: int, video
     raise ValueError(f"unknown mode {mode!r}")
 
 
+class FeatureStandardizer(nn.Module):
+    """``(x - mean) / std`` per feature dimension; statistics set once from training data."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+    @torch.no_grad()
+    def fit(self, arrays, min_std: float = 1e-3) -> int:
+        """Set mean/std from (..., dim) arrays (e.g. every training video's tokens); rows used."""
+        rows = [np.asarray(a, dtype=np.float64).reshape(-1, self.mean.shape[0])
+                for a in arrays if a is not None and np.asarray(a).size]
+        if not rows:
+            return 0
+        x = np.concatenate(rows, 0)
+        std = x.std(0)
+        self.mean.copy_(torch.from_numpy(x.mean(0)))
+        self.std.copy_(torch.from_numpy(np.where(std < min_std, 1.0, std)))
+        return int(x.shape[0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+
 class Blip2Dialogue(nn.Module):
     """batch (training): ``image_embeds`` (B, T, D), ``image_mask`` (B, T) bool, ``input_ids``
     / ``attention_mask`` / ``labels`` (B, L) right-padded prompt+response."""
@@ -96,6 +125,7 @@ class Blip2Dialogue(nn.Module):
         self.cfg = cfg
         width = cfg.qformer.encoder_width
         self.ln_vision = nn.LayerNorm(width) if cfg.ln_vision else nn.Identity()
+        self.feature_norm = FeatureStandardizer(width) if cfg.standardize_features else None
         self.qformer = QFormer(cfg.qformer)
         llm_hidden = llm.get_input_embeddings().embedding_dim
         self.llm_proj = nn.Linear(cfg.qformer.hidden_size, llm_hidden)
@@ -110,7 +140,7 @@ class Blip2Dialogue(nn.Module):
         self.llm.eval()
         return self
 
-    TRAINABLE = ("ln_vision", "qformer", "llm_proj")
+    TRAINABLE = ("ln_vision", "qformer", "llm_proj", "feature_norm")  # feature_norm: buffers
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v for k, v in self.state_dict().items() if k.split(".", 1)[0] in self.TRAINABLE}
@@ -125,7 +155,10 @@ class Blip2Dialogue(nn.Module):
 
     def query_embeds(self, image_embeds: torch.Tensor, image_mask: torch.Tensor | None = None) -> torch.Tensor:
         dtype = self.llm_proj.weight.dtype
-        q = self.qformer(self.ln_vision(image_embeds.to(dtype)), image_mask)
+        x = image_embeds.to(dtype)
+        if self.feature_norm is not None:
+            x = self.feature_norm(x)
+        q = self.qformer(self.ln_vision(x), image_mask)
         return self.llm_proj(q)
 
     def _text_embeds(self, input_ids: torch.Tensor) -> torch.Tensor:

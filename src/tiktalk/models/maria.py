@@ -13,7 +13,9 @@ Input sequence (one row)::
     v_1 ... v_F   Linear(visual_dim -> hidden) + own positions        type 3  (visual)
     a_1 ... a_A   Linear(audio_dim -> hidden) + own positions         type 4  (audio)
 
-Context is truncated from its oldest side; knowledge gets at most ``max_knowledge_len`` tokens.
+Context is truncated from its oldest side; knowledge gets at most ``max_knowledge_len`` tokens
+(whole flows, best first; at most half the non-response slots, so the context always fits).
+Visual/audio features are standardised per dimension with training-set statistics.
 Text positions are BERT's (0..); the feature segments use their own learned position embeddings.
 BERT's token-type table is extended to 5 rows (new rows initialised from row 1).
 
@@ -115,6 +117,12 @@ class MariaConfig:
             raise ValueError("max_response_len must leave room for [CLS], a token and [SEP]")
         if self.max_text_len <= self.max_response_len:
             raise ValueError("max_text_len must exceed max_response_len (room for the context)")
+        room = self.max_text_len - self.max_response_len
+        if self.use_knowledge and not 2 <= self.max_knowledge_len <= room // 2:
+            raise ValueError(
+                f"max_knowledge_len {self.max_knowledge_len} must be in [2, {room // 2}]: at most "
+                f"half of the {room} context+knowledge slots (max_text_len {self.max_text_len} - "
+                f"max_response_len {self.max_response_len}), so the dialogue context is kept")
         for p in ("mask_prob_response", "mask_prob_context", "mask_prob_knowledge"):
             if not 0.0 <= getattr(self, p) <= 1.0:
                 raise ValueError(f"{p} must be in [0, 1]")
@@ -202,12 +210,50 @@ class Maria(nn.Module):
         self.audio_proj = nn.Linear(cfg.audio_dim, H) if cfg.use_audio else None
         self.audio_pos = nn.Embedding(cfg.max_audio_frames, H) if cfg.use_audio else None
         self.feat_norm = nn.LayerNorm(H, eps=bc.layer_norm_eps) if (cfg.use_visual or cfg.use_audio) else None
+        # per-dimension standardisation of the raw features (training-set mean/std, set by
+        # set_feature_stats before training, saved with the weights); identity until then
+        for name, dim, used in (("visual", cfg.visual_dim, cfg.use_visual),
+                                ("audio", cfg.audio_dim, cfg.use_audio)):
+            if used:
+                self.register_buffer(f"{name}_mean", torch.zeros(dim))
+                self.register_buffer(f"{name}_std", torch.ones(dim))
         self.feat_drop = nn.Dropout(bc.hidden_dropout_prob)
         for m in (self.visual_proj, self.visual_pos, self.audio_proj, self.audio_pos):
             if m is not None:
                 nn.init.normal_(m.weight, std=bc.initializer_range)
                 if getattr(m, "bias", None) is not None:
                     nn.init.zeros_(m.bias)
+
+    @torch.no_grad()
+    def set_feature_stats(self, visual=None, audio=None, min_std: float = 1e-3) -> dict:
+        """Standardise raw features per dimension with the statistics of ``visual`` / ``audio``
+        (iterables of (n_i, dim) arrays, e.g. every training video's frames).
+
+        CNN features of one dataset share a large common component (ReLU outputs are all
+        positive; a demo video is mostly background), so what tells videos apart is a small
+        deviation around it; standardising makes that deviation the input. Dimensions with
+        std < ``min_std`` are only centred. Returns {"visual": n_rows, "audio": n_rows}.
+        """
+        import numpy as np
+
+        counts = {}
+        for name, arrays, used in (("visual", visual, self.cfg.use_visual),
+                                   ("audio", audio, self.cfg.use_audio)):
+            if not used or arrays is None:
+                continue
+            rows = [np.asarray(a, dtype=np.float64) for a in arrays if a is not None and len(a)]
+            counts[name] = int(sum(len(r) for r in rows))
+            if not rows:
+                continue
+            x = np.concatenate(rows, 0)
+            mean_buf, std_buf = getattr(self, f"{name}_mean"), getattr(self, f"{name}_std")
+            if x.shape[1] != mean_buf.shape[0]:
+                raise ValueError(f"{name} features have dim {x.shape[1]}, "
+                                 f"the model expects {mean_buf.shape[0]}")
+            std = x.std(0)
+            mean_buf.copy_(torch.from_numpy(x.mean(0)))
+            std_buf.copy_(torch.from_numpy(np.where(std < min_std, 1.0, std)))
+        return counts
 
     # ---- embeddings / mask -------------------------------------------------------------------
 
@@ -230,7 +276,9 @@ class Maria(nn.Module):
                 continue
             fpos = torch.arange(n, device=ids.device)
             tt = emb.token_type_embeddings(torch.full((n,), ttype, device=ids.device))
-            f = proj(feats.to(x.dtype)) + pemb(fpos).unsqueeze(0) + tt.unsqueeze(0)
+            mean, std = getattr(self, f"{name}_mean"), getattr(self, f"{name}_std")
+            z = (feats.to(mean.dtype) - mean) / std
+            f = proj(z.to(x.dtype)) + pemb(fpos).unsqueeze(0) + tt.unsqueeze(0)
             parts.append(self.feat_drop(self.feat_norm(f)))
             valid.append(fmask.bool())
         is_resp = torch.zeros(sum(p.shape[1] for p in parts), dtype=torch.bool, device=ids.device)
@@ -366,7 +414,8 @@ def build_example(cfg: MariaConfig, tokenizer, context: list[str], response: str
     budget = cfg.max_text_len - R
     know: list[int] = []
     if cfg.use_knowledge and knowledge_text:
-        know = enc(knowledge_text)[: max(0, cfg.max_knowledge_len - 1)] + [cfg.sep_token_id]
+        know = _fit_flows(enc(knowledge_text), cfg.know_token_id,
+                          cfg.max_knowledge_len - 1) + [cfg.sep_token_id]
     turns = [enc(t) + [cfg.sep_token_id] for t in context if t is not None]
     ctx: list[int] = []
     room = max(1, budget - len(know))
@@ -383,6 +432,21 @@ def build_example(cfg: MariaConfig, tokenizer, context: list[str], response: str
     ex["frames"] = _cap_frames(frames, cfg.max_frames) if cfg.use_visual else None
     ex["audio"] = _cap_frames(audio, cfg.max_audio_frames) if cfg.use_audio else None
     return ex
+
+
+def _fit_flows(ids: list[int], marker: int | None, budget: int) -> list[int]:
+    """The leading whole flows of ``ids`` (each starting at a ``marker`` token) that fit in
+    ``budget`` tokens, best first; a flow is never cut in the middle, except the first one
+    when it alone is longer than the budget."""
+    if len(ids) <= budget:
+        return ids
+    starts = [i for i, t in enumerate(ids) if t == marker and i > 0] if marker is not None else []
+    kept = 0
+    for end in starts + [len(ids)]:
+        if end > budget:
+            break
+        kept = end
+    return ids[:kept] if kept else ids[:budget]
 
 
 def _cap_frames(arr, n_max: int):
