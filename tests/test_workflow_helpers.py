@@ -96,3 +96,24 @@ def test_canonical_sorts_every_mapping_but_keeps_lists_and_the_baseline_order():
     canonicalise_config(cfg)
     assert list(cfg["baselines"]) == ["text", "maria"]
     assert list(cfg["baselines"]["text"]) == ["a", "z"] and list(cfg["data"]) == ["a", "b"]
+
+
+def test_script_jobs_are_held_to_their_threads(monkeypatch, tmp_path):
+    import torch
+
+    from tiktalk.logs import script_logging
+
+    before = torch.get_num_threads()
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    try:
+        with script_logging(tmp_path / "job.log", threads=1):
+            assert torch.get_num_threads() == 1
+        import os
+
+        assert os.environ["OMP_NUM_THREADS"] == "1" and os.environ["MKL_NUM_THREADS"] == "1"
+        torch.set_num_threads(before)
+        with script_logging(tmp_path / "job.log"):  # no threads given: left alone
+            assert torch.get_num_threads() == before
+    finally:
+        torch.set_num_threads(before)

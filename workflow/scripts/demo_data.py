@@ -5,7 +5,7 @@ from tiktalk.demo import generate_demo
 from tiktalk.logs import script_logging
 
 sm = snakemake  # noqa: F821
-with script_logging(sm.log[0]) as log:
+with script_logging(sm.log[0], sm.threads) as log:
     out_dir = Path(sm.output.c3kg).parent
     summary = generate_demo(out_dir, seed=sm.params.seed, **sm.params.demo)
     log.info("demo: %s", {k: v for k, v in summary.items() if k != "item_types"})

@@ -4,7 +4,7 @@ from tiktalk.media.image_encoder import extract_shard_image_features
 from tiktalk.media.shard import FETCH_COLUMNS, read_tsv
 
 sm = snakemake  # noqa: F821
-with script_logging(sm.log[0]) as log:
+with script_logging(sm.log[0], sm.threads) as log:
     videos = [(r["video_id"], r["path"] if r["status"] == "ok" else None, r["reason"])
               for r in read_tsv(sm.input.fetch, FETCH_COLUMNS)]
     summary = extract_shard_image_features(videos, dict(sm.params.encoder),

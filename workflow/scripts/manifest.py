@@ -3,5 +3,5 @@ from tiktalk.data.build import build_manifest
 from tiktalk.logs import script_logging
 
 sm = snakemake  # noqa: F821
-with script_logging(sm.log[0]) as log:
+with script_logging(sm.log[0], sm.threads) as log:
     log.info("%s", build_manifest(list(sm.input.dialogues), sm.params.shard_size, sm.output.tsv))

@@ -6,7 +6,7 @@ from tiktalk.logs import script_logging
 from tiktalk.workflow import baseline_inputs, family_params
 
 sm = snakemake  # noqa: F821
-with script_logging(sm.log[0]) as log:
+with script_logging(sm.log[0], sm.threads) as log:
     baseline = sm.params.baseline
     params = family_params(baseline, sm.params.llm_dir)
     inputs = baseline_inputs(dict(sm.input.items()), sm.params.tokenizer, sm.params.seed)

@@ -4,7 +4,7 @@ from tiktalk.report.plots import plot_table3
 from tiktalk.report.tables import build_table3, load_metrics
 
 sm = snakemake  # noqa: F821
-with script_logging(sm.log[0]) as log:
+with script_logging(sm.log[0], sm.threads) as log:
     metrics = load_metrics(dict(zip(sm.params.baselines, sm.input.metrics)))
     labels = sm.params.labels
     table = build_table3(metrics, labels, sm.output.csv, sm.output.md, sm.output.tex,

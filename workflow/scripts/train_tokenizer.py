@@ -5,7 +5,7 @@ from tiktalk.logs import script_logging
 from tiktalk.models.tokenizer import tokenizer_corpus, train_wordpiece
 
 sm = snakemake  # noqa: F821
-with script_logging(sm.log[0]) as log:
+with script_logging(sm.log[0], sm.threads) as log:
     texts = tokenizer_corpus(sm.input.dialogues, sm.input.c3kg)
     tok = train_wordpiece(texts, Path(sm.output.vocab).parent,
                           vocab_size=sm.params.tokenizer.get("vocab_size", 8000))
