@@ -423,7 +423,7 @@ def _train(model, train_set, collate_fn, cfg, ckpt_path, log_path, val_set, para
     model.to(device)
     model.train()
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr,
-                                  betas=cfg.adam_betas, eps=cfg.adam_eps)
+                                  betas=cfg.adam_betas, eps=cfg.adam_eps, foreach=True)
     n_batches = _per_rank_batches(len(train_set), dist_.world, cfg.batch_size)
     steps_per_epoch = int(math.ceil(n_batches / cfg.grad_accum_steps)) if n_batches else 0
     total_steps = max(1, steps_per_epoch * cfg.epochs)
