@@ -410,18 +410,18 @@ def test_feature_standardisation_is_set_from_training_features_and_saved(world, 
     counts = model.set_feature_stats(frames, [np.ones((2, AUD_DIM)), None])
     assert counts == {"visual": 7, "audio": 2}
     x = np.concatenate(frames[:2])
-    assert np.allclose(model.visual_mean.numpy(), x.mean(0), atol=1e-5)
-    assert model.visual_std[0] == 1.0 and np.allclose(model.visual_std[1:].numpy(), x.std(0)[1:],
-                                                      rtol=1e-5)
+    assert np.allclose(model.visual_norm.mean.numpy(), x.mean(0), atol=1e-5)
+    std = model.visual_norm.std
+    assert std[0] == 1.0 and np.allclose(std[1:].numpy(), x.std(0)[1:], rtol=1e-5)
     # the features the encoder sees are standardised: a shift of every frame by the training
     # mean changes nothing once the stats move with it
     batch = world_batch(world, model, tok, n=3)
     model.eval()
     h1 = model.encode(batch)
-    model.visual_mean += 100.0
+    model.visual_norm.mean += 100.0
     h2 = model.encode({**batch, "visual": batch["visual"] + 100.0})
     assert torch.allclose(h1, h2, atol=1e-4)
     model.save(tmp_path / "m.pt")
-    assert torch.equal(Maria.load(tmp_path / "m.pt").visual_mean, model.visual_mean)
+    assert torch.equal(Maria.load(tmp_path / "m.pt").visual_norm.mean, model.visual_norm.mean)
     with pytest.raises(ValueError, match="visual features have dim 3"):
         model.set_feature_stats([np.ones((2, 3))])

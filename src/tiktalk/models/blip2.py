@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tiktalk.models.features import FeatureStandardizer
 from tiktalk.models.qformer import QFormer, QFormerConfig
 
 IGNORE = -100
@@ -89,31 +90,6 @@ def select_frames(frames: np.ndarray, mode: str, n_frames: int, seed: int, video
             frames = frames[idx]
         return frames.mean(axis=0)
     raise ValueError(f"unknown mode {mode!r}")
-
-
-class FeatureStandardizer(nn.Module):
-    """``(x - mean) / std`` per feature dimension; statistics set once from training data."""
-
-    def __init__(self, dim: int):
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(dim))
-        self.register_buffer("std", torch.ones(dim))
-
-    @torch.no_grad()
-    def fit(self, arrays, min_std: float = 1e-3) -> int:
-        """Set mean/std from (..., dim) arrays (e.g. every training video's tokens); rows used."""
-        rows = [np.asarray(a, dtype=np.float64).reshape(-1, self.mean.shape[0])
-                for a in arrays if a is not None and np.asarray(a).size]
-        if not rows:
-            return 0
-        x = np.concatenate(rows, 0)
-        std = x.std(0)
-        self.mean.copy_(torch.from_numpy(x.mean(0)))
-        self.std.copy_(torch.from_numpy(np.where(std < min_std, 1.0, std)))
-        return int(x.shape[0])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
 
 class Blip2Dialogue(nn.Module):

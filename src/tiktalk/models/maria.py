@@ -49,6 +49,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from tiktalk.models.beam import beam_search, expand_for_beams
+from tiktalk.models.features import FeatureStandardizer
 
 TYPE_RESPONSE, TYPE_CONTEXT, TYPE_KNOWLEDGE, TYPE_VISUAL, TYPE_AUDIO = 0, 1, 2, 3, 4
 N_TYPES = 5
@@ -212,11 +213,8 @@ class Maria(nn.Module):
         self.feat_norm = nn.LayerNorm(H, eps=bc.layer_norm_eps) if (cfg.use_visual or cfg.use_audio) else None
         # per-dimension standardisation of the raw features (training-set mean/std, set by
         # set_feature_stats before training, saved with the weights); identity until then
-        for name, dim, used in (("visual", cfg.visual_dim, cfg.use_visual),
-                                ("audio", cfg.audio_dim, cfg.use_audio)):
-            if used:
-                self.register_buffer(f"{name}_mean", torch.zeros(dim))
-                self.register_buffer(f"{name}_std", torch.ones(dim))
+        self.visual_norm = FeatureStandardizer(cfg.visual_dim, "visual") if cfg.use_visual else None
+        self.audio_norm = FeatureStandardizer(cfg.audio_dim, "audio") if cfg.use_audio else None
         self.feat_drop = nn.Dropout(bc.hidden_dropout_prob)
         for m in (self.visual_proj, self.visual_pos, self.audio_proj, self.audio_pos):
             if m is not None:
@@ -224,35 +222,16 @@ class Maria(nn.Module):
                 if getattr(m, "bias", None) is not None:
                     nn.init.zeros_(m.bias)
 
-    @torch.no_grad()
-    def set_feature_stats(self, visual=None, audio=None, min_std: float = 1e-3) -> dict:
+    def set_feature_stats(self, visual=None, audio=None) -> dict:
         """Standardise raw features per dimension with the statistics of ``visual`` / ``audio``
-        (iterables of (n_i, dim) arrays, e.g. every training video's frames).
-
-        CNN features of one dataset share a large common component (ReLU outputs are all
-        positive; a demo video is mostly background), so what tells videos apart is a small
-        deviation around it; standardising makes that deviation the input. Dimensions with
-        std < ``min_std`` are only centred. Returns {"visual": n_rows, "audio": n_rows}.
-        """
-        import numpy as np
-
+        (iterables of (n_i, dim) arrays, e.g. every training video's frames); see
+        :mod:`tiktalk.models.features`. Returns {"visual": n_rows, "audio": n_rows} for the
+        modalities in use."""
         counts = {}
-        for name, arrays, used in (("visual", visual, self.cfg.use_visual),
-                                   ("audio", audio, self.cfg.use_audio)):
-            if not used or arrays is None:
-                continue
-            rows = [np.asarray(a, dtype=np.float64) for a in arrays if a is not None and len(a)]
-            counts[name] = int(sum(len(r) for r in rows))
-            if not rows:
-                continue
-            x = np.concatenate(rows, 0)
-            mean_buf, std_buf = getattr(self, f"{name}_mean"), getattr(self, f"{name}_std")
-            if x.shape[1] != mean_buf.shape[0]:
-                raise ValueError(f"{name} features have dim {x.shape[1]}, "
-                                 f"the model expects {mean_buf.shape[0]}")
-            std = x.std(0)
-            mean_buf.copy_(torch.from_numpy(x.mean(0)))
-            std_buf.copy_(torch.from_numpy(np.where(std < min_std, 1.0, std)))
+        for name, arrays, norm in (("visual", visual, self.visual_norm),
+                                   ("audio", audio, self.audio_norm)):
+            if norm is not None and arrays is not None:
+                counts[name] = norm.fit(arrays)
         return counts
 
     # ---- embeddings / mask -------------------------------------------------------------------
@@ -276,9 +255,8 @@ class Maria(nn.Module):
                 continue
             fpos = torch.arange(n, device=ids.device)
             tt = emb.token_type_embeddings(torch.full((n,), ttype, device=ids.device))
-            mean, std = getattr(self, f"{name}_mean"), getattr(self, f"{name}_std")
-            z = (feats.to(mean.dtype) - mean) / std
-            f = proj(z.to(x.dtype)) + pemb(fpos).unsqueeze(0) + tt.unsqueeze(0)
+            norm = self.visual_norm if name == "visual" else self.audio_norm
+            f = proj(norm(feats.to(x.dtype))) + pemb(fpos).unsqueeze(0) + tt.unsqueeze(0)
             parts.append(self.feat_drop(self.feat_norm(f)))
             valid.append(fmask.bool())
         is_resp = torch.zeros(sum(p.shape[1] for p in parts), dtype=torch.bool, device=ids.device)
