@@ -11,6 +11,9 @@ SPLITS = ["train", "val", "test"]
 EVAL_SPLITS = list(config["evaluation"]["splits"])
 BASELINES = list(config["baselines"])
 SRC = Path(workflow.basedir) / "src" / "tiktalk"
+# The media jobs gate every training that reads features (the slowest rows), so among ready
+# jobs they go first; trainings then start by their config `priority` (longest first).
+MEDIA_PRIORITY = 100
 
 
 wildcard_constraints:
@@ -58,7 +61,13 @@ def image_feature_shards(wildcards=None):
 
 
 def baseline_cfg(name):
-    return config["baselines"][name]
+    """The baseline's config block as its jobs see it (params): everything but `priority`,
+    a scheduling hint whose change must not re-run anything."""
+    return {k: v for k, v in config["baselines"][name].items() if k != "priority"}
+
+
+def train_priority(wildcards):
+    return config["baselines"][wildcards.baseline].get("priority", 0)
 
 
 def train_inputs(wildcards):

@@ -19,6 +19,7 @@ rule fetch_shard:
         download=config["media"]["download"],
         videos_dir=lambda w: f"{R}/media/{w.shard}/videos",
         video_id_pattern=lambda w: config["data"]["video_id_pattern"],
+    priority: MEDIA_PRIORITY
     log:
         f"{R}/logs/fetch_shard/{{shard}}.log",
     benchmark:
@@ -40,6 +41,7 @@ rule extract_shard:
     params:
         extract=config["media"]["extract"],
     threads: config["media"]["extract"].get("num_workers", 1) + 1
+    priority: MEDIA_PRIORITY
     log:
         f"{R}/logs/extract_shard/{{shard}}.log",
     benchmark:
@@ -60,6 +62,7 @@ rule image_features_shard:
         status=f"{R}/media/{{shard}}.image.status.tsv",
     params:
         encoder=config["media"]["image_encoder"],
+    priority: MEDIA_PRIORITY
     log:
         f"{R}/logs/image_features_shard/{{shard}}.log",
     benchmark:

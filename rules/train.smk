@@ -38,6 +38,7 @@ rule train_baseline:
             else None
         ),
     threads: 1
+    priority: train_priority
     log:
         f"{R}/logs/train_baseline/{{baseline}}.log",
     benchmark:

@@ -160,3 +160,41 @@ def test_key_order_of_the_config_is_not_a_change(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert job_counts(res.stdout) == {"demo_data": 1, "build_split": 1}, res.stdout[-3000:]
     assert "Params have changed" in res.stdout
+
+
+def job_blocks(stdout: str) -> list[dict]:
+    """Each job of a dry-run listing as {"rule", "wildcards", "priority"} (0 when not shown)."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", stdout):
+        head = re.match(r"(?:local)?rule (\w+):", block)
+        if not head:
+            continue
+        wc = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+        prio = re.search(r"^\s+priority: (-?\d+)$", block, re.M)
+        jobs.append({"rule": head.group(1), "wildcards": wc.group(1) if wc else "",
+                     "priority": int(prio.group(1)) if prio else 0})
+    return jobs
+
+
+def test_media_jobs_first_then_longest_trainings(tmp_path):
+    """Media jobs gate the slowest trainings, so they outrank everything; each training job
+    carries its baseline's `priority` (the demo ranks the knowledge rows highest)."""
+    cfg = demo_config()
+    cfgfile = str(write_config(tmp_path, cfg))
+    args = ["--cores", "2", "--directory", str(tmp_path), "--snakefile", str(ROOT / "Snakefile"),
+            "--configfile", cfgfile]
+    res = snakemake("results/data/videos.tsv", *args)  # the checkpoint that adds media jobs
+    assert res.returncode == 0, res.stderr[-3000:]
+    res = snakemake("-n", *args)
+    assert res.returncode == 0, res.stderr[-3000:]
+    jobs = job_blocks(res.stdout)
+    media = [j for j in jobs if j["rule"] in ("fetch_shard", "extract_shard",
+                                               "image_features_shard")]
+    assert len(media) == 3 * len({j["wildcards"] for j in media}) > 0
+    trains = {j["wildcards"].removeprefix("baseline="): j["priority"]
+              for j in jobs if j["rule"] == "train_baseline"}
+    assert sorted(trains) == sorted(cfg["baselines"])
+    assert trains == {b: c.get("priority", 0) for b, c in cfg["baselines"].items()}
+    top = max(j["priority"] for j in jobs if j not in media)
+    assert all(j["priority"] > top for j in media), media
+    assert trains["maria_c3kg"] > trains["text"]

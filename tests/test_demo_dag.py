@@ -105,6 +105,13 @@ def test_rerun_only_what_changed(demo):
     assert got == {"train_baseline": 1, "predict": 1, "score": 1, "table3": 1,
                    "demo_item_types": 1, "all": 1}, got
 
+    # a scheduling hint is not a change
+    cfg = yaml.safe_load((demo / "config/config.yaml").read_text())
+    cfg["baselines"]["livebot"]["priority"] = 7
+    cfg["baselines"]["maria"].pop("priority", None)
+    (demo / "reprioritised.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False))
+    assert scheduled(demo, "--configfile", "reprioritised.yaml") == {}
+
     # metrics code -> scoring and tables only
     path = demo / "src/tiktalk/metrics/evaluate.py"
     path.write_text(path.read_text() + "\n# edited\n")
