@@ -48,7 +48,8 @@ def test_demo_dag_dry_run_builds(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     counts = job_counts(res.stdout)
     n_baselines = len(demo_config()["baselines"])
-    assert counts["demo_data"] == 1 and counts["score"] == n_baselines
+    # one scoring job per evaluated split scores every baseline (one METEOR JVM)
+    assert counts["demo_data"] == 1 and counts["score"] == len(demo_config()["evaluation"]["splits"])
     assert counts["predict"] == n_baselines
     # baselines that read media features join the DAG after the manifest checkpoint
     assert 1 <= counts["train_baseline"] <= n_baselines

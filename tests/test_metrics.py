@@ -278,3 +278,49 @@ def test_format_table_lists_every_metric(corpus_metrics):
     lines = table.splitlines()
     assert lines[0] == "x" and len(lines) == 2 + len(METRIC_KEYS) + 1
     assert f"{corpus_metrics['per-reference']['cider']:.2f}" in table
+
+
+# ----------------------------------------------------------------------------- many systems
+
+
+def _write_jsonl(path, rows):
+    import json
+
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@needs_java
+def test_evaluate_many_equals_one_file_at_a_time(tmp_path, corpus_metrics):
+    from tiktalk.metrics.evaluate import evaluate_files, evaluate_many
+
+    ref = _write_jsonl(tmp_path / "refs.jsonl", refs([(d, rs) for d, _, rs in CORPUS]))
+    systems = {
+        "sys_a": preds([(d, h) for d, h, _ in CORPUS]),
+        "sys_b": preds([(d, rs[0]) for d, _, rs in CORPUS]),     # copies a reference
+        "sys_c": preds([(d, "") for d, _, _ in CORPUS]),         # all empty
+    }
+    pred_paths = {n: _write_jsonl(tmp_path / f"{n}.jsonl", p) for n, p in systems.items()}
+    outs = {n: tmp_path / "out" / f"{n}.json" for n in systems}
+    got = evaluate_many(pred_paths, ref, outs)
+    assert list(got) == list(systems)
+    assert got["sys_a"] == pytest.approx(corpus_metrics["per-reference"])
+    for name in systems:
+        one = evaluate_files(pred_paths[name], ref, tmp_path / f"{name}.single.json")
+        assert got[name] == pytest.approx(one, abs=1e-9), name
+        assert outs[name].read_text() == (tmp_path / f"{name}.single.json").read_text()
+    assert got["sys_b"]["bleu_4"] > got["sys_a"]["bleu_4"] and got["sys_c"]["bleu_1"] == 0
+
+
+def test_evaluate_many_checks_every_file_before_scoring(tmp_path):
+    from tiktalk.metrics.evaluate import evaluate_many
+
+    ref = _write_jsonl(tmp_path / "refs.jsonl", refs([("a", ["你好"]), ("b", ["再见"])]))
+    good = _write_jsonl(tmp_path / "good.jsonl", preds([("a", "你好"), ("b", "再见")]))
+    bad = _write_jsonl(tmp_path / "bad.jsonl", preds([("a", "你好")]))     # misses "b"
+    outs = {"good": tmp_path / "good.json", "bad": tmp_path / "bad.json"}
+    with pytest.raises(ValueError, match=r"bad\.jsonl.*'b'"):
+        evaluate_many({"good": good, "bad": bad}, ref, outs)
+    assert not outs["good"].exists() and not outs["bad"].exists()
+    with pytest.raises(ValueError, match="outputs"):
+        evaluate_many({"good": good}, ref, {"other": tmp_path / "x.json"})

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from tiktalk.formats import METRIC_KEYS
 from tiktalk.io import read_jsonl, write_json
@@ -177,6 +177,44 @@ def evaluate_files(
         raise ValueError(f"{pred_path} vs {ref_path}: {exc}") from None
     write_json(out_path, metrics)
     return metrics
+
+
+def evaluate_many(
+    pred_paths: Mapping[str, str | os.PathLike],
+    ref_path: str | os.PathLike,
+    out_paths: Mapping[str, str | os.PathLike],
+    protocol: str = "per-reference",
+) -> dict[str, dict]:
+    """:func:`evaluate_files` for several systems against one reference file, with ONE METEOR
+    JVM (its start, loading the paraphrase table, costs ~10 CPU seconds; scoring 50 lines
+    costs milliseconds). ``pred_paths`` and ``out_paths`` map a system name to its files.
+
+    Every predictions file is read and validated before the JVM starts and before anything is
+    written, so one bad file fails the call naming it and leaves no metrics behind. Returns
+    ``{name: metrics}`` in the order of ``pred_paths``; the values equal :func:`evaluate_files`'s.
+    """
+    if set(pred_paths) != set(out_paths):
+        raise ValueError(f"systems with predictions {sorted(pred_paths)} but outputs {sorted(out_paths)}")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    references = read_jsonl(ref_path)
+    predictions = {}
+    for name, path in pred_paths.items():
+        rows = read_jsonl(path)
+        try:
+            ids, _, refs = align(rows, references)
+            if protocol == "per-reference":
+                _reference_count(ids, refs)
+        except ValueError as exc:
+            raise ValueError(f"{path} vs {ref_path}: {exc}") from None
+        predictions[name] = rows
+    results = {}
+    with MeteorProcess() as meteor:
+        for name, rows in predictions.items():
+            results[name] = evaluate(rows, references, protocol, meteor=meteor)
+    for name, metrics in results.items():
+        write_json(out_paths[name], metrics)
+    return results
 
 
 _LABELS = {
