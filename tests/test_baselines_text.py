@@ -259,3 +259,17 @@ def test_causal_lm_family_train_predict_and_reload(tmp_path):
     # batched beam decoding equals decoding each dialogue alone
     causal_lm.predict(dict(params, predict_batch_size=1), out, inputs, "test", tmp_path / "q.jsonl")
     assert check_predictions(tmp_path / "q.jsonl", inputs) == responses
+
+
+def test_model_blob_round_trip_and_family_check(tmp_path):
+    import torch
+
+    from tiktalk.baselines.common import cpu_state, load_model_blob, save_model_blob
+
+    sd = cpu_state(torch.nn.Linear(3, 2).state_dict())
+    save_model_blob(tmp_path / "model.pt", "livebot", 1, {"hidden": 3}, state_dict=sd)
+    blob = load_model_blob(tmp_path, "livebot", 1)
+    assert blob["config"] == {"hidden": 3} and torch.equal(blob["state_dict"]["weight"], sd["weight"])
+    for family, version in (("dialogpt", 1), ("livebot", 2)):
+        with pytest.raises(ValueError, match=rf"model\.pt is not a {family} v{version} model"):
+            load_model_blob(tmp_path, family, version)

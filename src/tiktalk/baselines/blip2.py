@@ -35,7 +35,8 @@ import torch
 
 from tiktalk.baselines import BaselineInputs
 from tiktalk.baselines.causal_lm import decode_text, load_finetuned
-from tiktalk.baselines.common import device_for, is_main_process, save_torch, table, write_predictions
+from tiktalk.baselines.common import (cpu_state, device_for, is_main_process, load_model_blob,
+                                      save_model_blob, table, write_predictions)
 from tiktalk.io import seed_everything
 from tiktalk.media.image_encoder import iter_image_tokens
 from tiktalk.models.blip2 import Blip2Config, Blip2Dialogue, select_frames
@@ -141,18 +142,14 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
     run_train(model, train_set, lambda b: collate(b, pad), TrainConfig.from_dict(params["train"]),
               out_dir, val_set=val_set, params=params)
     if is_main_process():
-        save_torch(out_dir / "model.pt", {
-            "family": FAMILY, "version": VERSION, "config": cfg.to_dict(), "llm_dir": str(llm_dir),
-            "state_dict": {k: v.detach().cpu() for k, v in model.trainable_state_dict().items()},
-        })
+        save_model_blob(out_dir / "model.pt", FAMILY, VERSION, cfg.to_dict(), llm_dir=str(llm_dir),
+                        state_dict=cpu_state(model.trainable_state_dict()))
 
 
 def load_model(model_dir: Path, params: dict | None = None):
     """(model, tokenizer, llm_cfg); the LLM comes from ``params['llm_dir']`` or the saved path."""
     model_dir = Path(model_dir)
-    blob = torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)
-    if blob.get("family") != FAMILY or blob.get("version") != VERSION:
-        raise ValueError(f"{model_dir}/model.pt is not a {FAMILY} v{VERSION} model")
+    blob = load_model_blob(model_dir, FAMILY, VERSION)
     saved = Blip2Config.from_dict(blob["config"])
     llm_dir = Path((params or {}).get("llm_dir") or blob["llm_dir"])
     llm, tok, llm_cfg = load_finetuned(llm_dir, merge=True)

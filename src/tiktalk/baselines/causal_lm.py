@@ -27,10 +27,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
-
 from tiktalk.baselines import BaselineInputs
-from tiktalk.baselines.common import device_for, is_main_process, save_torch, table, write_predictions
+from tiktalk.baselines.common import (cpu_state, device_for, is_main_process, load_model_blob,
+                                      save_model_blob, table, write_predictions)
 from tiktalk.io import seed_everything
 from tiktalk.models.causal_lm import (
     CausalLMConfig, CausalLMModel, apply_lora, build_base_model, build_prompt, encode_example,
@@ -104,11 +103,9 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
         lm.save_pretrained(str(out_dir / "adapter"))
         if not cfg.base_model:
             tok.save_pretrained(str(out_dir / "tokenizer"))
-        save_torch(out_dir / "model.pt", {
-            "family": FAMILY, "version": VERSION, "config": cfg.to_dict(),
-            "base": cfg.base_model or "base",
-            "lora_state_dict": {k: v.detach().cpu() for k, v in get_peft_model_state_dict(lm).items()},
-        })
+        save_model_blob(out_dir / "model.pt", FAMILY, VERSION, cfg.to_dict(),
+                        base=cfg.base_model or "base",
+                        lora_state_dict=cpu_state(get_peft_model_state_dict(lm)))
 
 
 def load_finetuned(model_dir: Path, merge: bool = False):
@@ -117,9 +114,7 @@ def load_finetuned(model_dir: Path, merge: bool = False):
     from transformers import AutoModelForCausalLM
 
     model_dir = Path(model_dir)
-    blob = torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)
-    if blob.get("family") != FAMILY or blob.get("version") != VERSION:
-        raise ValueError(f"{model_dir}/model.pt is not a {FAMILY} v{VERSION} model")
+    blob = load_model_blob(model_dir, FAMILY, VERSION)
     cfg = CausalLMConfig.from_dict(blob["config"])
     if cfg.base_model:
         from tiktalk.models.causal_lm import _dtype

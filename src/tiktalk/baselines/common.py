@@ -165,3 +165,24 @@ def save_torch(path, obj) -> None:
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def cpu_state(state_dict) -> dict:
+    """A state dict's tensors, detached and on the CPU (what a family's model.pt stores)."""
+    return {k: v.detach().cpu() for k, v in state_dict.items()}
+
+
+def save_model_blob(path, family: str, version: int, config: dict, **fields) -> None:
+    """A family's ``model.pt``: ``{"family", "version", "config", **fields}``, written atomically."""
+    save_torch(path, {"family": family, "version": version, "config": config, **fields})
+
+
+def load_model_blob(model_dir, family: str, version: int) -> dict:
+    """The ``model.pt`` of ``model_dir``; an error naming it unless ``family`` / ``version`` match."""
+    import torch
+
+    path = Path(model_dir) / "model.pt"
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    if blob.get("family") != family or blob.get("version") != version:
+        raise ValueError(f"{path} is not a {family} v{version} model")
+    return blob

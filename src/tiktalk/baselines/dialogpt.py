@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from tiktalk.baselines import BaselineInputs
-from tiktalk.baselines.common import (device_for, is_main_process, save_torch, table,
-                                     write_predictions)
+from tiktalk.baselines.common import (cpu_state, device_for, is_main_process, load_model_blob,
+                                      save_model_blob, table, write_predictions)
 from tiktalk.io import seed_everything
 from tiktalk.models.causal_lm import lm_collate as collate, pad_batch
 from tiktalk.models.gpt2_chitchat import ChitchatConfig, ChitchatModel, build_lm, encode_dialogue
@@ -60,11 +60,8 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
               out_dir, val_set=val_set, params=params)
     if is_main_process():
         tok.save_pretrained(str(out_dir / "tokenizer"))
-        save_torch(out_dir / "model.pt", {
-            "family": FAMILY, "version": VERSION, "config": cfg.to_dict(),
-            "gpt2_config": lm.config.to_dict(),
-            "state_dict": {k: v.detach().cpu() for k, v in lm.state_dict().items()},
-        })
+        save_model_blob(out_dir / "model.pt", FAMILY, VERSION, cfg.to_dict(),
+                        gpt2_config=lm.config.to_dict(), state_dict=cpu_state(lm.state_dict()))
 
 
 def load_model(model_dir: Path, cfg: ChitchatConfig | None = None) -> tuple[ChitchatModel, object]:
@@ -72,9 +69,7 @@ def load_model(model_dir: Path, cfg: ChitchatConfig | None = None) -> tuple[Chit
     from transformers import GPT2Config, GPT2LMHeadModel
 
     model_dir = Path(model_dir)
-    blob = torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)
-    if blob.get("family") != FAMILY or blob.get("version") != VERSION:
-        raise ValueError(f"{model_dir}/model.pt is not a {FAMILY} v{VERSION} model")
+    blob = load_model_blob(model_dir, FAMILY, VERSION)
     cfg = cfg or ChitchatConfig.from_dict(blob["config"])
     lm = GPT2LMHeadModel(GPT2Config.from_dict(blob["gpt2_config"]))
     lm.load_state_dict(blob["state_dict"])

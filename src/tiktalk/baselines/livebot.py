@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from tiktalk.baselines import BaselineInputs
-from tiktalk.baselines.common import device_for, is_main_process, save_torch, table, write_predictions
+from tiktalk.baselines.common import (cpu_state, device_for, is_main_process, load_model_blob,
+                                      save_model_blob, table, write_predictions)
 from tiktalk.io import seed_everything
 from tiktalk.media.store import FeatureStore
 from tiktalk.models.livebot import Livebot, LivebotConfig
@@ -134,17 +135,13 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
               out_dir, val_set=val_set, params=params)
     if is_main_process():
         tok.save_pretrained(str(out_dir / "tokenizer"))
-        save_torch(out_dir / "model.pt", {
-            "family": FAMILY, "version": VERSION, "config": cfg.to_dict(),
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        })
+        save_model_blob(out_dir / "model.pt", FAMILY, VERSION, cfg.to_dict(),
+                        state_dict=cpu_state(model.state_dict()))
 
 
 def load_model(model_dir: Path) -> tuple[Livebot, object]:
     model_dir = Path(model_dir)
-    blob = torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)
-    if blob.get("family") != FAMILY or blob.get("version") != VERSION:
-        raise ValueError(f"{model_dir}/model.pt is not a {FAMILY} v{VERSION} model")
+    blob = load_model_blob(model_dir, FAMILY, VERSION)
     model = Livebot(LivebotConfig.from_dict(blob["config"]))
     model.load_state_dict(blob["state_dict"])
     return model.eval(), load_tokenizer(model_dir / "tokenizer")
