@@ -113,6 +113,37 @@ def _reference_count(ids: Sequence[str], refs: Sequence[Sequence[str]]) -> int:
     )
 
 
+def _checked(predictions: Sequence[dict], references: Sequence[dict], protocol: str):
+    """Validate one system's inputs: (ids, hypotheses, references, reference slots or None)."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    ids, raw_hyps, raw_refs = align(predictions, references)
+    n_slots = _reference_count(ids, raw_refs) if protocol == "per-reference" else None
+    return ids, raw_hyps, raw_refs, n_slots
+
+
+def _score(checked, meteor: MeteorProcess) -> dict:
+    """The metrics of :func:`_checked` inputs, METEOR from the open process ``meteor``."""
+    ids, raw_hyps, raw_refs, n_slots = checked
+    hyps = [char_tokenize(h) for h in raw_hyps]
+    refs = [[char_tokenize(r) for r in rs] for rs in raw_refs]
+    res = {i: [h] for i, h in enumerate(hyps)}
+    if n_slots is None:  # all-references
+        overlap = overlap_scores({i: rs for i, rs in enumerate(refs)}, res, meteor)
+    else:
+        slots = [overlap_scores({i: [rs[k]] for i, rs in enumerate(refs)}, res, meteor)
+                 for k in range(n_slots)]
+        overlap = {key: sum(s[key] for s in slots) / n_slots for key in OVERLAP_KEYS}
+
+    metrics: dict = {key: 100.0 * overlap[key] for key in OVERLAP_KEYS}
+    tokens = [char_tokens(h) for h in raw_hyps]
+    for n in (1, 2, 3):
+        metrics[f"dist_{n}"] = 100.0 * distinct_n(tokens, n)
+    metrics["n"] = len(ids)
+    assert set(metrics) == set(METRIC_KEYS) | {"n"}
+    return {key: metrics[key] for key in (*METRIC_KEYS, "n")}
+
+
 def evaluate(
     predictions: Sequence[dict],
     references: Sequence[dict],
@@ -128,35 +159,11 @@ def evaluate(
     started for this call and closed before returning. Inputs are validated before any JVM
     starts.
     """
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
-    ids, raw_hyps, raw_refs = align(predictions, references)
-    if protocol == "per-reference":
-        n_slots = _reference_count(ids, raw_refs)
-    hyps = [char_tokenize(h) for h in raw_hyps]
-    refs = [[char_tokenize(r) for r in rs] for rs in raw_refs]
-    res = {i: [h] for i, h in enumerate(hyps)}
-
-    own = meteor is None
-    scorer = MeteorProcess() if own else meteor
-    try:
-        if protocol == "all-references":
-            overlap = overlap_scores({i: rs for i, rs in enumerate(refs)}, res, scorer)
-        else:
-            slots = [overlap_scores({i: [rs[k]] for i, rs in enumerate(refs)}, res, scorer)
-                     for k in range(n_slots)]
-            overlap = {key: sum(s[key] for s in slots) / n_slots for key in OVERLAP_KEYS}
-    finally:
-        if own:
-            scorer.close()
-
-    metrics: dict = {key: 100.0 * overlap[key] for key in OVERLAP_KEYS}
-    tokens = [char_tokens(h) for h in raw_hyps]
-    for n in (1, 2, 3):
-        metrics[f"dist_{n}"] = 100.0 * distinct_n(tokens, n)
-    metrics["n"] = len(ids)
-    assert set(metrics) == set(METRIC_KEYS) | {"n"}
-    return {key: metrics[key] for key in (*METRIC_KEYS, "n")}
+    checked = _checked(predictions, references, protocol)
+    if meteor is not None:
+        return _score(checked, meteor)
+    with MeteorProcess() as own:
+        return _score(checked, own)
 
 
 def evaluate_files(
@@ -169,14 +176,7 @@ def evaluate_files(
 
     Validation errors are re-raised as ValueError prefixed with both file names.
     """
-    predictions = read_jsonl(pred_path)
-    references = read_jsonl(ref_path)
-    try:
-        metrics = evaluate(predictions, references, protocol)
-    except ValueError as exc:
-        raise ValueError(f"{pred_path} vs {ref_path}: {exc}") from None
-    write_json(out_path, metrics)
-    return metrics
+    return evaluate_many({"system": pred_path}, ref_path, {"system": out_path}, protocol)["system"]
 
 
 def evaluate_many(
@@ -195,23 +195,15 @@ def evaluate_many(
     """
     if set(pred_paths) != set(out_paths):
         raise ValueError(f"systems with predictions {sorted(pred_paths)} but outputs {sorted(out_paths)}")
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     references = read_jsonl(ref_path)
-    predictions = {}
+    checked = {}
     for name, path in pred_paths.items():
-        rows = read_jsonl(path)
         try:
-            ids, _, refs = align(rows, references)
-            if protocol == "per-reference":
-                _reference_count(ids, refs)
+            checked[name] = _checked(read_jsonl(path), references, protocol)
         except ValueError as exc:
             raise ValueError(f"{path} vs {ref_path}: {exc}") from None
-        predictions[name] = rows
-    results = {}
     with MeteorProcess() as meteor:
-        for name, rows in predictions.items():
-            results[name] = evaluate(rows, references, protocol, meteor=meteor)
+        results = {name: _score(c, meteor) for name, c in checked.items()}
     for name, metrics in results.items():
         write_json(out_paths[name], metrics)
     return results
