@@ -19,6 +19,7 @@ from tiktalk.models.causal_lm import (
     encode_prompt, pad_batch,
 )
 from tiktalk.models.gpt2_chitchat import ChitchatConfig, ChitchatModel, build_lm, encode_dialogue
+from tiktalk.settings import from_mapping
 
 torch.set_num_threads(1)
 
@@ -178,7 +179,7 @@ def test_causal_lm_example_truncation_and_labels(tok):
 
 
 def test_causal_lm_lora_trains_only_adapters(tok):
-    cfg = CausalLMConfig.from_dict(CAUSAL)
+    cfg = from_mapping(CausalLMConfig, CAUSAL)
     torch.manual_seed(0)
     base = build_base_model(cfg, tok)
     frozen = {k: v.clone() for k, v in base.state_dict().items()}
@@ -186,10 +187,12 @@ def test_causal_lm_lora_trains_only_adapters(tok):
     trainable = [n for n, p in lm.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
     assert any("q_proj" in n for n in trainable) and not any("k_proj" in n for n in trainable)
-    with pytest.raises(ValueError, match="unknown LoRA keys"):
-        CausalLMConfig.from_dict({**CAUSAL, "lora": {"rank": 2}})
-    with pytest.raises(ValueError, match="needs `base_model`"):
-        CausalLMConfig.from_dict({"lora": {}})
+    with pytest.raises(ValueError, match=r"m\.lora: unknown key 'rank'; known: \['alpha'"):
+        from_mapping(CausalLMConfig, {**CAUSAL, "lora": {"rank": 2}}, "m")
+    with pytest.raises(ValueError, match="exactly one of `base_model`"):
+        from_mapping(CausalLMConfig, {"lora": {}})
+    with pytest.raises(ValueError, match="torch_dtype must be one of"):
+        from_mapping(CausalLMConfig, {**CAUSAL, "torch_dtype": "half"})
     from tiktalk.models.causal_lm import CausalLMModel
 
     model = CausalLMModel(lm, cfg, tok.pad_token_id, tok.sep_token_id)

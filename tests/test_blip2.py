@@ -1,4 +1,6 @@
-"""BLIP-2: Q-Former, frame selection, the frozen-LLM model, the image encoder and the family."""
+"""BLIP-2: frame selection, the Q-Former (transformers' classes), how the queries reach the LLM
+(inputs_embeds / VisualGLM placeholders), the image encoder, memory-mapped image tokens, and the
+family end to end. Tests marked ``llm_env`` also run under the LLM env's pins (test_llm_env.py)."""
 
 from __future__ import annotations
 
@@ -9,14 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from tiktalk.models.blip2 import Blip2Config, Blip2Dialogue, select_frames
-from tiktalk.models.qformer import QFormer, QFormerConfig, init_from_bert
+from tiktalk.models.blip2 import Blip2Config, Blip2Dialogue, frame_indices, select_frames
+from tiktalk.models.embedding_injection import EmbeddingInjector
+from tiktalk.settings import from_mapping
 
 torch.set_num_threads(1)
 sys.path.insert(0, str(Path(__file__).parent))
 
 QF = dict(num_queries=4, hidden_size=16, num_layers=3, num_heads=2, intermediate_size=32,
-          encoder_width=12, dropout=0.0, attention_dropout=0.0)
+          dropout=0.0, attention_dropout=0.0)
+WIDTH = 12
 
 
 def tiny_llm(vocab=40, seed=0):
@@ -29,40 +33,10 @@ def tiny_llm(vocab=40, seed=0):
     return LlamaForCausalLM(conf)
 
 
-# -- Q-Former --------------------------------------------------------------------------------
-def test_qformer_shapes_cross_attention_every_two_layers_and_mask():
-    torch.manual_seed(0)
-    qf = QFormer(QFormerConfig.from_dict(QF)).eval()
-    assert qf.cross_attention_layers == [0, 2]
-    img = torch.randn(2, 5, 12)
-    out = qf(img)
-    assert out.shape == (2, 4, 16)
-    mask = torch.ones(2, 5, dtype=torch.bool)
-    mask[0, 3:] = False
-    img2 = img.clone()
-    img2[0, 3:] = 100.0
-    with torch.no_grad():
-        assert torch.allclose(qf(img, mask), qf(img2, mask), atol=1e-5)
-        assert not torch.allclose(qf(img)[0], qf(img2)[0])
-    with pytest.raises(ValueError, match="image_embeds must be"):
-        qf(torch.randn(2, 5, 11))
-
-
-def test_qformer_init_from_bert_copies_self_attention_and_ffn():
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(0)
-    bert = BertModel(BertConfig(vocab_size=20, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                                intermediate_size=32), add_pooling_layer=False)
-    qf = QFormer(QFormerConfig.from_dict(QF))
-    not_loaded = init_from_bert(qf, bert.state_dict())
-    sd = qf.state_dict()
-    assert torch.equal(sd["layer.1.attention.self.query.weight"], bert.encoder.layer[1].attention.self.query.weight)
-    assert torch.equal(sd["layer.0.output.LayerNorm.bias"], bert.encoder.layer[0].output.LayerNorm.bias)
-    assert torch.equal(sd["layernorm.weight"], bert.embeddings.LayerNorm.weight)
-    assert "query_tokens" in not_loaded
-    assert any(k.startswith("layer.0.crossattention.") for k in not_loaded)
-    assert any(k.startswith("layer.2.attention.") for k in not_loaded)   # BERT has 2 layers only
+def blip2(llm, seed=0, **model):
+    cfg = from_mapping(Blip2Config, {"qformer": QF, **model})
+    torch.manual_seed(seed)
+    return Blip2Dialogue(cfg, llm, WIDTH, image_token_id=1)
 
 
 # -- frame selection ------------------------------------------------------------------------
@@ -77,10 +51,22 @@ def test_select_frames_img_is_seeded_per_video_and_video_averages():
     assert np.allclose(v, frames[[0, 2, 5]].mean(axis=0))
     assert np.allclose(select_frames(frames, "video", 10, 0, "x"), frames.mean(axis=0))
     assert select_frames(frames[:0], "img", 4, 0, "x") is None
+    assert frame_indices(6, "video", 3, 0, "x") == [0, 2, 5] and frame_indices(0, "img", 3, 0, "x") == []
+
+
+def test_config_needs_exactly_one_q_former_source_and_known_keys():
+    with pytest.raises(ValueError, match="exactly one of `pretrained`"):
+        from_mapping(Blip2Config, {})
+    with pytest.raises(ValueError, match="exactly one of `pretrained`"):
+        from_mapping(Blip2Config, {"qformer": QF, "pretrained": {"name_or_path": "x"}})
+    with pytest.raises(ValueError, match=r"m\.qformer: unknown key 'num_query'; did you mean 'num_queries'\?"):
+        from_mapping(Blip2Config, {"qformer": {"num_query": 3}}, "m")
+    with pytest.raises(ValueError, match="llm_input must be one of"):
+        from_mapping(Blip2Config, {"qformer": QF, "llm_input": "embeds"})
 
 
 # -- the model -------------------------------------------------------------------------------
-def _batch(nq_img=5):
+def _batch(n_img=5):
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(5, 40, (3, 7), generator=g)
     labels = ids.clone()
@@ -88,18 +74,20 @@ def _batch(nq_img=5):
     mask = torch.ones(3, 7, dtype=torch.long)
     mask[2, 5:] = 0
     labels[2, 5:] = -100
-    return {"image_embeds": torch.randn(3, nq_img, 12, generator=g),
-            "image_mask": torch.ones(3, nq_img, dtype=torch.bool),
+    return {"image_embeds": torch.randn(3, n_img, WIDTH, generator=g),
+            "image_mask": torch.ones(3, n_img, dtype=torch.bool),
             "input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def test_only_qformer_and_projection_train_and_llm_stays_unchanged():
+@pytest.mark.llm_env
+@pytest.mark.parametrize("llm_input", ["inputs_embeds", "placeholders"])
+def test_only_queries_qformer_and_projection_train_and_state_holds_nothing_of_the_llm(llm_input):
     llm = tiny_llm()
-    model = Blip2Dialogue(Blip2Config.from_dict({"qformer": QF}), llm)
+    model = blip2(llm, llm_input=llm_input)
     trainable = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
-    assert trainable == {"ln_vision", "qformer", "llm_proj"}
+    assert trainable == {"qformer", "query_tokens", "llm_proj"}
     before = {k: v.clone() for k, v in llm.state_dict().items()}
-    qf_before = model.qformer.query_tokens.detach().clone()
+    queries_before = model.query_tokens.detach().clone()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     batch = _batch()
     model.train()
@@ -111,30 +99,92 @@ def test_only_qformer_and_projection_train_and_llm_stays_unchanged():
         loss.backward()
         opt.step()
     assert loss.item() < first
-    assert not torch.equal(model.qformer.query_tokens, qf_before)
+    assert not torch.equal(model.query_tokens, queries_before)
     for k, v in llm.state_dict().items():
         assert torch.equal(v, before[k]), k
-    assert set(model.trainable_state_dict()) == {k for k in model.state_dict() if not k.startswith("llm.")}
+    state = model.state_dict()                       # what the trainer checkpoints
+    assert set(state) == {n for n, p in model.named_parameters() if p.requires_grad}
+    assert not any(k.startswith("llm.") for k in state)
+    fresh = blip2(tiny_llm(), seed=5, llm_input=llm_input)
+    fresh.load_state_dict(state)
+    with torch.no_grad():
+        assert torch.equal(fresh.eval()(batch), model.eval()(batch))
+    with pytest.raises(KeyError, match="missing"):
+        fresh.load_state_dict({k: v for k, v in state.items() if k != "query_tokens"})
 
 
-def test_generation_batches_like_single_rows_and_uses_the_image():
-    llm = tiny_llm(seed=3)
-    cfg = Blip2Config.from_dict({"qformer": QF, "num_beams": 3, "max_new_tokens": 5})
-    torch.manual_seed(0)
-    model = Blip2Dialogue(cfg, llm).eval()
+@pytest.mark.llm_env
+def test_placeholders_feed_the_llm_exactly_what_inputs_embeds_do():
+    """VisualGLM's path (ids + replaced embeddings) equals the native one on a llama."""
+    emb, ph = blip2(tiny_llm(), llm_input="inputs_embeds").eval(), blip2(tiny_llm(), llm_input="placeholders").eval()
+    ph.load_state_dict(emb.state_dict())
+    batch = _batch()
+    with torch.no_grad():
+        assert torch.allclose(emb(batch), ph(batch), atol=1e-5)
     prompts = [[2, 7, 8, 9, 3], [2, 11, 3]]
-    img = torch.randn(2, 5, 12) * 3
+    img = torch.randn(2, 5, WIDTH) * 3
+    out = ph.generate(img, None, prompts, pad_id=0, eos_id=3)
+    assert out == emb.generate(img, None, prompts, pad_id=0, eos_id=3)
+    assert ph.injector.replaced_calls == 1     # the prompt pass; cached steps leave embeddings alone
+
+
+def test_injector_replaces_only_the_prompt_call_and_refuses_misaligned_ids():
+    emb = torch.nn.Embedding(10, 4)
+    inj = EmbeddingInjector(emb, token_id=1)
+    values = torch.full((2, 2, 4), 7.0)
+    ids = torch.tensor([[1, 1, 5, 6], [0, 1, 1, 6]])
+    with inj.inject(values, torch.tensor([[0, 1], [1, 2]])):
+        out = emb(ids)
+        assert torch.equal(out[0, :2], values[0]) and torch.equal(out[1, 1:3], values[1])
+        assert torch.equal(out[0, 2:], emb.weight[[5, 6]]) and torch.equal(out[1, 0], emb.weight[0])
+        step = torch.tensor([[4], [5]])
+        assert torch.equal(emb(step), emb.weight[step])                               # a cached step
+        beams = emb(ids.repeat_interleave(3, 0))                                      # 3 beams a row
+        assert torch.equal(beams[4, 1:3], values[1])
+        with pytest.raises(ValueError, match="no longer line up"):
+            emb(torch.tensor([[1, 2, 5, 6], [0, 1, 1, 6]]))
+        assert inj.replaced_calls == 2
+    assert torch.equal(emb(ids), emb.weight[ids])                                     # disarmed
+
+
+@pytest.mark.llm_env
+@pytest.mark.parametrize("llm_input", ["inputs_embeds", "placeholders"])
+def test_generation_batches_like_single_rows_and_uses_the_image(llm_input):
+    model = blip2(tiny_llm(seed=3), llm_input=llm_input, num_beams=3, max_new_tokens=5).eval()
+    prompts = [[2, 7, 8, 9, 3], [2, 11, 3]]
+    img = torch.randn(2, 5, WIDTH) * 3
     both = model.generate(img, None, prompts, pad_id=0, eos_id=3)
     assert len(both) == 2
     for i in range(2):
         assert model.generate(img[i:i + 1], None, prompts[i:i + 1], 0, 3) == [both[i]]
     # the soft prompt reaches the LLM: other image features change the first-step scores
+    llm = model.llm
     with torch.no_grad():
         q1, q2 = model.query_embeds(img[:1]), model.query_embeds(-img[:1])
         emb = llm.get_input_embeddings()(torch.tensor([prompts[0]]))
         l1 = llm(inputs_embeds=torch.cat([q1, emb], 1)).logits[0, -1]
         l2 = llm(inputs_embeds=torch.cat([q2, emb], 1)).logits[0, -1]
     assert not torch.allclose(l1, l2)
+
+
+@pytest.mark.llm_env
+def test_checkpointed_llm_trains_in_train_mode_without_dropout_and_matches_eval():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    llm = LlamaForCausalLM(LlamaConfig(vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                       num_attention_heads=2, num_key_value_heads=2, attention_dropout=0.5))
+    cfg = from_mapping(Blip2Config, {"qformer": QF})
+    model = Blip2Dialogue(cfg, llm, WIDTH, image_token_id=1, checkpointing=True)
+    batch = _batch()
+    with torch.no_grad():
+        evaluated = model.eval()(batch)
+    model.train()
+    assert llm.training                                    # transformers checkpoints in training mode
+    loss = model(batch)
+    assert torch.allclose(loss, evaluated, atol=1e-6)      # ... with every dropout at 0
+    loss.backward()
+    assert model.query_tokens.grad is not None and model.query_tokens.grad.abs().sum() > 0
 
 
 # -- image encoder ---------------------------------------------------------------------------
@@ -228,6 +278,30 @@ def _image_shard(path: Path, video_ids: list[str], t: int = 5, d: int = 12) -> P
     return path
 
 
+# -- memory-mapped image tokens -------------------------------------------------------------
+def test_image_token_index_memory_maps_the_shards_and_reads_only_asked_frames(tmp_path):
+    from tiktalk.media.image_encoder import load_image_tokens
+    from tiktalk.media.image_tokens import ImageTokenIndex
+
+    paths = [_image_shard(tmp_path / "a.npz", ["a_0", "b_1", "c_2"]),
+             _image_shard(tmp_path / "b.npz", ["d_0", "e_1", "f_2"])]
+    index = ImageTokenIndex(paths)
+    assert isinstance(index._frames[0], np.memmap)
+    assert (index.tokens_per_frame, index.dim, index.n_frames("c_2"), index.n_frames("e_1")) == (5, 12, 0, 3)
+    whole = load_image_tokens(paths)
+    assert np.array_equal(index.frames("e_1", [2, 0]), whole["e_1"][[2, 0]])
+    with pytest.raises(KeyError, match="'zz' is in no image-feature shard"):
+        index.n_frames("zz")
+    with pytest.raises(IndexError, match="has 3 frames, asked for frame 3"):
+        index.frames("a_0", [3])
+    with pytest.raises(ValueError, match="already present in another shard"):
+        ImageTokenIndex(paths + [paths[0]])
+    with np.load(paths[0]) as z:
+        np.savez_compressed(tmp_path / "c.npz", **{k: z[k] for k in z.files})
+    with pytest.raises(ValueError, match="compressed and cannot be memory-mapped"):
+        ImageTokenIndex([tmp_path / "c.npz"])
+
+
 @pytest.mark.parametrize("mode", ["img", "video"])
 def test_blip2_family_train_predict_over_trained_llm(tmp_path, mode):
     from test_baselines_text import CAUSAL, TRAIN, check_predictions, make_dataset, read_lines
@@ -242,15 +316,17 @@ def test_blip2_family_train_predict_over_trained_llm(tmp_path, mode):
     llm_before = {k: v.clone() for k, v in causal_lm.load_finetuned(llm_dir, merge=True)[0].state_dict().items()}
     params = {"train": TRAIN, "llm_dir": str(llm_dir), "predict_batch_size": 2,
               "model": {"mode": mode, "n_frames": 2, "num_beams": 2, "max_new_tokens": 5,
-                        "standardize_features": mode == "video",
+                        "standardize_features": mode == "video", "ln_vision": True,
                         "qformer": {"num_queries": 3, "hidden_size": 16, "num_layers": 2, "num_heads": 2,
                                     "intermediate_size": 32}}}
     out = tmp_path / "blip2"
     blip2.train(params, inputs, out)
     blob = torch.load(out / "model.pt", map_location="cpu", weights_only=True)
-    assert blob["config"]["qformer"]["encoder_width"] == 12            # taken from the features
+    assert blob["encoder_width"] == 12                                 # taken from the features
     saved = {k.split(".")[0] for k in blob["state_dict"]}
-    assert saved == {"ln_vision", "qformer", "llm_proj"} | ({"feature_norm"} if mode == "video" else set())
+    assert saved == {"ln_vision", "qformer", "query_tokens", "llm_proj"} | ({"feature_norm"} if mode == "video" else set())
+    last = torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)["model"]
+    assert set(last) == set(blob["state_dict"])                         # the LLM is in neither
     if mode == "video":  # statistics of the training videos' tokens, saved and reloaded
         assert blob["state_dict"]["feature_norm.std"].ne(1.0).all()
         assert blob["state_dict"]["feature_norm.mean"].abs().sum() > 0
@@ -265,6 +341,6 @@ def test_blip2_family_train_predict_over_trained_llm(tmp_path, mode):
     responses = check_predictions(tmp_path / "p.jsonl", inputs)
     blip2.predict(dict(params, predict_batch_size=1), out, inputs, "test", tmp_path / "q.jsonl")
     assert check_predictions(tmp_path / "q.jsonl", inputs) == responses
-    with pytest.raises(ValueError, match="differs from the trained one"):
+    with pytest.raises(ValueError, match="architecture differs from the trained one"):
         blip2.load_model(out, {**params, "model": {**params["model"], "qformer": {
             **params["model"]["qformer"], "num_queries": 4}}})

@@ -1,80 +1,92 @@
 """Family ``blip2``: BLIP-2_Img / BLIP-2_Video over the fine-tuned causal LM (frozen).
 
-Image features come from the image-encoder shards (``inputs.extra_features``, written by
-:func:`tiktalk.media.image_encoder.extract_shard_image_features`); per video they are reduced
-once, while loading, to the (T, D) tokens the model reads (:func:`~tiktalk.models.blip2.select_frames`:
-one seeded random frame, or the mean of ``n_frames`` frames) and kept as float16. A video
-without frames gets all-zero features.
+Image tokens come from the image-encoder shards (``inputs.extra_features``, written by the media
+stage's frozen BLIP-2 vision model), memory-mapped (:class:`~tiktalk.media.image_tokens.ImageTokenIndex`):
+an example holds its video id, and the collate function reads that video's selected frames
+(:func:`~tiktalk.models.blip2.frame_indices`: one seeded random frame, or the mean of
+``n_frames`` frames). A video without frames gets all-zero tokens.
 
 The LLM and its tokenizer are the ``causal_lm`` baseline's (``params['llm_dir']``, wired by the
-workflow's ``llm_from``), with LoRA merged and every weight frozen; the prompt is built exactly
-as that LLM was fine-tuned (its ``max_history`` / ``max_source_len`` / ``max_target_len``).
+workflow's ``llm_from``), loaded in its dtype straight onto the job's device with LoRA merged and
+every weight frozen; the prompt is built exactly as that LLM was fine-tuned (its
+``max_history`` / ``max_source_len`` / ``max_target_len``), and so are its activation
+checkpointing and whether it takes an attention mask (ChatGLM-6B does not).
 
 params::
 
     train: {...}                      # TrainConfig
-    model: {...}                      # tiktalk.models.blip2.Blip2Config (qformer: {...},
-                                      #   mode img|video, n_frames, num_beams 5, max_new_tokens 30)
+    model: {...}                      # tiktalk.models.blip2.Blip2Config: pretrained {name_or_path,
+                                      #   revision} (paper) or qformer {...sizes} (demo), mode
+                                      #   img|video, n_frames, llm_input, num_beams 5, max_new_tokens 30
     llm_dir: results/models/chatglm   # set by the workflow
     validate: true
     predict_batch_size: 16
 
-When ``model.qformer.encoder_width`` is not given it is taken from the features.
-Saved model: ``model.pt`` = {family, version, config, llm_dir, state_dict (ln_vision, Q-Former,
-llm_proj only)}.
+Saved model: ``model.pt`` = {family, version, config, llm_dir, llm_base (the LLM's base id and
+revision), encoder_width, state_dict (queries, Q-Former, llm_proj, ln_vision, feature statistics:
+never the LLM)}.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
 
 from tiktalk.baselines import BaselineInputs
-from tiktalk.baselines.causal_lm import decode_text, load_finetuned
-from tiktalk.baselines.common import (cpu_state, device_for, is_main_process, load_model_blob,
-                                      save_model_blob, table, write_predictions)
+from tiktalk.baselines.causal_lm import decode_text, job_device, load_finetuned
+from tiktalk.baselines.common import cpu_state, load_model_blob, save_model_blob, table, write_predictions
 from tiktalk.io import seed_everything
-from tiktalk.media.image_encoder import iter_image_tokens
-from tiktalk.models.blip2 import Blip2Config, Blip2Dialogue, select_frames
+from tiktalk.media.image_tokens import ImageTokenIndex
+from tiktalk.models.blip2 import Blip2Config, Blip2Dialogue, frame_indices
 from tiktalk.models.causal_lm import build_prompt, encode_example, encode_prompt, end_token_id, pad_batch
+from tiktalk.runtime import is_main_process
+from tiktalk.settings import from_mapping, to_mapping
 
 log = logging.getLogger(__name__)
 FAMILY = "blip2"
-VERSION = 1
+VERSION = 2
 
 
-def load_video_features(paths: Iterable[Path], mode: str, n_frames: int, seed: int,
-                        keep: set[str] | None = None) -> tuple[dict[str, np.ndarray | None], int, int]:
-    """video_id -> (T, D) float16 (None: no frames), plus (T, D) of the shards."""
-    out: dict[str, np.ndarray | None] = {}
-    t = d = 0
-    for vid, frames in iter_image_tokens(paths):
-        t, d = frames.shape[1], frames.shape[2]
-        if keep is not None and vid not in keep:
-            continue
-        sel = select_frames(frames, mode, n_frames, seed, vid)
-        out[vid] = None if sel is None else sel.astype(np.float16)
-    if not out:
-        raise ValueError("blip2: no image features for the dialogues' videos (inputs.extra_features)")
-    return out, t, d
+class VideoTokens:
+    """(T, D) float32 tokens per video id, read from the memory-mapped shards on demand."""
+
+    def __init__(self, index: ImageTokenIndex, mode: str, n_frames: int, seed: int):
+        self.index, self.mode, self.n_frames, self.seed = index, mode, n_frames, seed
+
+    @property
+    def dim(self) -> int:
+        return self.index.dim
+
+    def __call__(self, video_id: str) -> np.ndarray:
+        idx = frame_indices(self.index.n_frames(video_id), self.mode, self.n_frames, self.seed, video_id)
+        if not idx:
+            return np.zeros((self.index.tokens_per_frame, self.index.dim), np.float32)
+        frames = self.index.frames(video_id, idx)
+        return frames.mean(axis=0) if self.mode == "video" else frames[0]
 
 
-def _image(feats: dict, vid: str, t: int, d: int) -> np.ndarray:
-    if vid not in feats:
-        raise KeyError(f"video {vid!r} is in no image-feature shard")
-    x = feats[vid]
-    return np.zeros((t, d), np.float16) if x is None else x
+def model_config(params: dict, where: str = "blip2.params.model") -> Blip2Config:
+    return from_mapping(Blip2Config, params.get("model"), where)
 
 
-def make_examples(rows, tok, llm_cfg, feats, t, d, with_target: bool) -> list[dict]:
+def image_token_id(tok) -> int:
+    """The placeholder id for image positions: ``<unk>`` as in VisualGLM-6B, else the pad token."""
+    tid = tok.unk_token_id if tok.unk_token_id is not None else tok.pad_token_id
+    if tid is None:
+        raise ValueError("the LLM tokenizer has neither an unk nor a pad token for image placeholders")
+    return int(tid)
+
+
+def make_examples(rows, tok, llm_cfg, index: ImageTokenIndex, with_target: bool) -> list[dict]:
     out = []
     for r in rows:
+        if r["video_id"] not in index:
+            raise KeyError(f"dialogue {r['dialogue_id']!r}: video {r['video_id']!r} is in no image-feature shard")
         prompt = build_prompt(r["context"], llm_cfg.max_history)
-        ex = {"image": _image(feats, r["video_id"], t, d)}
+        ex = {"video_id": r["video_id"]}
         if with_target:
             ex["input_ids"], ex["labels"] = encode_example(tok, prompt, r["responses"][0],
                                                            llm_cfg.max_source_len, llm_cfg.max_target_len)
@@ -84,20 +96,10 @@ def make_examples(rows, tok, llm_cfg, feats, t, d, with_target: bool) -> list[di
     return out
 
 
-def collate(examples: list[dict], pad_id: int) -> dict:
+def collate(examples: list[dict], pad_id: int, tokens: VideoTokens) -> dict:
     batch = pad_batch(examples, {"input_ids": pad_id, "labels": -100}, mask_from="input_ids")
-    batch["image_embeds"] = torch.from_numpy(np.stack([e["image"] for e in examples]).astype(np.float32))
+    batch["image_embeds"] = torch.from_numpy(np.stack([tokens(e["video_id"]) for e in examples]))
     return batch
-
-
-def _config(params: dict, width: int) -> Blip2Config:
-    model = dict(params.get("model") or {})
-    qf = dict(model.get("qformer") or {})
-    qf.setdefault("encoder_width", width)
-    cfg = Blip2Config.from_dict({**model, "qformer": qf})
-    if cfg.qformer.encoder_width != width:
-        raise ValueError(f"qformer.encoder_width={cfg.qformer.encoder_width} but the image features are {width}-d")
-    return cfg
 
 
 def _llm_dir(params: dict) -> Path:
@@ -106,9 +108,10 @@ def _llm_dir(params: dict) -> Path:
     return Path(params["llm_dir"])
 
 
-def _needed(inputs: BaselineInputs, splits) -> tuple[dict[str, list[dict]], set[str]]:
-    rows = {s: table(inputs, s) for s in splits}
-    return rows, {r["video_id"] for rs in rows.values() for r in rs}
+def _build(cfg: Blip2Config, llm, tok, llm_cfg, width: int) -> Blip2Dialogue:
+    return Blip2Dialogue(cfg, llm, width, image_token_id=image_token_id(tok),
+                         pass_attention_mask=llm_cfg.pass_attention_mask,
+                         checkpointing=llm_cfg.gradient_checkpointing)
 
 
 def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
@@ -116,68 +119,68 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
 
     out_dir = Path(out_dir)
     seed_everything(inputs.seed)
+    cfg = model_config(params)
     llm_dir = _llm_dir(params)
-    llm, tok, llm_cfg = load_finetuned(llm_dir, merge=True)
-    splits = ["train"] + (["val"] if params.get("validate", True) and "val" in inputs.dialogues else [])
-    rows, videos = _needed(inputs, splits)
-    mp = params.get("model") or {}
-    defaults = Blip2Config()
-    feats, t, d = load_video_features(inputs.extra_features, mp.get("mode", defaults.mode),
-                                      int(mp.get("n_frames", defaults.n_frames)), inputs.seed, keep=videos)
-    cfg = _config(params, d)
-    model = Blip2Dialogue(cfg, llm)
-    if cfg.qformer_init:
-        from transformers import BertModel
-
-        from tiktalk.models.qformer import init_from_bert
-
-        fresh = init_from_bert(model.qformer, BertModel.from_pretrained(cfg.qformer_init).state_dict())
-        log.info("Q-Former initialised from %s; %d tensors start random", cfg.qformer_init, len(fresh))
-    train_set = make_examples(rows["train"], tok, llm_cfg, feats, t, d, with_target=True)
+    llm, tok, llm_cfg = load_finetuned(llm_dir, merge=True, device=job_device(params))
+    index = ImageTokenIndex(inputs.extra_features)
+    tokens = VideoTokens(index, cfg.mode, cfg.n_frames, inputs.seed)
+    rows = {"train": table(inputs, "train")}
+    if params.get("validate", True) and "val" in inputs.dialogues:
+        rows["val"] = table(inputs, "val")
+    model = _build(cfg, llm, tok, llm_cfg, index.dim)
+    log.info("BLIP-2: %d queries, LLM input %s, LLM %s", model.num_queries, model.llm_input, type(llm).__name__)
+    train_set = make_examples(rows["train"], tok, llm_cfg, index, with_target=True)
     if model.feature_norm is not None:
-        n = model.feature_norm.fit([feats[r["video_id"]] for r in rows["train"]])
+        n = model.feature_norm.fit(tokens(r["video_id"]) for r in rows["train"])
         log.info("image features standardised with training statistics (%d token rows)", n)
-    val_set = make_examples(rows["val"], tok, llm_cfg, feats, t, d, with_target=True) if "val" in rows else None
+    val_set = make_examples(rows["val"], tok, llm_cfg, index, with_target=True) if "val" in rows else None
     pad = tok.pad_token_id
-    run_train(model, train_set, lambda b: collate(b, pad), TrainConfig.from_dict(params["train"]),
+    run_train(model, train_set, lambda b: collate(b, pad, tokens), TrainConfig.from_dict(params["train"]),
               out_dir, val_set=val_set, params=params)
     if is_main_process():
-        save_model_blob(out_dir / "model.pt", FAMILY, VERSION, cfg.to_dict(), llm_dir=str(llm_dir),
-                        state_dict=cpu_state(model.trainable_state_dict()))
+        save_model_blob(out_dir / "model.pt", FAMILY, VERSION, to_mapping(cfg), llm_dir=str(llm_dir),
+                        llm_base=llm_cfg.base_id(), encoder_width=index.dim,
+                        state_dict=cpu_state(model.state_dict()))
 
 
-def load_model(model_dir: Path, params: dict | None = None):
+def load_model(model_dir: Path, params: dict | None = None, device=None):
     """(model, tokenizer, llm_cfg); the LLM comes from ``params['llm_dir']`` or the saved path."""
     model_dir = Path(model_dir)
     blob = load_model_blob(model_dir, FAMILY, VERSION)
-    saved = Blip2Config.from_dict(blob["config"])
+    saved = from_mapping(Blip2Config, blob["config"], f"{model_dir}/model.pt config")
     llm_dir = Path((params or {}).get("llm_dir") or blob["llm_dir"])
-    llm, tok, llm_cfg = load_finetuned(llm_dir, merge=True)
+    llm, tok, llm_cfg = load_finetuned(llm_dir, merge=True, device=device)
     cfg = saved
     if params and params.get("model"):
         # decoding settings may change without re-training; the architecture may not
-        cfg = _config(params, saved.qformer.encoder_width)
-        if cfg.qformer != saved.qformer:
-            raise ValueError(f"params' Q-Former config differs from the trained one in {model_dir}")
-    model = Blip2Dialogue(cfg, llm)
-    model.load_trainable_state_dict(blob["state_dict"])
+        cfg = model_config(params)
+        if cfg.architecture() != saved.architecture():
+            raise ValueError(f"params' BLIP-2 architecture differs from the trained one in {model_dir}")
+    model = _build(cfg, llm, tok, llm_cfg, int(blob["encoder_width"]))
+    model.load_state_dict(blob["state_dict"])
     return model.eval(), tok, llm_cfg
 
 
 def predict(params: dict, model_dir: Path, inputs: BaselineInputs, split: str, out_path: Path) -> None:
-    model, tok, llm_cfg = load_model(model_dir, params)
-    device = device_for(params)
+    device = job_device(params)
+    model, tok, llm_cfg = load_model(model_dir, params, device=device)
     model.to(device)
-    rows, videos = _needed(inputs, [split])
-    feats, t, d = load_video_features(inputs.extra_features, model.cfg.mode, model.cfg.n_frames,
-                                      inputs.seed, keep=videos)
-    examples = make_examples(rows[split], tok, llm_cfg, feats, t, d, with_target=False)
+    rows = table(inputs, split)
+    index = ImageTokenIndex(inputs.extra_features)
+    tokens = VideoTokens(index, model.cfg.mode, model.cfg.n_frames, inputs.seed)
+    examples = make_examples(rows, tok, llm_cfg, index, with_target=False)
     bs = int(params.get("predict_batch_size", 16))
     eos, pad = end_token_id(tok), tok.pad_token_id
+    tok.padding_side = "left"
+
+    def pad_fn(ids: list[list[int]]) -> dict:
+        return dict(tok.pad({"input_ids": ids}, padding=True, return_tensors="pt"))
+
     responses: list[str] = []
     for i in range(0, len(examples), bs):
         chunk = examples[i:i + bs]
-        img = torch.from_numpy(np.stack([e["image"] for e in chunk]).astype(np.float32)).to(device)
-        for ids in model.generate(img, None, [e["prompt"] for e in chunk], pad_id=pad, eos_id=eos):
+        img = torch.from_numpy(np.stack([tokens(e["video_id"]) for e in chunk])).to(device)
+        for ids in model.generate(img, None, [e["prompt"] for e in chunk], pad_id=pad, eos_id=eos,
+                                  pad_fn=pad_fn):
             responses.append(decode_text(tok, ids))
-    write_predictions(out_path, rows[split], responses)
+    write_predictions(out_path, rows, responses)

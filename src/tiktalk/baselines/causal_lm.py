@@ -4,22 +4,25 @@ params::
 
     train: {...}                  # TrainConfig
     model: {...}                  # tiktalk.models.causal_lm.CausalLMConfig:
-                                  #   real: base_model THUDM/chatglm-6b, trust_remote_code true,
-                                  #   torch_dtype float16, pass_attention_mask false,
+                                  #   paper: base_model THUDM/chatglm-6b (+ revision),
+                                  #   trust_remote_code true, torch_dtype float16,
+                                  #   pass_attention_mask false, gradient_checkpointing true,
                                   #   lora {r 8, alpha 32, dropout 0.1, target_modules [query_key_value]}
                                   #   demo: model_config {model_type: llama, ...tiny}, the shared
                                   #   WordPiece tokenizer
     validate: true
     predict_batch_size: 16
 
-The tokenizer is the base model's own (``AutoTokenizer``) when ``base_model`` is set, else the
-pipeline's (``inputs.tokenizer``).
+The tokenizer is the base model's own (``AutoTokenizer``, remote code when the config says so)
+when ``base_model`` is set, else the pipeline's (``inputs.tokenizer``).
 
-Saved model (``model_dir``): ``adapter/`` (peft ``save_pretrained``: the LoRA weights and
-config), ``tokenizer/``, ``base/`` (the demo's tiny base weights only: a hub model is
-referenced by name, not copied) and ``model.pt`` = {family, version, config, base (hub name or
-"base"), lora_state_dict}. :func:`load_finetuned` rebuilds the fine-tuned LM (the BLIP-2
-family uses it through ``params['llm_dir']``).
+Frozen weights are loaded once, straight onto the job's device in ``torch_dtype``; nothing of
+them is written: ``checkpoints/last.pt`` (the trainer's) and the saved model hold the trainable
+tensors only. Saved model (``model_dir``): ``adapter/`` (peft ``save_pretrained``: LoRA weights
+and config), ``tokenizer/`` and ``base/`` (the demo's random base only: a hub model is referenced
+by id and revision, not copied) and ``model.pt`` = {family, version, config, base (hub id/dir, or
+"base"), base_revision, lora_state_dict}. :func:`load_finetuned` rebuilds the fine-tuned LM (the
+BLIP-2 family uses it through ``params['llm_dir']``).
 """
 
 from __future__ import annotations
@@ -28,28 +31,36 @@ import logging
 from pathlib import Path
 
 from tiktalk.baselines import BaselineInputs
-from tiktalk.baselines.common import (cpu_state, device_for, is_main_process, load_model_blob,
-                                      save_model_blob, table, write_predictions)
+from tiktalk.baselines.common import (cpu_state, load_model_blob, save_model_blob, table,
+                                      write_predictions)
 from tiktalk.io import seed_everything
+from tiktalk.models import llm_loading
 from tiktalk.models.causal_lm import (
     CausalLMConfig, CausalLMModel, apply_lora, build_base_model, build_prompt, encode_example,
-    encode_prompt, end_token_id, pad_batch,
+    encode_prompt, end_token_id,
 )
 from tiktalk.models.causal_lm import lm_collate as collate
 from tiktalk.models.tokenizer import decode_tokens, load_tokenizer
+from tiktalk.runtime import is_main_process, resolve_device
+from tiktalk.settings import from_mapping, to_mapping
 
 log = logging.getLogger(__name__)
 FAMILY = "causal_lm"
-VERSION = 1
+VERSION = 2
+
+
+def model_config(params: dict, where: str = "causal_lm.params.model") -> CausalLMConfig:
+    return from_mapping(CausalLMConfig, params.get("model"), where)
+
+
+def job_device(params: dict):
+    return resolve_device((params.get("train") or {}).get("device") or "auto")
 
 
 def load_llm_tokenizer(cfg: CausalLMConfig, fallback):
     """The base model's own tokenizer, or the pipeline's (``fallback``: dir/name) for the demo."""
     if cfg.base_model:
-        from transformers import AutoTokenizer
-
-        tok = AutoTokenizer.from_pretrained(cfg.base_model, trust_remote_code=cfg.trust_remote_code,
-                                            revision=cfg.revision)
+        tok = llm_loading.load_pretrained_tokenizer(cfg.base_model, cfg.revision, cfg.trust_remote_code)
     else:
         tok = load_tokenizer(fallback)
     if tok.pad_token_id is None:
@@ -73,8 +84,6 @@ def make_examples(rows, tok, cfg: CausalLMConfig) -> list[dict]:
     return out
 
 
-
-
 def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
     from peft import get_peft_model_state_dict
 
@@ -82,18 +91,17 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
 
     out_dir = Path(out_dir)
     seed_everything(inputs.seed)
-    cfg = CausalLMConfig.from_dict(params.get("model"))
+    cfg = model_config(params)
     tok = load_llm_tokenizer(cfg, inputs.tokenizer)
     train_set = make_examples(table(inputs, "train"), tok, cfg)
     val_set = None
     if params.get("validate", True) and "val" in inputs.dialogues:
         val_set = make_examples(table(inputs, "val"), tok, cfg)
-    base = build_base_model(cfg, tok)
+    base = build_base_model(cfg, tok, device=job_device(params))
     if not cfg.base_model and is_main_process():
         base.save_pretrained(str(out_dir / "base"))        # frozen: identical after training
     if cfg.gradient_checkpointing:
-        base.gradient_checkpointing_enable()
-        base.enable_input_require_grads()
+        llm_loading.enable_activation_checkpointing(base)
     lm = apply_lora(base, cfg.lora)
     model = CausalLMModel(lm, cfg, tok.pad_token_id, end_token_id(tok))
     pad = tok.pad_token_id
@@ -103,29 +111,29 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
         lm.save_pretrained(str(out_dir / "adapter"))
         if not cfg.base_model:
             tok.save_pretrained(str(out_dir / "tokenizer"))
-        save_model_blob(out_dir / "model.pt", FAMILY, VERSION, cfg.to_dict(),
-                        base=cfg.base_model or "base",
+        save_model_blob(out_dir / "model.pt", FAMILY, VERSION, to_mapping(cfg),
+                        base=cfg.base_model or "base", base_revision=cfg.revision,
                         lora_state_dict=cpu_state(get_peft_model_state_dict(lm)))
 
 
-def load_finetuned(model_dir: Path, merge: bool = False):
-    """(lm, tokenizer, cfg) of a trained ``model_dir``; ``merge`` folds LoRA into the weights."""
+def load_finetuned(model_dir: Path, merge: bool = False, device=None):
+    """(lm, tokenizer, cfg) of a trained ``model_dir``; ``merge`` folds LoRA into the weights.
+
+    The base is loaded in its training dtype straight onto ``device`` (CUDA), or on the CPU."""
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM
 
     model_dir = Path(model_dir)
     blob = load_model_blob(model_dir, FAMILY, VERSION)
-    cfg = CausalLMConfig.from_dict(blob["config"])
+    cfg = from_mapping(CausalLMConfig, blob["config"], f"{model_dir}/model.pt config")
     if cfg.base_model:
-        from tiktalk.models.causal_lm import _dtype
-
-        base = AutoModelForCausalLM.from_pretrained(cfg.base_model, trust_remote_code=cfg.trust_remote_code,
-                                                    revision=cfg.revision, dtype=_dtype(cfg.torch_dtype))
+        base = build_base_model(cfg, device=device)
         tok = load_llm_tokenizer(cfg, None)
     else:
-        base = AutoModelForCausalLM.from_pretrained(str(model_dir / "base"))
+        base = llm_loading.load_pretrained_lm(str(model_dir / "base"), dtype=cfg.dtype, device=device)
         tok = load_llm_tokenizer(cfg, model_dir / "tokenizer")
     lm = PeftModel.from_pretrained(base, str(model_dir / "adapter"))
+    if device is not None:
+        lm.to(device)                   # the adapters (the base is there already)
     if merge:
         lm = lm.merge_and_unload()
     lm.eval()
@@ -133,11 +141,11 @@ def load_finetuned(model_dir: Path, merge: bool = False):
 
 
 def predict(params: dict, model_dir: Path, inputs: BaselineInputs, split: str, out_path: Path) -> None:
-    lm, tok, saved = load_finetuned(model_dir)
+    device = job_device(params)
+    lm, tok, saved = load_finetuned(model_dir, device=device)
     # decoding settings may be changed without re-training: take them from params
-    cfg = CausalLMConfig.from_dict(params.get("model")) if params.get("model") else saved
+    cfg = model_config(params) if params.get("model") else saved
     model = CausalLMModel(lm, cfg, tok.pad_token_id, end_token_id(tok)).eval()
-    device = device_for(params)
     model.to(device)
     rows = table(inputs, split)
     bs = int(params.get("predict_batch_size", 16))

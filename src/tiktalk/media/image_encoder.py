@@ -80,7 +80,7 @@ class ImageEncoderConfig:
 
 
 # -- loading --------------------------------------------------------------------------------
-def _checkpoint_files(name_or_path: str, revision: str | None, prefix: str) -> list[Path]:
+def _checkpoint_files(name_or_path: str, revision: str | None, prefix: str | tuple[str, ...]) -> list[Path]:
     """The safetensors files of a checkpoint that hold tensors starting with ``prefix``."""
     local = Path(name_or_path)
     index_name, single_name = "model.safetensors.index.json", "model.safetensors"
@@ -113,21 +113,31 @@ def _checkpoint_files(name_or_path: str, revision: str | None, prefix: str) -> l
     return [single]
 
 
+def read_checkpoint_tensors(name_or_path: str, revision: str | None,
+                            prefixes: str | tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors checkpoint (local directory or hub repository) whose names
+    start with one of ``prefixes``; only the shards that hold them are read (e.g. a BLIP-2
+    checkpoint's vision tower or Q-Former, never its language model)."""
+    from safetensors import safe_open
+
+    state = {}
+    for path in _checkpoint_files(name_or_path, revision, prefixes):
+        with safe_open(str(path), framework="pt") as fh:
+            for key in fh.keys():
+                if key.startswith(prefixes):
+                    state[key] = fh.get_tensor(key)
+    return state
+
+
 def load_blip2_vision(name_or_path: str, revision: str | None = None):
     """``Blip2VisionModel`` with the ``vision_model.*`` weights of a BLIP-2 checkpoint."""
-    from safetensors import safe_open
     from transformers import AutoConfig, Blip2VisionModel
 
     conf = AutoConfig.from_pretrained(name_or_path, revision=revision)
     vconf = getattr(conf, "vision_config", conf)
     model = Blip2VisionModel(vconf)
     prefix = "vision_model."
-    state = {}
-    for path in _checkpoint_files(name_or_path, revision, prefix):
-        with safe_open(str(path), framework="pt") as fh:
-            for key in fh.keys():
-                if key.startswith(prefix):
-                    state[key[len(prefix):]] = fh.get_tensor(key)
+    state = {k[len(prefix):]: v for k, v in read_checkpoint_tensors(name_or_path, revision, prefix).items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"{name_or_path}: vision weights do not fit Blip2VisionModel: "

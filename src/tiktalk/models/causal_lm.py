@@ -15,47 +15,53 @@ Tokens: the tokenizer's pair template (``build_inputs_with_special_tokens``) (Ch
 [SEP]``), prompt truncated to ``max_source_len`` (keeping its end), response to
 ``max_target_len``; the loss is on the response tokens (and the end token) only.
 
-LoRA (peft): ``r``, ``alpha``, ``dropout``, ``target_modules`` from the config; real
-ChatGLM-6B's attention projection is ``query_key_value``.
+The base model (:mod:`tiktalk.models.llm_loading`): ``base_model`` (hub id + ``revision``, or a
+local directory) loaded through the class its config registers -- ChatGLM-6B's ``AutoModel`` --
+in ``torch_dtype`` straight onto the training device; or, for the demo, a random model built
+from ``model_config``. ChatGLM-6B builds its attention mask and 2-D position ids from
+``input_ids`` (``[gMASK]``, ``<sop>``): it gets no attention mask in training
+(``pass_attention_mask: false``; right padding after ``<eop>`` is harmless under its causal
+part) and, in decoding, the 4-D mask and position ids its own tokenizer's ``pad`` builds.
+
+LoRA (peft): ``r``, ``alpha``, ``dropout``, ``target_modules`` from the config (real ChatGLM-6B's
+attention projection is ``query_key_value``); the adapters are kept in float32 over a float16
+base (fp16 autocast + GradScaler cannot step float16 weights). The model's ``state_dict`` holds
+the adapters (and ``modules_to_save``) only, so checkpoints never copy the frozen base.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
 from torch import nn
 
+from tiktalk.models import llm_loading
+from tiktalk.models.trainable_state import TrainableStateDict
+
 IGNORE = -100
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoraSettings:
     r: int = 8
     alpha: int = 32
     dropout: float = 0.1
-    target_modules: list[str] = field(default_factory=lambda: ["query_key_value"])
+    target_modules: tuple[str, ...] = ("query_key_value",)
     # modules trained in full beside the adapters (peft ``modules_to_save``); the demo's
     # randomly initialised tiny base needs its embeddings/head trained to learn anything
-    modules_to_save: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "LoraSettings":
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown LoRA keys {unknown}; known: {sorted(known)}")
-        return cls(**d)
+    modules_to_save: tuple[str, ...] = ()
 
 
-@dataclass
+@dataclass(frozen=True)
 class CausalLMConfig:
-    base_model: str | None = None         # hub name / local dir (real: THUDM/chatglm-6b)
+    """Built with :func:`tiktalk.settings.from_mapping` (unknown keys are an error)."""
+
+    base_model: str | None = None         # hub id / local dir (paper: THUDM/chatglm-6b)
+    revision: str | None = None           # the hub revision (tag or commit) of base_model
     trust_remote_code: bool = False       # only when the config says so (ChatGLM-6B: true)
-    revision: str | None = None
-    model_config: dict | None = None      # tiny demo model built from a config instead
+    model_config: dict | None = None      # demo: a random model built from a config instead
     torch_dtype: str = "float32"          # dtype of the frozen base weights (float16 for 6B)
     gradient_checkpointing: bool = False
     pass_attention_mask: bool = True      # ChatGLM-6B builds its own masks: false there
@@ -70,21 +76,21 @@ class CausalLMConfig:
     length_penalty: float = 1.0
     repetition_penalty: float = 1.0
 
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "CausalLMConfig":
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown causal_lm keys {unknown}; known: {sorted(known)}")
-        d["lora"] = LoraSettings.from_dict(d.get("lora"))
-        cfg = cls(**d)
-        if not cfg.base_model and not cfg.model_config:
-            raise ValueError("causal_lm needs `base_model` (hub name/dir) or `model_config` (tiny)")
-        return cfg
+    def __post_init__(self):
+        if bool(self.base_model) == bool(self.model_config):
+            raise ValueError("causal_lm needs exactly one of `base_model` (hub id / local dir) "
+                             "and `model_config` (a random demo model)")
+        llm_loading.torch_dtype(self.torch_dtype)          # validates the name
+        if self.max_source_len < 1 or self.max_target_len < 1:
+            raise ValueError("max_source_len and max_target_len must be >= 1")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    @property
+    def dtype(self) -> torch.dtype:
+        return llm_loading.torch_dtype(self.torch_dtype)
+
+    def base_id(self) -> dict:
+        """What identifies the frozen base in a saved model: hub id/dir and revision."""
+        return {"base_model": self.base_model, "revision": self.revision}
 
 
 # -- prompt construction --------------------------------------------------------------------
@@ -177,27 +183,14 @@ def encode_example(tokenizer, prompt_text: str, response: str, max_source_len: i
 
 
 # -- model construction ---------------------------------------------------------------------
-def _dtype(name: str):
-    try:
-        return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
-    except KeyError:
-        raise ValueError(f"torch_dtype must be float32/float16/bfloat16, got {name!r}") from None
-
-
-def build_base_model(cfg: CausalLMConfig, tokenizer=None):
-    """The base causal LM: ``from_pretrained(base_model)`` or a fresh tiny model from
-    ``model_config`` (``{"model_type": "llama", ...}``) sized to the tokenizer."""
-    from transformers import AutoConfig, AutoModelForCausalLM
-
+def build_base_model(cfg: CausalLMConfig, tokenizer=None, device=None):
+    """The frozen base LM: ``base_model`` loaded through the class its config registers, in
+    ``torch_dtype`` straight onto ``device`` (CUDA); or a random model from ``model_config``
+    (``{"model_type": "llama", ...}``) sized to ``tokenizer``, built on ``device``."""
     if cfg.base_model:
-        return AutoModelForCausalLM.from_pretrained(
-            cfg.base_model, trust_remote_code=cfg.trust_remote_code, revision=cfg.revision,
-            dtype=_dtype(cfg.torch_dtype),
-        )
+        return llm_loading.load_pretrained_lm(cfg.base_model, cfg.revision, cfg.trust_remote_code,
+                                              cfg.dtype, device)
     mc = dict(cfg.model_config)
-    model_type = mc.pop("model_type", None)
-    if model_type is None:
-        raise ValueError("model_config needs a model_type (e.g. llama, gpt2)")
     if tokenizer is not None:
         mc.setdefault("vocab_size", len(tokenizer))
         for key, tid in (("pad_token_id", tokenizer.pad_token_id),
@@ -206,22 +199,28 @@ def build_base_model(cfg: CausalLMConfig, tokenizer=None):
                          ("eos_token_id", end_token_id(tokenizer))):
             if tid is not None:
                 mc.setdefault(key, tid)
-    conf = AutoConfig.for_model(model_type, **mc)
-    return AutoModelForCausalLM.from_config(conf).to(_dtype(cfg.torch_dtype))
+    return llm_loading.build_lm_from_config(mc, cfg.dtype, device)
 
 
 def apply_lora(base, lora: LoraSettings):
-    """Wrap ``base`` with LoRA adapters; only the adapters are trainable afterwards."""
+    """Wrap ``base`` with LoRA adapters; only the adapters (and ``modules_to_save``) are
+    trainable afterwards, and they are float32 whatever the base's dtype."""
     from peft import LoraConfig, TaskType, get_peft_model
 
     conf = LoraConfig(task_type=TaskType.CAUSAL_LM, r=lora.r, lora_alpha=lora.alpha,
                       lora_dropout=lora.dropout, target_modules=list(lora.target_modules),
                       modules_to_save=list(lora.modules_to_save) or None, inference_mode=False)
-    return get_peft_model(base, conf)
+    lm = get_peft_model(base, conf)
+    for p in lm.parameters():
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()
+    return lm
 
 
-class CausalLMModel(nn.Module):
-    """``forward(batch) -> loss`` over right-padded ``input_ids/attention_mask/labels``."""
+class CausalLMModel(TrainableStateDict, nn.Module):
+    """``forward(batch) -> loss`` over right-padded ``input_ids/attention_mask/labels``.
+
+    ``state_dict()`` is the trainable part only (:class:`TrainableStateDict`)."""
 
     def __init__(self, lm, cfg: CausalLMConfig, pad_id: int, eos_id: int):
         super().__init__()
@@ -237,7 +236,8 @@ class CausalLMModel(nn.Module):
 
     @torch.no_grad()
     def generate(self, inputs: dict, seed: int | None = None) -> list[list[int]]:
-        """Decode from LEFT-padded prompts (``inputs``: the tokenizer's ``pad`` output)."""
+        """Decode from LEFT-padded prompts: ``inputs`` is the tokenizer's own ``pad`` output
+        (ChatGLM-6B's holds its 4-D mask and 2-D position ids)."""
         if seed is not None:
             torch.manual_seed(seed)
         cfg = self.cfg
