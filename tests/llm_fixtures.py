@@ -5,7 +5,7 @@
   random weights saved with ``save_pretrained``), loaded by the pipeline with
   ``trust_remote_code`` from the directory;
 * :func:`write_native_llm`: a tiny LLM of a class transformers ships (Qwen2 where this
-  transformers has it, else Llama) with a BERT-style character tokenizer, saved the same way;
+  transformers has it, else Llama) with a byte-level BPE tokenizer, saved the same way;
 * :func:`write_blip2_checkpoint`: a tiny ``Blip2ForConditionalGeneration`` (vision model,
   query tokens, Q-Former, OPT) saved as safetensors, the layout of Salesforce/blip2-opt-2.7b.
 
@@ -22,7 +22,6 @@ from pathlib import Path
 import torch
 
 DOUBLE_SRC = Path(__file__).parent / "chatglm_double"
-BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
 def transformers_before(major: int, minor: int) -> bool:
@@ -99,33 +98,42 @@ def write_chatglm_double(root: Path, texts=None, weights: bool = True, seed: int
 
 
 # -- native tiny LLM -------------------------------------------------------------------------
-def write_char_tokenizer(out: Path, texts=None) -> Path:
-    """A BERT-style tokenizer directory (vocab.txt of every character of ``texts``)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    chars = sorted({c for t in (texts or corpus_texts()) for c in t if not c.isspace()})
-    (out / "vocab.txt").write_text("\n".join(BERT_SPECIALS + chars) + "\n", encoding="utf-8")
-    return out
-
-
 def native_llm_type() -> str:
     import transformers
 
     return "qwen2" if hasattr(transformers, "Qwen2Config") else "llama"
 
 
+def bpe_tokenizer(texts=None):
+    """A byte-level BPE tokenizer the way Qwen2 ships one (tokenizer.json), trained on ``texts``:
+    ``<|endoftext|>`` pads, ``<|im_end|>`` ends a turn."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tk.train_from_iterator(texts or corpus_texts(), trainer=trainer)
+    cls = PreTrainedTokenizerFast
+    if native_llm_type() == "qwen2":
+        from transformers import Qwen2TokenizerFast as cls
+    return cls(tokenizer_object=tk, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+
+
 def write_native_llm(root: Path, texts=None, seed: int = 0) -> Path:
-    """A tiny Qwen2 (Llama before transformers 4.37) with its tokenizer, via save_pretrained."""
-    from transformers import AutoConfig, AutoModelForCausalLM, BertTokenizerFast
+    """A tiny Qwen2 (Llama before transformers 4.37) with a byte-level BPE tokenizer, both saved
+    with save_pretrained."""
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     out = Path(root) / f"tiny-{native_llm_type()}"
-    tok = BertTokenizerFast.from_pretrained(str(write_char_tokenizer(Path(root) / "chars", texts)))
+    tok = bpe_tokenizer(texts)
     tok.save_pretrained(str(out))
     conf = AutoConfig.for_model(native_llm_type(), vocab_size=len(tok), hidden_size=16, intermediate_size=32,
                                 num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
                                 max_position_embeddings=256, pad_token_id=tok.pad_token_id,
-                                bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id,
-                                tie_word_embeddings=False)
+                                bos_token_id=None, eos_token_id=tok.eos_token_id, tie_word_embeddings=False)
     torch.manual_seed(seed)
     AutoModelForCausalLM.from_config(conf).save_pretrained(str(out))
     return out
@@ -153,4 +161,36 @@ def write_blip2_checkpoint(root: Path, seed: int = 0, num_query_tokens: int = 3)
             p.add_(torch.randn_like(p) * 0.3)             # far from any default init
     out = Path(root) / "tiny-blip2"
     model.save_pretrained(str(out), safe_serialization=True)
+    return out
+
+
+def write_image_shard(path: Path, tokens: dict) -> Path:
+    """An image-encoder shard (:mod:`tiktalk.formats` layout) from video_id -> (F, T, D) tokens."""
+    import numpy as np
+
+    from tiktalk.formats import FEATURES_VERSION
+
+    ids = list(tokens)
+    t, d = next(iter(tokens.values())).shape[1:]
+    rows = [np.asarray(tokens[v], np.float16).reshape(-1, d) for v in ids]
+    offsets = np.cumsum([0] + [len(r) for r in rows]).astype(np.int64)
+    np.savez(path, version=np.int64(FEATURES_VERSION), video_ids=np.array(ids), frame_offsets=offsets,
+             frames=np.concatenate(rows), audio_offsets=np.zeros(len(ids) + 1, dtype=np.int64),
+             audio=np.zeros((0, 0), np.float16), tokens_per_frame=np.int64(t), encoder=np.array("test"))
+    return path
+
+
+def blip2_image_tokens(checkpoint: Path, video_ids, frames: int = 2, seed: int = 0) -> dict:
+    """Tokens of random images through the checkpoint's own vision model (the media stage's
+    ``load_blip2_vision``): video ``*_c`` gets images whose red channel encodes colour c."""
+    from tiktalk.media.image_encoder import load_blip2_vision
+
+    vision = load_blip2_vision(str(checkpoint)).eval()
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for vid in video_ids:
+        x = torch.randn(frames, 3, VIT["image_size"], VIT["image_size"], generator=g) * 0.1
+        x[:, 0] += float(vid.rsplit("_", 1)[1]) - 1.0
+        with torch.no_grad():
+            out[vid] = vision(pixel_values=x).last_hidden_state.numpy()
     return out

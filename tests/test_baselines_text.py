@@ -40,8 +40,9 @@ def tokenizer_dir(root: Path) -> Path:
 
 
 def make_dataset(root: Path, n_train: int = 12, n_test: int = 5, with_features: bool = False,
-                 feature_dim: int = 6) -> BaselineInputs:
-    """Dialogue tables whose response names the video's colour (frame feature 0 encodes it)."""
+                 feature_dim: int = 6, tokenizer: Path | None = None) -> BaselineInputs:
+    """Dialogue tables whose response names the video's colour (frame feature 0 encodes it);
+    ``tokenizer``: a tokenizer directory to use instead of training the WordPiece one."""
     root = Path(root)
     rng = np.random.default_rng(0)
     tables, vids = {}, []
@@ -75,7 +76,8 @@ def make_dataset(root: Path, n_train: int = 12, n_test: int = 5, with_features: 
                  frame_offsets=np.array(fo, dtype=np.int64), frames=np.concatenate(frames).astype(np.float16),
                  audio_offsets=np.zeros(len(ids) + 1, dtype=np.int64), audio=np.zeros((0, 4), np.float16))
         features.append(path)
-    return BaselineInputs(dialogues=tables, features=features, tokenizer=str(tokenizer_dir(root)), seed=7)
+    tok = tokenizer if tokenizer is not None else tokenizer_dir(root)
+    return BaselineInputs(dialogues=tables, features=features, tokenizer=str(tok), seed=7)
 
 
 def read_lines(path: Path) -> list[dict]:

@@ -1,4 +1,9 @@
-"""The per-rule conda envs pin the same versions as pyproject.toml, and every rule uses one."""
+"""The per-rule conda envs pin the same versions as pyproject.toml, and every rule uses one.
+
+One exception: envs/llm.yaml, the LLM rows' env, pins its own transformers line (4.33, the last
+that ChatGLM-6B's remote code runs on) and the tokenizers / huggingface_hub / peft / accelerate
+releases that go with it; everything else it shares with pyproject.
+"""
 import re
 import tomllib
 from pathlib import Path
@@ -6,6 +11,10 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+LLM_ENV = "llm.yaml"
+LLM_OWN = {"transformers", "tokenizers", "huggingface_hub", "peft", "accelerate", "safetensors"}
+CONFIGS = ("config/config.yaml", "config/tiktalk.yaml")
+OVERLAYS = ("config/llm-qwen2.yaml",)
 
 
 def _pins(lines):
@@ -32,18 +41,55 @@ def env_files():
     return files
 
 
+def env_pins(path: Path) -> dict[str, str]:
+    env = yaml.safe_load(path.read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    pins = _pins(pip)
+    assert pins, f"{path.name}: no pinned pip packages"
+    assert len(pins) == len(pip), f"{path.name}: every pip entry must be pinned (==)"
+    return pins
+
+
 def test_env_pins_equal_pyproject():
     pins = pyproject_pins()
     for path in env_files():
-        env = yaml.safe_load(path.read_text())
-        pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
-        env_pins = _pins(pip)
-        assert env_pins, f"{path.name}: no pinned pip packages"
-        assert len(env_pins) == len(pip), f"{path.name}: every pip entry must be pinned (==)"
-        for name, version in env_pins.items():
+        for name, version in env_pins(path).items():
+            if path.name == LLM_ENV and name in LLM_OWN:
+                continue
             assert name in pins, f"{path.name}: {name} is not a dependency in pyproject.toml"
             assert version == pins[name], (
                 f"{path.name}: {name}=={version} but pyproject.toml pins {pins[name]}")
+
+
+def test_llm_env_pins_the_transformers_line_chatglm_runs_on():
+    llm = env_pins(ROOT / "envs" / LLM_ENV)
+    assert llm["transformers"].startswith("4.33."), llm["transformers"]
+    major_minor = tuple(int(x) for x in llm["tokenizers"].split(".")[:2])
+    assert major_minor < (0, 14), "transformers 4.33 needs tokenizers < 0.14"
+    assert int(llm["huggingface_hub"].split(".")[0]) == 0, "transformers 4.33 needs huggingface_hub < 1.0"
+    assert "sentencepiece" in llm and "accelerate" in llm      # ChatGLM's tokenizer; device_map loading
+    assert set(llm) - set(pyproject_pins()) <= LLM_OWN
+
+
+def _baselines(*files) -> dict:
+    merged: dict = {}
+    for f in files:
+        merged.update(yaml.safe_load((ROOT / f).read_text()).get("baselines", {}))
+    return merged
+
+
+def test_every_baseline_runs_in_a_known_env_and_only_chatglm_rows_need_the_llm_env():
+    envs = {p.stem for p in env_files()}
+    for cfg in CONFIGS + OVERLAYS:
+        for name, block in _baselines(cfg).items():
+            assert block.get("env", "train") in envs, f"{cfg}: baseline {name} uses unknown env {block.get('env')}"
+    paper = _baselines("config/tiktalk.yaml", *OVERLAYS)
+    for name, block in paper.items():
+        llm = block if block["family"] == "causal_lm" else paper.get(block.get("llm_from", ""), {})
+        remote = llm.get("params", {}).get("model", {}).get("trust_remote_code", False)
+        assert (block.get("env") == "llm") == bool(remote), (
+            f"baseline {name}: env {block.get('env', 'train')!r}, but its LLM "
+            f"{'needs' if remote else 'does not need'} the LLM env")
 
 
 def test_every_rule_has_conda_log_and_a_known_env():
@@ -53,7 +99,7 @@ def test_every_rule_has_conda_log_and_a_known_env():
         rules = re.findall(r"^(?:rule|checkpoint) (\w+):", text, flags=re.M)
         blocks = re.split(r"^(?:rule|checkpoint) \w+:", text, flags=re.M)[1:]
         for name, block in zip(rules, blocks):
-            m = re.search(r'conda:\s*\n\s*"\.\./envs/([\w.-]+)"', block)
+            m = re.search(r'conda:\s*\n\s*(?:"\.\./envs/([\w.-]+)"|(baseline_env)\b)', block)
             assert m, f"{smk.name}: rule {name} has no conda: directive"
-            assert m.group(1) in envs, f"{smk.name}: rule {name} uses unknown env {m.group(1)}"
+            assert m.group(2) or m.group(1) in envs, f"{smk.name}: rule {name} uses unknown env {m.group(1)}"
             assert re.search(r"^\s+log:", block, flags=re.M), f"{smk.name}: rule {name} has no log:"
