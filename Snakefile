@@ -40,7 +40,7 @@ include: "rules/evaluate.smk"
 include: "rules/report.smk"
 
 
-report: "report/workflow.rst"
+report: "workflow/report/workflow.rst"
 
 
 rule all:

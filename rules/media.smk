@@ -83,18 +83,18 @@ rule media_report:
         table=report(
             f"{R}/media/report.tsv",
             category="Media",
-            caption="../report/media.rst",
+            caption="../workflow/report/media.rst",
         ),
         shards=f"{R}/media/shards.tsv",
         frames_png=report(
             f"{R}/plots/media_frames.png",
             category="Media",
-            caption="../report/media.rst",
+            caption="../workflow/report/media.rst",
         ),
         audio_png=report(
             f"{R}/plots/media_audio_frames.png",
             category="Media",
-            caption="../report/media.rst",
+            caption="../workflow/report/media.rst",
         ),
     log:
         f"{R}/logs/media_report.log",

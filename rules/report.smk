@@ -9,10 +9,10 @@ rule table3:
         metrics=expand(f"{R}/metrics/{{baseline}}/{TABLE_SPLIT}.json", baseline=BASELINES),
         code=code("report"),
     output:
-        csv=report(f"{R}/tables/table3.csv", category="Table 3", caption="../report/table3.rst"),
+        csv=report(f"{R}/tables/table3.csv", category="Table 3", caption="../workflow/report/table3.rst"),
         md=f"{R}/tables/table3.md",
         tex=f"{R}/tables/table3.tex",
-        png=report(f"{R}/plots/table3.png", category="Table 3", caption="../report/table3.rst"),
+        png=report(f"{R}/plots/table3.png", category="Table 3", caption="../workflow/report/table3.rst"),
     params:
         baselines=BASELINES,
         labels={b: config["baselines"][b]["label"] for b in BASELINES},
@@ -39,7 +39,7 @@ rule demo_item_types:
         csv=report(
             f"{R}/tables/demo_item_types.csv",
             category="Demo wiring",
-            caption="../report/items.rst",
+            caption="../workflow/report/items.rst",
         ),
     params:
         baselines=BASELINES,
