@@ -23,7 +23,7 @@ wildcard_constraints:
 
 
 def code(stage, family=None):
-    """Package source files a stage imports (DESIGN sec. 7: Snakemake does not track them)."""
+    """Package source files a stage imports (Snakemake does not track them; docs/architecture.md)."""
     return code_files(SRC, stage, family)
 
 

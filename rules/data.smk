@@ -2,7 +2,7 @@
 
 
 rule demo_data:
-    """Generate the embedded demo release deterministically (DESIGN.md sec. 5)."""
+    """Generate the embedded demo release deterministically (docs/demo.md)."""
     input:
         code=code("demo"),
     output:

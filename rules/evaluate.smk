@@ -1,4 +1,4 @@
-# Metrics exactly as the paper computes them with nlg-eval (DESIGN.md sec. 4).
+# Metrics exactly as the paper computes them with nlg-eval (docs/metric-protocol.md).
 
 
 rule score:

@@ -1,5 +1,5 @@
 # Sharded media stage: fetch videos, decode frames + audio, extract features (GPU).
-# One job per shard and stage, never one per video (DESIGN.md sec. 2).
+# One job per shard and stage, never one per video (docs/stage-contracts.md).
 
 
 

@@ -1,6 +1,6 @@
 """A reduced demo DAG on a real one-node SLURM cluster, checked against a local run (slow).
 
-The cluster (tests/slurm_cluster.py, DESIGN.md sec. 6) is munged + slurmctld + slurmd on this
+The cluster (tests/slurm_cluster.py, docs/slurm.md) is munged + slurmctld + slurmd on this
 machine with one fake GPU (gres ``File=/dev/null``). The workflow runs with a profile derived
 from slurm/config.yaml, changed only where this node cannot honour it (no V100 type, one GPU,
 a few CPUs, 20 GB) or where the plugin needs help without accounting (``squeue`` status

@@ -3,7 +3,7 @@
 * :func:`code_files` lists the package source files a stage really imports (found by walking
   the ``import`` statements from the stage's entry modules), so that the rules can declare
   them as inputs: Snakemake tracks a ``script:`` file but not the modules it imports
-  (DESIGN.md sec. 7). Editing the Maria model then re-trains the Maria family only, and
+  (docs/architecture.md). Editing the Maria model then re-trains the Maria family only, and
   editing the metrics code only re-scores.
 * :func:`baseline_needs` tells which upstream products a baseline reads, from its config.
 """

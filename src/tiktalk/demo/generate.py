@@ -1,4 +1,4 @@
-"""The embedded demo dataset (DESIGN.md section 5), generated deterministically from a seed.
+"""The embedded demo dataset (docs/demo.md), generated deterministically from a seed.
 
 :func:`generate_demo` writes into ``out_dir``::
 

@@ -1,4 +1,4 @@
-"""Automatic metrics of the paper (sec. 4.1) with nlg-eval's scorers; DESIGN.md sec. 4.
+"""Automatic metrics of the paper (sec. 4.1) with nlg-eval's scorers (docs/metric-protocol.md).
 
 Text: every hypothesis and reference is tokenized into characters
 (:func:`tiktalk.metrics.tokenize.char_tokenize`); nlg-eval adds no tokenization of its own.
