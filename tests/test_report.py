@@ -23,7 +23,7 @@ from tiktalk.report.paper import (
 from tiktalk.report.plots import plot_histogram, plot_table3
 from tiktalk.report.tables import build_table3, latex_escape, load_metrics
 
-PAPER_TXT = Path("/work/shared/seeds/tiktalk-paper.txt")
+PAPER_TXT = Path(__file__).parent / "data" / "tiktalk_table3.txt"  # the paper text around Table 3
 NUMBER = r"\d+\.\d\d"
 
 
