@@ -112,7 +112,7 @@ def progress(iterable: Iterable[T], total: int | None = None, desc: str = "progr
         yield item
         done += 1
         now = clock()
-        if now - last >= every_s:
+        if now - last >= every_s and done != total:  # the last item gets the final line
             last = now
             log.info("%s", _progress_line(desc, done, total, now - start))
     log.info("%s", _progress_line(desc, done, total, clock() - start, finished=True))
@@ -122,7 +122,7 @@ def _progress_line(desc: str, done: int, total: int | None, elapsed: float,
                    finished: bool = False) -> str:
     rate = done / elapsed if elapsed > 0 else None
     count = f"{done}/{total} ({100 * done / total:.0f}%)" if total else f"{done}"
-    speed = f"{rate:.3g} it/s" if rate is not None else "? it/s"
+    speed = "? it/s" if rate is None else f"{rate:.0f} it/s" if rate >= 100 else f"{rate:.3g} it/s"
     if finished:
         return f"{desc}: {count} in {format_duration(elapsed)}, {speed}"
     eta = (total - done) / rate if (total and rate) else None
