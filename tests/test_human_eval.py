@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -15,8 +13,8 @@ import pytest
 from annotation_sim import fill_sheets, offset_rater, read_blank, write_filled
 from kit_fixtures import SYSTEMS, write_predictions, write_split
 from tiktalk.report.annotation import SheetError
-from tiktalk.report.human_eval import make_sheets, read_scores, score, table4_baselines, write_pages
-from tiktalk.report.kit_settings import HumanEvalSettings, Scale, human_eval_settings
+from tiktalk.report.human_eval import make_sheets, read_scores, score, write_pages
+from tiktalk.report.kit_settings import HumanEvalSettings, Scale, human_eval_settings, rated_baselines
 from tiktalk.report.paper import TABLE4, TABLE4_KAPPA
 from tiktalk.report.table4 import build_table4, table4_rows
 from tiktalk.settings import SettingsError
@@ -145,39 +143,6 @@ def test_page_is_valid_offline_and_holds_every_candidate(kit):
                 assert (it["item"], response) in shown
         header, rows = read_blank(kit["sheets"] / f"{annotator}.csv")
         assert data["columns"] == header and data["rows"] == rows, "page rows differ from the sheet"
-
-
-def _node_fill(kit, tmp_path, annotator, rate) -> Path:
-    """Fill the page's state as a user would and let the page's own JS write the CSV."""
-    html_text = (kit["sheets"] / f"{annotator}.html").read_text(encoding="utf-8")
-    checker = _Checker()
-    checker.feed(html_text)
-    (tmp_path / "page.js").write_text(checker.scripts["inline1"], encoding="utf-8")
-    data = json.loads(checker.scripts["sheet-data"])
-    state = {i: {c: str(rate(annotator, r["item"], kit["key"]["slots"][annotator][r["item"]][r["slot"]], c))
-                 for c in data["fields"]} for i, r in enumerate(data["rows"])}
-    (tmp_path / "data.json").write_text(json.dumps({"data": data, "state": state}), encoding="utf-8")
-    runner = tmp_path / "run.js"
-    runner.write_text(
-        "const page = require(process.argv[2]);\n"
-        "const x = JSON.parse(require('fs').readFileSync(process.argv[3], 'utf8'));\n"
-        "process.stdout.write(page.buildCsv(x.data, x.state));\n", encoding="utf-8")
-    out = subprocess.run(["node", str(runner), str(tmp_path / "page.js"), str(tmp_path / "data.json")],
-                         capture_output=True, check=True)
-    path = tmp_path / "from_page" / f"{annotator}.csv"
-    path.parent.mkdir(exist_ok=True)
-    path.write_bytes(out.stdout)
-    return path
-
-
-@pytest.mark.skipif(shutil.which("node") is None, reason="node.js not installed")
-def test_page_download_is_the_sheet_with_ratings(kit, tmp_path):
-    rate = offset_rater(base_rating, ANNOTATORS)
-    for annotator in ANNOTATORS:
-        path = _node_fill(kit, tmp_path, annotator, rate)
-        assert path.read_bytes().startswith("\ufeff".encode("utf-8"))
-    simulate(kit, tmp_path / "sim", rate)
-    assert score(tmp_path / "from_page", kit["key_path"]) == score(tmp_path / "sim", kit["key_path"])
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -313,6 +278,12 @@ def test_missing_rows_column_and_annotator(kit, tmp_path):
     assert f"{ratings}: no sheet rows for annotator 'annotator_2'" in _score_error(kit, ratings)
 
 
+def test_sheet_saved_in_another_encoding(kit, tmp_path):
+    ratings, path = _filled(kit, tmp_path)
+    path.write_bytes(path.read_text(encoding="utf-8").encode("gb18030"))
+    assert f"{path}: not UTF-8 text" in _score_error(kit, ratings)
+
+
 def test_no_sheets_at_all(kit, tmp_path):
     (tmp_path / "empty").mkdir()
     assert "no filled sheets" in _score_error(kit, tmp_path / "empty")
@@ -373,7 +344,13 @@ def test_settings_defaults_and_errors():
         human_eval_settings({"annotator": 3})
     with pytest.raises(SettingsError, match="high .* must be above low"):
         human_eval_settings({"scale": {"low": 5, "high": 5}})
-    assert table4_baselines({"a": "Maria", "b": "text", "c": "Livebot"}) == ["a", "c"]
+    labels = {"a": "Maria", "b": "text", "c": "Livebot"}
+    assert rated_baselines(HumanEvalSettings(), labels) == ["a", "c"]
+    assert rated_baselines(human_eval_settings({"baselines": ["b"]}), labels) == ["b"]
+    with pytest.raises(SettingsError, match=r"human_eval.baselines: \['zz'\] are not baselines"):
+        rated_baselines(human_eval_settings({"baselines": ["zz"]}), labels)
+    with pytest.raises(SettingsError, match="no baseline is labelled as a row of the paper's Table 4"):
+        rated_baselines(HumanEvalSettings(), {"b": "text"})
 
 
 # ---------------------------------------------------------------------------------- CLI
@@ -406,3 +383,30 @@ def test_cli_round_trip(tmp_path):
         main(["human-eval", "score", "--ratings", str(tmp_path / "filled"),
               "--key", str(out / "key.json"), "--out", str(tmp_path / "x.json")])
     assert info.value.code == 2
+
+
+def test_workflow_helpers_of_the_kits(tmp_path):
+    from tiktalk.report.kit_settings import filled_sheet_files, kit_outputs, thumbnail_videos_dir
+
+    local = {"kind": "local_dir", "root": "results/demo/videos"}
+    assert thumbnail_videos_dir(HumanEvalSettings(), local) == "results/demo/videos"
+    assert thumbnail_videos_dir(HumanEvalSettings(videos_dir="v"), {"kind": "douyin_api"}) == "v"
+    assert thumbnail_videos_dir(HumanEvalSettings(), {"kind": "douyin_api"}) is None
+    assert thumbnail_videos_dir(HumanEvalSettings(frames=0), local) is None
+    kits = {"table4": ["a1"], "context_sources": ["a1", "a2"]}
+    outs = kit_outputs(HumanEvalSettings(), "R", kits)
+    assert outs == ["R/human_eval/table4/sheets/a1.csv", "R/human_eval/table4/sheets/a1.html",
+                    "R/human_eval/context_sources/sheets/a1.csv",
+                    "R/human_eval/context_sources/sheets/a1.html",
+                    "R/human_eval/context_sources/sheets/a2.csv",
+                    "R/human_eval/context_sources/sheets/a2.html"]
+    more = kit_outputs(HumanEvalSettings(ratings_dir="x", context_sources_dir="y"), "R", kits)
+    assert set(more) - set(outs) == {"R/tables/table4.csv", "R/tables/table4.md", "R/tables/table4.tex",
+                                     "R/plots/table4.png", "R/tables/figure2b.csv",
+                                     "R/tables/figure2c.csv", "R/tables/figure2.md", "R/plots/figure2.png"}
+    (tmp_path / "b.csv").write_text("x")
+    (tmp_path / "a.csv").write_text("x")
+    (tmp_path / "notes.txt").write_text("x")
+    assert filled_sheet_files(str(tmp_path), "ratings_dir") == [str(tmp_path / "a.csv"), str(tmp_path / "b.csv")]
+    with pytest.raises(SettingsError, match="human_eval.context_sources_dir: no filled sheets"):
+        filled_sheet_files(str(tmp_path / "nope"), "context_sources_dir")

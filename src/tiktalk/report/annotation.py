@@ -189,6 +189,14 @@ def items_of_key(key: Mapping) -> list[Item]:
 
 def read_sheet(path: str | os.PathLike) -> tuple[list[str], list[dict[str, str]]]:
     """(header, rows) of a sheet CSV; rows are the records under the header."""
+    try:
+        return _read_sheet(path)
+    except UnicodeDecodeError as exc:
+        raise SheetError(f"{path}: not UTF-8 text (byte {exc.start}); save the sheet as "
+                         "\"CSV UTF-8\"") from None
+
+
+def _read_sheet(path) -> tuple[list[str], list[dict[str, str]]]:
     with open(path, encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh)
         try:

@@ -46,7 +46,6 @@ from tiktalk.report.annotation import (
     write_sheets,
 )
 from tiktalk.report.kit_settings import Scale
-from tiktalk.report.paper import TABLE4
 
 TASK = "human-eval"
 SCORES_VERSION = 1
@@ -62,11 +61,6 @@ CRITERION_GUIDE = {
     "Quality": "Overall quality: overall assessment of the quality of the response based on "
                "the video and the dialogue context.",
 }
-
-
-def table4_baselines(labels: Mapping[str, str]) -> list[str]:
-    """Runs whose label is a row of the paper's Table 4, in the given order."""
-    return [name for name, label in labels.items() if label in TABLE4]
 
 
 def read_predictions(predictions: Mapping[str, str | os.PathLike],

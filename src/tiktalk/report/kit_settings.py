@@ -20,6 +20,7 @@ Cheap to import (the Snakefile reads them at DAG-build time)::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Mapping
 
 from tiktalk.report.paper import (
@@ -27,6 +28,7 @@ from tiktalk.report.paper import (
     TABLE4_ANNOTATORS,
     TABLE4_CRITERIA,
     TABLE4_DIALOGUES,
+    TABLE4_ROWS,
     TABLE4_SCALE,
 )
 from tiktalk.settings import SettingsError, from_mapping
@@ -94,3 +96,54 @@ def human_eval_settings(block: Mapping | None) -> HumanEvalSettings:
     if isinstance(data.get("baselines"), list):
         data["baselines"] = tuple(data["baselines"])
     return from_mapping(HumanEvalSettings, data, "human_eval")
+
+
+def rated_baselines(settings: HumanEvalSettings, labels: Mapping[str, str]) -> list[str]:
+    """The runs to rate: ``settings.baselines`` (each must be a run), else every run whose
+    label is a row of the paper's Table 4, in the config's order."""
+    if settings.baselines is None:
+        chosen = [name for name, label in labels.items() if label in TABLE4_ROWS]
+        if not chosen:
+            raise SettingsError("human_eval: no baseline is labelled as a row of the paper's "
+                                f"Table 4 ({', '.join(TABLE4_ROWS)}); name them in human_eval.baselines")
+        return chosen
+    unknown = [b for b in settings.baselines if b not in labels]
+    if unknown:
+        raise SettingsError(f"human_eval.baselines: {unknown} are not baselines of the config "
+                            f"({', '.join(labels)})")
+    if not settings.baselines:
+        raise SettingsError("human_eval.baselines is empty: name at least one, or leave it out")
+    return list(settings.baselines)
+
+
+def thumbnail_videos_dir(settings: HumanEvalSettings, media_source: Mapping) -> str | None:
+    """Where the rating pages' thumbnails come from: ``videos_dir``, else a ``local_dir``
+    media source's root (the demo's videos); None (no frames: the pages name the video to
+    watch) when neither, or when ``frames`` is 0."""
+    if settings.frames == 0:
+        return None
+    if settings.videos_dir:
+        return settings.videos_dir
+    return media_source.get("root") if media_source.get("kind") == "local_dir" else None
+
+
+def filled_sheet_files(directory: str, what: str) -> list[str]:
+    """The ``*.csv`` files of a configured ratings directory; none is an error naming the key."""
+    files = sorted(str(p) for p in Path(directory).glob("*.csv") if p.is_file())
+    if not files:
+        raise SettingsError(f"human_eval.{what}: no filled sheets (*.csv) in {directory}")
+    return files
+
+
+def kit_outputs(settings: HumanEvalSettings, results: str, annotators: Mapping[str, list[str]]) -> list[str]:
+    """The kits' files for the ``all`` target: sheets and pages of every kit (``annotators``:
+    kit -> names) always; Table 4 / Figure 2 once their ratings directory is configured."""
+    outs = [f"{results}/human_eval/{kit}/sheets/{a}.{ext}" for kit, names in annotators.items()
+            for a in names for ext in ("csv", "html")]
+    if settings.ratings_dir:
+        outs += [f"{results}/tables/table4.{ext}" for ext in ("csv", "md", "tex")]
+        outs.append(f"{results}/plots/table4.png")
+    if settings.context_sources_dir:
+        outs += [f"{results}/tables/figure2b.csv", f"{results}/tables/figure2c.csv",
+                 f"{results}/tables/figure2.md", f"{results}/plots/figure2.png"]
+    return outs
