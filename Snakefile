@@ -38,6 +38,7 @@ include: "rules/knowledge.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/human_eval.smk"
 
 
 report: "workflow/report/workflow.rst"

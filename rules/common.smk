@@ -124,6 +124,7 @@ def all_outputs(wildcards=None):
     outs += [f"{R}/metrics/{b}/{s}.json" for b in BASELINES for s in EVAL_SPLITS]
     if config["release"]["source"] == "demo":
         outs.append(f"{R}/tables/demo_item_types.csv")
+    outs += HE_OUTPUTS  # rules/human_eval.smk
     return outs
 
 def demo_videos(wildcards):

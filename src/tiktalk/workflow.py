@@ -30,6 +30,9 @@ STAGE_ENTRIES: dict[str, tuple[str, ...]] = {
     "predict": ("tiktalk.baselines.{family}",),
     "score": ("tiktalk.metrics.evaluate",),
     "report": ("tiktalk.report.tables", "tiktalk.report.plots", "tiktalk.report.items"),
+    "human_eval": ("tiktalk.report.human_eval", "tiktalk.report.context_sources",
+                   "tiktalk.report.table4", "tiktalk.report.figure2", "tiktalk.report.frames"),
+    "human_eval_frames": ("tiktalk.report.frames",),
 }
 
 
