@@ -57,7 +57,26 @@ def status_shards(wildcards=None):
 
 
 def image_feature_shards(wildcards=None):
+    """BLIP-2 image tokens: written by extract_shard with the features (one decode per video)."""
     return [f"{R}/media/{s}.image.npz" for s in shards()]
+
+
+def video_id_pattern():
+    """config data.video_id_pattern, else the package's one default (tiktalk.formats)."""
+    from tiktalk.formats import VIDEO_ID_PATTERN
+
+    return config["data"].get("video_id_pattern") or VIDEO_ID_PATTERN
+
+
+def coverage_floor(wildcards=None):
+    """Order a feature-reading job after the media_coverage checkpoint, and stop the DAG there
+    when a split's share of videos with features is below media.min_coverage (the error names
+    results/media/coverage.json and the top failure reasons). Not an input: changing the floor
+    re-runs nothing."""
+    from tiktalk.media.coverage import check_coverage
+
+    check_coverage(checkpoints.media_coverage.get().output.json)
+    return []
 
 
 def baseline_cfg(name):
@@ -84,6 +103,8 @@ def train_inputs(wildcards):
         inputs["features"] = feature_shards()
     if "image_features" in needs:
         inputs["image_features"] = image_feature_shards()
+    if needs & {"features", "image_features"}:
+        inputs["coverage"] = coverage_floor()
     if "knowledge" in needs:
         inputs["knowledge"] = [f"{R}/knowledge/{s}.jsonl" for s in ("train", "val")]
     if b.get("llm_from"):
@@ -119,6 +140,7 @@ def all_outputs(wildcards=None):
         f"{R}/tables/table3.tex",
         f"{R}/plots/table3.png",
         f"{R}/media/report.tsv",
+        f"{R}/media/coverage.json",
         f"{R}/plots/media_frames.png",
     ]
     outs += [f"{R}/metrics/{b}/{s}.json" for b in BASELINES for s in EVAL_SPLITS]

@@ -78,6 +78,12 @@ register("human-eval", "Table 4 kit: blinded rating sheets, scores + Fleiss' kap
 register("context-sources", "Figure 2(b)/(c) kit: context-source labelling sheets and shares",
          kit_cli.context_sources_arguments, kit_cli.context_sources_run)
 
+# ---------------------------------------------------------------- media stage tools
+from tiktalk.media import retry as media_retry  # noqa: E402  (light: no torch)
+
+register("media", "media stage tools: `tiktalk media retry` fetches the failed videos again",
+         media_retry.media_arguments, media_retry.media_run)
+
 
 # ---------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:

@@ -22,7 +22,7 @@ STAGE_ENTRIES: dict[str, tuple[str, ...]] = {
     "demo": ("tiktalk.demo.generate",),
     "data": ("tiktalk.data.build", "tiktalk.data.release"),
     "media": ("tiktalk.media.shard",),
-    "image_features": ("tiktalk.media.image_encoder",),
+    "media_coverage": ("tiktalk.media.coverage",),
     "media_report": ("tiktalk.report.media",),
     "knowledge": ("tiktalk.knowledge.retrieve",),
     "tokenizer": ("tiktalk.models.tokenizer",),

@@ -1,7 +1,7 @@
 """Family ``blip2``: BLIP-2_Img / BLIP-2_Video over the fine-tuned causal LM (frozen).
 
 Image features come from the image-encoder shards (``inputs.extra_features``, written by
-:func:`tiktalk.media.image_encoder.extract_shard_image_features`); per video they are reduced
+:func:`tiktalk.media.shard.extract_shard`, with the other encoders); per video they are reduced
 once, while loading, to the (T, D) tokens the model reads (:func:`~tiktalk.models.blip2.select_frames`:
 one seeded random frame, or the mean of ``n_frames`` frames) and kept as float16. A video
 without frames gets all-zero features.

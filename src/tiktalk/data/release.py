@@ -35,9 +35,9 @@ from typing import Iterable
 
 import jsonschema
 
-from tiktalk.formats import N_REFERENCES, SPLITS
+from tiktalk.formats import N_REFERENCES, SPLITS, VIDEO_ID_PATTERN
 
-DEFAULT_VIDEO_ID_PATTERN = r"^[0-9A-Za-z_-]{1,64}$"
+DEFAULT_VIDEO_ID_PATTERN = VIDEO_ID_PATTERN    # the one default, shared with the media stage
 _NONBLANK = {"type": "string", "pattern": r"\S"}
 
 
@@ -86,9 +86,9 @@ def release_schema(split: str) -> dict:
 
 
 def invalid_video_ids(ids: Iterable[str], pattern: str = DEFAULT_VIDEO_ID_PATTERN) -> list[str]:
-    """The ids in ``ids`` that are not strings matching ``pattern`` (in input order)."""
+    """The ids in ``ids`` that are not strings matching all of ``pattern`` (in input order)."""
     rx = re.compile(pattern)
-    return [v for v in ids if not isinstance(v, str) or rx.search(v) is None]
+    return [v for v in ids if not isinstance(v, str) or rx.fullmatch(v) is None]
 
 
 def _where(path_parts: list) -> str:
