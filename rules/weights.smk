@@ -3,13 +3,6 @@
 # Files a user already put in weights/<name>/ are never downloaded: only verified.
 
 
-def weight_source(name, file):
-    """What decides one file's bytes: its artifact's source (hub + revision, or URL)."""
-    art = WEIGHTS.artifacts[name].to_dict()
-    src = {k: art[k] for k in ("hub", "revision", "base_url", "manual") if k in art}
-    return {**src, "files": {file: None}}
-
-
 localrules:
     fetch_weight,
     verify_weight,
@@ -25,10 +18,11 @@ rule fetch_weight:
         file=r"[^/.][^/]*(/[^/.][^/]*)*",
     params:
         # only what decides the file's bytes: pinning its sha256 later does not re-download it
-        source=lambda w: weight_source(w.name, w.file),
-        root=WEIGHTS.root,
+        source=lambda w: WEIGHTS.source_of(w.name, w.file),
     log:
         f"{R}/logs/fetch_weight/{{name}}/{{file}}.log",
+    conda:
+        "../envs/weights.yaml"
     script:
         "../workflow/scripts/fetch_weight.py"
 
@@ -43,10 +37,11 @@ rule verify_weight:
         name=WEIGHT_NAMES,
     params:
         artifact=lambda w: WEIGHTS.artifacts[w.name].to_dict(),
-        root=WEIGHTS.root,
         strict=WEIGHTS.strict,
     log:
         f"{R}/logs/verify_weight/{{name}}.log",
+    conda:
+        "../envs/weights.yaml"
     script:
         "../workflow/scripts/verify_weight.py"
 
@@ -59,5 +54,7 @@ rule fetch_weights:
         manifest=WEIGHTS.manifest_path,
     log:
         f"{R}/logs/fetch_weights.log",
+    conda:
+        "../envs/weights.yaml"
     script:
         "../workflow/scripts/weights_manifest.py"

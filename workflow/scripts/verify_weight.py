@@ -12,7 +12,8 @@ with script_logging(sm.log[0]) as log:
     # the hashes of the last run (Snakemake removes the record itself before the job starts):
     # files whose size and mtime are unchanged are not read again
     cache = Path(sm.output.record).with_suffix(".cache.json")
-    record = verify_artifact(artifact, sm.params.root, strict=sm.params.strict,
+    root = Path(sm.output.record).parents[1]                   # <root>/.verified/<name>.json
+    record = verify_artifact(artifact, root, strict=sm.params.strict,
                              previous=read_record(cache))
     write_json(sm.output.record, record)
     write_json(cache, record)

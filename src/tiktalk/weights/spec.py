@@ -135,6 +135,13 @@ class WeightsSpec:
     def manifest_path(self) -> str:
         return f"{self.root}/manifest.json"
 
+    def source_of(self, name: str, file: str) -> dict:
+        """What decides one file's bytes: its artifact's source (hub + revision, or URL), the
+        file alone (so pinning its sha256 later, or listing another file, re-fetches nothing)."""
+        art = self.artifacts[name].to_dict()
+        src = {k: art[k] for k in ("hub", "revision", "base_url", "manual") if k in art}
+        return {**src, "files": {file: None}}
+
     def files_of(self, name: str) -> list[str]:
         return [self.file_path(name, f) for f in sorted(self.artifacts[name].files)]
 
