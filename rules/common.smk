@@ -2,9 +2,7 @@
 import json
 from pathlib import Path
 
-from tiktalk.data.build import shards_of
-from tiktalk.workflow import manifest_shard_ids
-from tiktalk.workflow import baseline_needs, code_files
+from tiktalk.workflow import baseline_needs, code_files, manifest_shard_ids
 
 R = "results"
 SPLITS = ["train", "val", "test"]
@@ -35,7 +33,7 @@ def release_file(split):
 
 def shards(wildcards=None):
     """Shard names, known once the manifest checkpoint has run."""
-    return shards_of(checkpoints.manifest.get().output.tsv)
+    return sorted(manifest_shard_ids(checkpoints.manifest.get().output.tsv))
 
 
 def after_manifest(wildcards=None):

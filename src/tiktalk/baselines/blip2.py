@@ -33,14 +33,17 @@ from typing import Iterable
 import numpy as np
 import torch
 
-from tiktalk.baselines import BaselineInputs
 from tiktalk.baselines.causal_lm import decode_text, load_finetuned
-from tiktalk.baselines.common import (cpu_state, device_for, is_main_process, load_model_blob,
-                                      save_model_blob, table, write_predictions)
+from tiktalk.baselines.common import cpu_state, device_for, load_model_blob, save_model_blob, table
+from tiktalk.baselines.inputs import BaselineInputs
+from tiktalk.data.predictions import write_predictions
 from tiktalk.io import seed_everything
-from tiktalk.media.image_encoder import iter_image_tokens
+from tiktalk.media.store import iter_image_tokens
+from tiktalk.models.batching import pad_batch
 from tiktalk.models.blip2 import Blip2Config, Blip2Dialogue, select_frames
-from tiktalk.models.causal_lm import build_prompt, encode_example, encode_prompt, end_token_id, pad_batch
+from tiktalk.models.causal_lm import encode_example, encode_prompt, end_token_id
+from tiktalk.models.prompts import build_prompt
+from tiktalk.runtime import is_main_process
 
 log = logging.getLogger(__name__)
 FAMILY = "blip2"

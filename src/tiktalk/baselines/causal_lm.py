@@ -27,16 +27,18 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from tiktalk.baselines import BaselineInputs
-from tiktalk.baselines.common import (cpu_state, device_for, is_main_process, load_model_blob,
-                                      save_model_blob, table, write_predictions)
+from tiktalk.baselines.common import cpu_state, device_for, load_model_blob, save_model_blob, table
+from tiktalk.baselines.inputs import BaselineInputs
 from tiktalk.io import seed_everything
+from tiktalk.data.predictions import write_predictions
+from tiktalk.models.batching import lm_collate as collate
 from tiktalk.models.causal_lm import (
-    CausalLMConfig, CausalLMModel, apply_lora, build_base_model, build_prompt, encode_example,
-    encode_prompt, end_token_id, pad_batch,
+    CausalLMConfig, CausalLMModel, apply_lora, build_base_model, encode_example, encode_prompt,
+    end_token_id,
 )
-from tiktalk.models.causal_lm import lm_collate as collate
+from tiktalk.models.prompts import build_prompt
 from tiktalk.models.tokenizer import decode_tokens, load_tokenizer
+from tiktalk.runtime import is_main_process
 
 log = logging.getLogger(__name__)
 FAMILY = "causal_lm"

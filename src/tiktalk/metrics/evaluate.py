@@ -34,6 +34,7 @@ import os
 from collections import Counter
 from typing import Mapping, Sequence
 
+from tiktalk.data.predictions import read_predictions
 from tiktalk.formats import METRIC_KEYS
 from tiktalk.io import read_jsonl, write_json
 from tiktalk.metrics.diversity import distinct_n
@@ -215,7 +216,7 @@ def evaluate_many(
     checked = {}
     for name, path in pred_paths.items():
         try:
-            checked[name] = _checked(read_jsonl(path), references, protocol)
+            checked[name] = _checked(read_predictions(path), references, protocol)
         except ValueError as exc:
             raise ValueError(f"{path} vs {ref_path}: {exc}") from None
     with _meteor(use_meteor) as meteor:

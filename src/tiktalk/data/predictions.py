@@ -6,7 +6,9 @@ table's order (:mod:`tiktalk.formats`, "Predictions"). The baselines write it wi
 :func:`write_predictions`; scoring and the report read it with :func:`read_predictions` (the
 alignment with the references, and its error messages, is :func:`tiktalk.metrics.evaluate.align`).
 
-Imports only layer 0, so a baseline that writes predictions does not depend on the scorers.
+It lives with the other tables keyed by dialogue (below the baselines that write it and the
+metrics that read it) and imports only layer 0, so a baseline that writes predictions does not
+depend on the scorers, and editing the scorers re-scores only.
 """
 
 from __future__ import annotations
