@@ -6,10 +6,11 @@
 #
 # All logic lives in the `tiktalk` package (src/tiktalk); rules and scripts stay thin.
 
+import os
 import sys
 from pathlib import Path
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -18,29 +19,47 @@ min_version("9.0")
 _SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, _SRC)
 
+from tiktalk.config_check import dump_effective_config, workflow_config_problems
+from tiktalk.weights.spec import set_offline_environment
 from tiktalk.workflow import canonicalise_config, export_pythonpath
 
 export_pythonpath(_SRC)
 
+# A config file given on the command line (or by a profile: slurm/config.yaml names
+# config/tiktalk.yaml) REPLACES the demo default instead of being deep-merged into it, so a
+# paper run never inherits a demo value for a key its file leaves out. Several files still
+# merge in the order given (an overlay after config/tiktalk.yaml), and `--config k=v` applies
+# on top. SLURM jobs receive the same files (`--configfiles`), so they see the same config.
+if not workflow.overwrite_configfiles:
 
-configfile: "config/config.yaml"
+    configfile: str(Path(workflow.basedir) / "config" / "config.yaml")
 
 
-validate(config, "config/schema.yaml")
+# Every key of every block is checked now, before any rule exists: one line per problem,
+# naming its path and the closest known key (config/schema.yaml, tiktalk.config_check).
+_problems = workflow_config_problems(config, Path(workflow.basedir) / "config" / "schema.yaml")
+if _problems:
+    sys.exit("\n".join(f"config error: {line}" for line in _problems))
 # key order is not a change: only values decide whether a stage's params changed
 canonicalise_config(config)
+# no job reaches the Hugging Face hub: weights come from weights/ (rules/weights.smk)
+set_offline_environment()
+# TIKTALK_DUMP_CONFIG=out.json: write the config the jobs see (debugging, tests)
+dump_effective_config(config, os.environ.get("TIKTALK_DUMP_CONFIG"))
 
 
 include: "rules/common.smk"
+include: "rules/weights.smk"
 include: "rules/data.smk"
 include: "rules/media.smk"
 include: "rules/knowledge.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/human_eval.smk"
 
 
-report: "report/workflow.rst"
+report: "workflow/report/workflow.rst"
 
 
 rule all:

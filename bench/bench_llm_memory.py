@@ -14,8 +14,9 @@ the config's micro-batch (``train.batch_size``) and longest sequence:
   the logits (batch x seq x vocab x ~14 bytes: fp16 logits, their fp32 copy for the loss, its
   log-softmax and gradient). The CUDA context (~0.5-1 GB) is not counted.
 
-Architectures: a local ``base_model`` directory's config.json, the demo's ``model_config``, or
-the table below (values of the hub models' config.json).
+Architectures: the ``base_model`` directory's config.json when it is there (``weights/<name>``
+after a fetch), the demo's ``model_config``, or else the table below for the artifact's hub id
+(values of the hub models' config.json).
 
 ``--gpu-measure``: builds, on the GPU, each row's LLM with RANDOM weights of the same size --
 Qwen2 natively; ChatGLM-6B (remote code, not loadable here) as a Llama of its width, depth, heads
@@ -81,7 +82,17 @@ class Arch:
         return self.layers * sum(r * sum(shapes[t]) for t in targets if t in shapes)
 
 
-def arch_of(model: dict) -> Arch:
+def hub_id(base: str, cfg: dict) -> str:
+    """The hub id behind a ``weights/<name>`` directory (the config's ``weights:`` block)."""
+    weights = cfg.get("weights") or {}
+    root = weights.get("dir", "weights").rstrip("/") + "/"
+    if base.startswith(root):
+        artifact = (weights.get("artifacts") or {}).get(base[len(root):].split("/")[0]) or {}
+        return artifact.get("hub") or base
+    return base
+
+
+def arch_of(model: dict, cfg: dict) -> Arch:
     if model.get("model_config"):
         mc = model["model_config"]
         heads = mc.get("num_attention_heads", 1)
@@ -96,9 +107,10 @@ def arch_of(model: dict) -> Arch:
         return Arch(c.get("model_type", "?"), c["hidden_size"], c.get("num_hidden_layers", c.get("num_layers")),
                     heads, c.get("num_key_value_heads", heads), c.get("intermediate_size", c.get("inner_hidden_size")),
                     2 if c.get("model_type") == "chatglm" else 3, c["vocab_size"], c.get("tie_word_embeddings", False))
-    if base not in KNOWN:
-        raise SystemExit(f"unknown LLM {base!r}: give a local directory or add it to KNOWN")
-    return Arch(**KNOWN[base])
+    hub = hub_id(base, cfg)
+    if hub not in KNOWN:
+        raise SystemExit(f"unknown LLM {base!r} ({hub}): fetch it (its config.json is read) or add it to KNOWN")
+    return Arch(**KNOWN[hub])
 
 
 def qformer_params(model: dict) -> tuple[int, int, dict]:
@@ -134,7 +146,7 @@ def plan(name: str, cfg: dict) -> dict:
     row = rows[name]
     llm_row = row if row["family"] == "causal_lm" else rows[row["llm_from"]]
     llm_model = llm_row["params"]["model"]
-    arch = arch_of(llm_model)
+    arch = arch_of(llm_model, cfg)
     train = row["params"]["train"]
     batch = int(train.get("batch_size", 8))
     seq = int(llm_model.get("max_source_len", 128)) + int(llm_model.get("max_target_len", 64)) + 3

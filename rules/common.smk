@@ -2,9 +2,7 @@
 import json
 from pathlib import Path
 
-from tiktalk.data.build import shards_of
-from tiktalk.workflow import manifest_shard_ids
-from tiktalk.workflow import baseline_needs, code_files
+from tiktalk.workflow import baseline_needs, code_files, manifest_shard_ids
 
 R = "results"
 SPLITS = ["train", "val", "test"]
@@ -23,7 +21,7 @@ wildcard_constraints:
 
 
 def code(stage, family=None):
-    """Package source files a stage imports (DESIGN sec. 7: Snakemake does not track them)."""
+    """Package source files a stage imports (Snakemake does not track them; docs/architecture.md)."""
     return code_files(SRC, stage, family)
 
 
@@ -35,7 +33,7 @@ def release_file(split):
 
 def shards(wildcards=None):
     """Shard names, known once the manifest checkpoint has run."""
-    return shards_of(checkpoints.manifest.get().output.tsv)
+    return sorted(manifest_shard_ids(checkpoints.manifest.get().output.tsv))
 
 
 def after_manifest(wildcards=None):
@@ -57,7 +55,26 @@ def status_shards(wildcards=None):
 
 
 def image_feature_shards(wildcards=None):
+    """BLIP-2 image tokens: written by extract_shard with the features (one decode per video)."""
     return [f"{R}/media/{s}.image.npz" for s in shards()]
+
+
+def video_id_pattern():
+    """config data.video_id_pattern, else the package's one default (tiktalk.formats)."""
+    from tiktalk.formats import VIDEO_ID_PATTERN
+
+    return config["data"].get("video_id_pattern") or VIDEO_ID_PATTERN
+
+
+def coverage_floor(wildcards=None):
+    """Order a feature-reading job after the media_coverage checkpoint, and stop the DAG there
+    when a split's share of videos with features is below media.min_coverage (the error names
+    results/media/coverage.json and the top failure reasons). Not an input: changing the floor
+    re-runs nothing."""
+    from tiktalk.media.coverage import check_coverage
+
+    check_coverage(checkpoints.media_coverage.get().output.json)
+    return []
 
 
 def baseline_cfg(name):
@@ -84,6 +101,8 @@ def train_inputs(wildcards):
         inputs["features"] = feature_shards()
     if "image_features" in needs:
         inputs["image_features"] = image_feature_shards()
+    if needs & {"features", "image_features"}:
+        inputs["coverage"] = coverage_floor()
     if "knowledge" in needs:
         inputs["knowledge"] = [f"{R}/knowledge/{s}.jsonl" for s in ("train", "val")]
     if b.get("llm_from"):
@@ -119,11 +138,13 @@ def all_outputs(wildcards=None):
         f"{R}/tables/table3.tex",
         f"{R}/plots/table3.png",
         f"{R}/media/report.tsv",
+        f"{R}/media/coverage.json",
         f"{R}/plots/media_frames.png",
     ]
     outs += [f"{R}/metrics/{b}/{s}.json" for b in BASELINES for s in EVAL_SPLITS]
     if config["release"]["source"] == "demo":
         outs.append(f"{R}/tables/demo_item_types.csv")
+    outs += HE_OUTPUTS  # rules/human_eval.smk
     return outs
 
 def demo_videos(wildcards):

@@ -2,7 +2,7 @@
 
 
 rule demo_data:
-    """Generate the embedded demo release deterministically (DESIGN.md sec. 5)."""
+    """Generate the embedded demo release deterministically (docs/demo.md)."""
     input:
         code=code("demo"),
     output:
@@ -33,7 +33,7 @@ rule build_split:
     wildcard_constraints:
         split="train",
     params:
-        video_id_pattern=lambda w: config["data"]["video_id_pattern"],
+        video_id_pattern=lambda w: video_id_pattern(),
     log:
         f"{R}/logs/build_split/{{split}}.log",
     benchmark:
@@ -65,6 +65,7 @@ checkpoint manifest:
         tsv=f"{R}/data/videos.tsv",
     params:
         shard_size=config["data"]["shard_size"],
+        video_id_pattern=lambda w: video_id_pattern(),
     log:
         f"{R}/logs/manifest.log",
     benchmark:

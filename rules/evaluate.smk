@@ -1,23 +1,23 @@
-# Metrics exactly as the paper computes them with nlg-eval (DESIGN.md sec. 4).
+# Metrics exactly as the paper computes them with nlg-eval (docs/metric-protocol.md).
 
 
 rule score:
-    """BLEU-1..4, METEOR, ROUGE-L, CIDEr per reference slot averaged over the 5, Dist-1..3, for
-    every baseline of a split in one job: the METEOR JVM's start (~10 CPU s, its paraphrase
-    table) is paid once per split, not once per baseline; scoring itself takes milliseconds."""
+    """BLEU-1..4, METEOR, ROUGE-L, CIDEr per reference slot averaged over the 5, Dist-1..3, of
+    one baseline on one split. One job per (baseline, split): a failed baseline blocks only its
+    own metrics, and a changed one is re-scored alone. Each job starts its own METEOR JVM
+    (about 10 CPU s and 1.1 GB for its paraphrase table); scoring itself takes milliseconds."""
     input:
-        predictions=expand(f"{R}/predictions/{{baseline}}/{{{{split}}}}.jsonl", baseline=BASELINES),
+        predictions=f"{R}/predictions/{{baseline}}/{{split}}.jsonl",
         references=f"{R}/data/{{split}}_references.jsonl",
         code=code("score"),
     output:
-        expand(f"{R}/metrics/{{baseline}}/{{{{split}}}}.json", baseline=BASELINES),
+        f"{R}/metrics/{{baseline}}/{{split}}.json",
     params:
-        baselines=BASELINES,
         protocol=config["evaluation"]["protocol"],
     log:
-        f"{R}/logs/score/{{split}}.log",
+        f"{R}/logs/score/{{baseline}}_{{split}}.log",
     benchmark:
-        f"{R}/benchmarks/score/{{split}}.tsv"
+        f"{R}/benchmarks/score/{{baseline}}_{{split}}.tsv"
     conda:
         "../envs/evaluate.yaml"
     script:

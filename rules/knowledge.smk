@@ -5,7 +5,7 @@ rule convert_c3kg:
     """Opt-in: turn C3KG's networkx gpickle into the plain table (a pickle runs code)."""
     input:
         gpickle=config["knowledge"].get("gpickle") or [],
-        code=code("knowledge"),
+        code=code("c3kg"),
     output:
         table=f"{R}/knowledge/c3kg.tsv",
     params:

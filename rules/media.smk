@@ -1,10 +1,25 @@
-# Sharded media stage: fetch videos, decode frames + audio, extract features (GPU).
-# One job per shard and stage, never one per video (DESIGN.md sec. 2).
+# Sharded media stage: fetch videos, decode each video ONCE, run every encoder the config asks
+# for (ResNet frames, VGGish audio, BLIP-2 image tokens), then the coverage floor.
+# One job per shard and stage, never one per video (docs/stage-contracts.md).
 
+# The BLIP-2 image encoder joins the shard job's chain only when a baseline reads its tokens.
+IMAGE_FEATURES = any("image_features" in baseline_needs(baseline_cfg(b)) for b in BASELINES)
+
+
+def extract_outputs():
+    out = {
+        "features": f"{R}/media/{{shard}}.features.npz",
+        "status": f"{R}/media/{{shard}}.status.tsv",
+    }
+    if IMAGE_FEATURES:
+        out["image"] = f"{R}/media/{{shard}}.image.npz"
+    return out
 
 
 rule fetch_shard:
-    """Resolve and download (or link) the videos of one shard; failures recorded, not fatal."""
+    """Resolve and download (or link) the videos of one shard; failures recorded, not fatal.
+    On a cluster it runs where the network is (the login node) unless
+    media.fetch_on_login_node is false."""
     input:
         # the shard's ids come in as a param, so that re-writing the manifest for an
         # unrelated change does not re-fetch every shard (mtime trigger)
@@ -18,7 +33,8 @@ rule fetch_shard:
         source=config["media"]["source"],
         download=config["media"]["download"],
         videos_dir=lambda w: f"{R}/media/{w.shard}/videos",
-        video_id_pattern=lambda w: config["data"]["video_id_pattern"],
+        video_id_pattern=lambda w: video_id_pattern(),
+    localrule: bool(config["media"].get("fetch_on_login_node", True))
     priority: MEDIA_PRIORITY
     log:
         f"{R}/logs/fetch_shard/{{shard}}.log",
@@ -31,15 +47,20 @@ rule fetch_shard:
 
 
 rule extract_shard:
-    """Frames (<= max_frames, one decode pass) -> ResNet; audio 16 kHz -> VGGish."""
+    """Decode each fetched video once; frames -> ResNet, audio 16 kHz -> VGGish and, when a
+    baseline needs them, frames -> the frozen BLIP-2 image encoder. Status table last."""
     input:
         fetch=f"{R}/media/{{shard}}/fetch.tsv",
         code=code("media"),
+        # the ResNet / VGGish (/ BLIP-2 vision) files the config names (weights.smk)
+        weights=weight_inputs(
+            config["media"]["extract"], config["media"]["image_encoder"] if IMAGE_FEATURES else {}
+        ),
     output:
-        features=f"{R}/media/{{shard}}.features.npz",
-        status=f"{R}/media/{{shard}}.status.tsv",
+        **extract_outputs(),
     params:
         extract=config["media"]["extract"],
+        image_encoder=config["media"]["image_encoder"] if IMAGE_FEATURES else None,
     threads: config["media"]["extract"].get("num_workers", 1) + 1
     priority: MEDIA_PRIORITY
     log:
@@ -52,25 +73,28 @@ rule extract_shard:
         "../workflow/scripts/extract_shard.py"
 
 
-rule image_features_shard:
-    """Frozen image-encoder features for the BLIP-2 baselines (EVA-CLIP ViT-g/14 for real)."""
+checkpoint media_coverage:
+    """Per split, the share of videos with features (and the top failure reasons). A
+    checkpoint: feature-reading trainings check it (common.smk) and the DAG stops when a
+    split is below media.min_coverage."""
     input:
-        fetch=f"{R}/media/{{shard}}/fetch.tsv",
-        code=code("image_features"),
+        status=status_shards,
+        manifest=f"{R}/data/videos.tsv",
+        code=code("media_coverage"),
     output:
-        features=f"{R}/media/{{shard}}.image.npz",
-        status=f"{R}/media/{{shard}}.image.status.tsv",
+        json=f"{R}/media/coverage.json",
     params:
-        encoder=config["media"]["image_encoder"],
+        min_coverage=config["media"].get("min_coverage", 0.95),
+    localrule: True
     priority: MEDIA_PRIORITY
     log:
-        f"{R}/logs/image_features_shard/{{shard}}.log",
+        f"{R}/logs/media_coverage.log",
     benchmark:
-        f"{R}/benchmarks/image_features_shard/{{shard}}.tsv"
+        f"{R}/benchmarks/media_coverage.tsv"
     conda:
         "../envs/media.yaml"
     script:
-        "../workflow/scripts/image_features_shard.py"
+        "../workflow/scripts/media_coverage.py"
 
 
 rule media_report:
@@ -83,18 +107,18 @@ rule media_report:
         table=report(
             f"{R}/media/report.tsv",
             category="Media",
-            caption="../report/media.rst",
+            caption="../workflow/report/media.rst",
         ),
         shards=f"{R}/media/shards.tsv",
         frames_png=report(
             f"{R}/plots/media_frames.png",
             category="Media",
-            caption="../report/media.rst",
+            caption="../workflow/report/media.rst",
         ),
         audio_png=report(
             f"{R}/plots/media_audio_frames.png",
             category="Media",
-            caption="../report/media.rst",
+            caption="../workflow/report/media.rst",
         ),
     log:
         f"{R}/logs/media_report.log",

@@ -36,7 +36,7 @@ LLM_ENV = transformers_before(4, 34)          # the LLM env's pins (ChatGLM-6B's
 def corpus_texts(extra=()) -> list[str]:
     from test_baselines_text import COLOURS, TEXTS
 
-    from tiktalk.models.causal_lm import chatglm_prompt
+    from tiktalk.models.prompts import chatglm_prompt
 
     return list(TEXTS) + [f"是{c}的" for c in COLOURS] + [chatglm_prompt("问", [["问", "答"]], 3)] + list(extra)
 

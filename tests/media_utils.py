@@ -119,9 +119,35 @@ def write_video(
 
 
 def truncate_file(src: str | Path, dst: str | Path, fraction: float) -> Path:
+    """The first ``fraction`` of ``src``'s bytes (a cut download / upload)."""
     data = Path(src).read_bytes()
     Path(dst).write_bytes(data[: int(len(data) * fraction)])
     return Path(dst)
+
+
+def faststart(src: str | Path, dst: str | Path) -> Path:
+    """Remux ``src`` with the MP4 index (moov) at the front, as phone uploads and CDNs serve it:
+    cut such a file and it still opens, announcing the full duration."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w", options={"movflags": "faststart"}) as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        for pkt in inp.demux():
+            if pkt.dts is None:
+                continue
+            pkt.stream = streams[pkt.stream.index]
+            out.mux(pkt)
+    return Path(dst)
+
+
+def truncated_video(path: str | Path, *, duration: float = 10.0, fraction: float = 0.3, **kw) -> Path:
+    """A video that opens and announces ``duration`` s but holds only the first ``fraction``
+    of its bytes (index at the front, body cut)."""
+    path = Path(path)
+    full = write_video(path.with_name(path.stem + ".src.mp4"), duration=duration, **kw)
+    fs = faststart(full, path.with_name(path.stem + ".fs.mp4"))
+    out = truncate_file(fs, path, fraction)
+    full.unlink()
+    fs.unlink()
+    return out
 
 
 # ----------------------------------------------------------------------------- loopback HTTP

@@ -1,4 +1,4 @@
-"""A throw-away one-node SLURM cluster on this machine, for tests/test_slurm.py (DESIGN.md sec. 6).
+"""A throw-away one-node SLURM cluster on this machine, for tests/test_slurm.py (docs/slurm.md).
 
     cluster = LocalSlurm.create()      # munged + slurmctld + slurmd, node idle
     ...                                # sbatch / squeue / snakemake --executor slurm

@@ -12,14 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-from tiktalk.baselines import BaselineInputs
+from tiktalk.baselines.inputs import BaselineInputs
 from tiktalk.formats import FEATURES_VERSION
+from tiktalk.models.batching import pad_batch
 from tiktalk.models.causal_lm import (
-    CausalLMConfig, apply_lora, build_base_model, build_prompt, context_to_chat, encode_example,
-    encode_prompt, pad_batch,
+    CausalLMConfig, apply_lora, build_base_model, encode_example, encode_prompt,
 )
 from tiktalk.models.gpt2_chitchat import ChitchatConfig, ChitchatModel, build_lm, encode_dialogue
-from tiktalk.settings import from_mapping
+from tiktalk.models.prompts import build_prompt, context_to_chat
+from tiktalk.settings import SettingsError, from_mapping
 
 torch.set_num_threads(1)
 
@@ -239,6 +240,18 @@ def test_dialogpt_family_train_predict_roundtrip(tmp_path):
     fresh = ChitchatModel(build_lm(model.cfg, tok), model.cfg, 0, 0, None).eval()
     with torch.no_grad():
         assert model(batch).item() < fresh(batch).item() - 0.5
+
+
+def test_dialogpt_params_and_config_fail_naming_the_closest_key(tmp_path):
+    from tiktalk.baselines import dialogpt
+
+    inputs = make_dataset(tmp_path)
+    with pytest.raises(SettingsError, match="dialogpt params.model: unknown key 'n_layers'; "
+                                            "did you mean 'n_layer'"):
+        dialogpt.train({"train": TRAIN, "model": {"n_layers": 1}}, inputs, tmp_path / "m")
+    with pytest.raises(SettingsError, match="dialogpt params: unknown key 'predict_batchsize'"):
+        dialogpt.predict({"train": TRAIN, "predict_batchsize": 3}, tmp_path / "m", inputs, "test",
+                         tmp_path / "p.jsonl")
 
 
 def test_causal_lm_family_train_predict_and_reload(tmp_path):

@@ -203,7 +203,7 @@ def test_demo_vit_features_are_seeded_and_pooling_works():
     p = extract_image_features(frames, dict(cfg, pooled=True))
     assert p.shape == (3, 1, 12) and np.allclose(p[:, 0], a[:, 0], atol=1e-5)
     assert not np.allclose(a[0], a[1])
-    with pytest.raises(ValueError, match="unknown image encoder keys"):
+    with pytest.raises(ValueError, match="unknown key 'n_frame'"):
         ImageEncoderConfig.from_dict({"kind": "vit", "vit_config": VIT, "n_frame": 3})
 
 
@@ -233,29 +233,7 @@ def test_blip2_vision_loader_reads_only_the_vision_tower(tmp_path):
     assert torch.allclose(ref, got, atol=1e-5)
 
 
-def test_shard_image_features_roundtrip_through_feature_store(tmp_path):
-    from media_utils import write_video
-
-    from tiktalk.media.image_encoder import extract_shard_image_features, load_image_tokens
-    from tiktalk.media.store import FeatureStore
-
-    write_video(tmp_path / "a.mp4", duration=1.0, audio=False)
-    (tmp_path / "bad.mp4").write_bytes(b"not a video")
-    cfg = {"kind": "vit", "name_or_path": None, "vit_config": VIT, "n_frames": 3}
-    counts = extract_shard_image_features(
-        [("a", tmp_path / "a.mp4"), ("b", None, "http 404"), ("c", tmp_path / "bad.mp4")],
-        cfg, tmp_path / "s.npz", tmp_path / "s.status.tsv")
-    assert counts == {"ok": 1, "failed": 2}
-    lines = (tmp_path / "s.status.tsv").read_text(encoding="utf-8").splitlines()
-    assert lines[0].split("\t") == ["video_id", "status", "reason", "n_frames", "n_audio_frames", "duration"]
-    assert lines[1].split("\t")[:4] == ["a", "ok", "", "3"]
-    assert lines[2].split("\t")[:3] == ["b", "failed", "http 404"]
-    assert lines[3].split("\t")[1] == "failed" and lines[3].split("\t")[2].startswith("decode:")
-    store = FeatureStore([tmp_path / "s.npz"])
-    assert store.frames("a").shape == (3 * 17, 12) and store.frames("b").shape[0] == 0
-    toks = load_image_tokens([tmp_path / "s.npz"])
-    assert toks["a"].shape == (3, 17, 12) and toks["c"].shape == (0, 17, 12)
-    assert np.allclose(toks["a"].reshape(-1, 12), store.frames("a"))
+# (the image-feature shard written by the media shard job: tests/test_media_shard.py)
 
 
 # -- the family end to end -------------------------------------------------------------------
@@ -280,7 +258,7 @@ def _image_shard(path: Path, video_ids: list[str], t: int = 5, d: int = 12) -> P
 
 # -- memory-mapped image tokens -------------------------------------------------------------
 def test_image_token_index_memory_maps_the_shards_and_reads_only_asked_frames(tmp_path):
-    from tiktalk.media.image_encoder import load_image_tokens
+    from tiktalk.media.store import load_image_tokens
     from tiktalk.media.image_tokens import ImageTokenIndex
 
     paths = [_image_shard(tmp_path / "a.npz", ["a_0", "b_1", "c_2"]),

@@ -126,3 +126,59 @@ def test_console_script_help():
     assert proc.returncode == 0
     for flag in ("--predictions", "--references", "--out", "--protocol", "all-references"):
         assert flag in proc.stdout
+
+
+# ----------------------------------------------------------------------------- without Java
+
+
+def _cli_without_java(tmp_path, *args):
+    """`python -m tiktalk.cli ...` with a PATH on which there is no `java`."""
+    empty = tmp_path / "bin-without-java"
+    empty.mkdir(exist_ok=True)
+    env = dict(os.environ, PATH=str(empty))
+    return subprocess.run([sys.executable, "-m", "tiktalk.cli", *args], capture_output=True,
+                          text=True, timeout=120, env=env, cwd=tmp_path)
+
+
+def _inputs(d: Path) -> list[str]:
+    write_jsonl(d / "pred.jsonl", [{"dialogue_id": i, "response": h} for i, h, _ in DATA])
+    write_jsonl(d / "refs.jsonl", [{"dialogue_id": i, "references": [h, o]} for i, h, o in DATA])
+    return ["evaluate", "--predictions", str(d / "pred.jsonl"), "--references", str(d / "refs.jsonl")]
+
+
+def test_without_java_one_line_saying_what_to_install(tmp_path):
+    out = tmp_path / "m.json"
+    proc = _cli_without_java(tmp_path, *_inputs(tmp_path), "--out", str(out))
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("tiktalk evaluate: error: METEOR needs Java 8+")
+    assert "openjdk" in proc.stderr and "--no-meteor" in proc.stderr
+    assert not out.exists()
+
+
+def test_no_meteor_leaves_meteor_out(tmp_path):
+    out = tmp_path / "m.json"
+    proc = _cli_without_java(tmp_path, *_inputs(tmp_path), "--out", str(out), "--no-meteor")
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads(out.read_text(encoding="utf-8"))
+    assert set(metrics) == (set(METRIC_KEYS) - {"meteor"}) | {"n"}   # left out, not 0
+    assert "METEOR" not in proc.stdout and "BLEU-1" in proc.stdout
+    # the same numbers as the hand-derived ones of test_evaluate_end_to_end
+    assert metrics["bleu_4"] == pytest.approx(50.0, abs=1e-6) and metrics["cider"] == pytest.approx(500.0)
+    if shutil.which("java"):   # and as a run with METEOR, but for the METEOR key
+        full = tmp_path / "full.json"
+        assert cli.main([*_inputs(tmp_path), "--out", str(full)]) == 0
+        with_meteor = json.loads(full.read_text(encoding="utf-8"))
+        assert {k: v for k, v in with_meteor.items() if k != "meteor"} == metrics
+
+
+def test_version(capsys):
+    import tomllib
+
+    import tiktalk
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    assert capsys.readouterr().out.strip() == f"tiktalk {project['version']}" == f"tiktalk {tiktalk.__version__}"

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
-from tiktalk.data import (
-    ReleaseError,
-    build_manifest,
-    build_split,
-    check_video_ids,
-    dialogue_id,
-    load_release,
-    manifest_from_ids,
-    read_dialogues,
-    read_manifest,
-    shards_of,
-    videos_of_shard,
-    write_manifest,
-)
-from tiktalk.demo import generate_demo
+from tiktalk.data.build import build_manifest, build_split, check_video_ids
+from tiktalk.data.dialogues import read_dialogues
+from tiktalk.data.manifest import (manifest_from_ids, read_manifest, shard_videos, shards_of,
+                                   videos_of_shard, write_manifest)
+from tiktalk.data.predictions import read_predictions, write_predictions
+from tiktalk.data.release import ReleaseError, dialogue_id, load_release
+from tiktalk.demo.generate import generate_demo
 from tiktalk.formats import MANIFEST_COLUMNS, N_REFERENCES, shard_name
 from tiktalk.io import read_jsonl
 
@@ -91,7 +82,7 @@ def test_every_malformed_record_is_reported_with_its_key(tmp_path):
                            {"context": "不是列表", "responses": _refs()},   # 2: wrong type
                            {"context": ["x"], "responses": _refs(4)}]},   # 3: 4 references
         "bad id!": {"dialogues": [good]},
-        V2: {"dialogues": [good, {"context": ["x"], "responses": _refs(), "extra": 1}]},
+        V2: {"dialogues": [good, {"context": ["x"], "responses": _refs(), "extra": 1}]},  # fine
         "7000000000000000001": {"dialogues": []},
         "7000000000000000002": ["not", "an", "object"],
     })
@@ -101,10 +92,10 @@ def test_every_malformed_record_is_reported_with_its_key(tmp_path):
     assert f'video {V1} dialogue 2 field "context": has type str, expected array' in text
     assert f"video {V1} dialogue 3 field \"responses\": has 4 references, expected {N_REFERENCES}" in text
     assert "video 'bad id!': id does not match" in text
-    assert f"video {V2} dialogue 1" in text and "extra" in text
+    assert f"video {V2}" not in text            # a field the adapter does not read is no error
     assert "video 7000000000000000001" in text
     assert "video 7000000000000000002: has type list, expected object" in text
-    assert len(problems) == 7
+    assert len(problems) == 6
 
 
 def test_bad_video_id_pattern_is_an_argument(tmp_path):
@@ -155,6 +146,37 @@ def test_read_dialogues_rejects_bad_rows(tmp_path):
                                 "context": ["x"], "responses": ["1", "2"]}) + "\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"row 1 \(a_0\): responses must be a list of 5"):
         read_dialogues(path)
+    rows = [{"dialogue_id": "a_0", "video_id": "a", "split": "val", "context": ["x"],
+             "responses": ["1"] * N_REFERENCES},
+            {"dialogue_id": "a_0", "video_id": "a", "split": "val", "context": [],
+             "responses": ["1"] * N_REFERENCES},
+            {"dialogue_id": "b_0", "video_id": "b", "context": ["x"], "responses": ["1"]}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with pytest.raises(ValueError) as err:
+        read_dialogues(path, "test")
+    message = str(err.value)
+    assert message.startswith(f"{path}: 5 bad dialogue row(s)")
+    for problem in ("row 1 (a_0): split 'val', expected 'test'", "row 2 (a_0): duplicate dialogue_id",
+                    "row 2 (a_0): context must be a non-empty list", "row 3 (b_0): keys"):
+        assert problem in message, problem
+
+
+def test_dialogue_table_round_trip(demo, tmp_path):
+    from tiktalk.data.dialogues import write_dialogues
+
+    rows = load_release(demo / "release" / "test.json", "test")
+    assert write_dialogues(tmp_path / "test.jsonl", rows) == len(rows)
+    assert read_dialogues(tmp_path / "test.jsonl", "test") == rows
+
+
+def test_predictions_round_trip_in_dialogue_order(tmp_path):
+    dialogues = [{"dialogue_id": "b"}, {"dialogue_id": "a"}]
+    assert write_predictions(tmp_path / "p.jsonl", dialogues, ["你好", ""]) == 2
+    assert read_predictions(tmp_path / "p.jsonl") == [{"dialogue_id": "b", "response": "你好"},
+                                                      {"dialogue_id": "a", "response": ""}]
+    with pytest.raises(ValueError, match=r"q\.jsonl: 1 predictions for 2 dialogues"):
+        write_predictions(tmp_path / "q.jsonl", dialogues, ["x"])
+    assert not (tmp_path / "q.jsonl").exists()
 
 
 # ---- manifest -----------------------------------------------------------------------------
@@ -181,6 +203,8 @@ def test_manifest_sharding(tmp_path):
     assert rows[2] == {"video_id": "v02", "split": "test", "shard": "s00000"}
     assert shards_of(out) == ["s00000", "s00001", "s00002"]
     assert videos_of_shard(out, "s00002") == ["v08", "v09"]
+    assert shard_videos(out) == {"s00000": ["v00", "v01", "v02", "v03"],
+                                 "s00001": ["v04", "v05", "v06", "v07"], "s00002": ["v08", "v09"]}
     with pytest.raises(KeyError, match="s00003"):
         videos_of_shard(out, "s00003")
 
@@ -224,11 +248,9 @@ def test_read_manifest_rejects_broken_files(tmp_path):
 def test_manifest_from_ids_at_paper_scale(tmp_path):
     ids = [str(7_000_000_000_000_000_000 + 7919 * i) for i in range(38_703)]
     split_of = {v: ("train" if i < 35_703 else "val" if i < 36_703 else "test") for i, v in enumerate(ids)}
-    t0 = time.perf_counter()
     rows = manifest_from_ids(reversed(ids), split_of, 256)
     write_manifest(rows, tmp_path / "videos.tsv")
     back = read_manifest(tmp_path / "videos.tsv")
-    assert time.perf_counter() - t0 < 5
     assert len(back) == 38_703 and back[-1]["shard"] == shard_name(38_702 // 256)
     assert len(shards_of(tmp_path / "videos.tsv")) == 152
     with pytest.raises(ValueError, match="duplicate video id.*7000000000000000000"):

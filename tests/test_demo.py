@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tiktalk.data.release import load_release
-from tiktalk.demo import generate_demo
+from tiktalk.demo.generate import generate_demo
 from tiktalk.demo.generate import type_counts
 from tiktalk.demo.texts import COLOURS, EMOTIONS, ITEM_SHARES, PITCHES, SHAPES
 from tiktalk.formats import C3KG_COLUMNS, FLOW_RELATIONS, N_REFERENCES, SPLITS

@@ -79,7 +79,7 @@ def _item_score(demo: Path, baseline: str, item_type: str) -> float:
     return float(row["bleu_2"].iloc[0])
 
 
-# The wiring (DESIGN.md sec. 5): the right modality helps on the items only it can answer.
+# The wiring (docs/demo.md): the right modality helps on the items only it can answer.
 # The demo's models are tiny and from scratch; each relation below is what a misaligned video,
 # shard index or dropped feature would break.
 def test_wiring_frames_help_on_visual_items(demo):

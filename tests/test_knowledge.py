@@ -17,6 +17,7 @@ from tiktalk.knowledge.c3kg import (
     read_c3kg_table,
     write_c3kg_table,
 )
+from tiktalk.knowledge.flows import RELATION_TEXT, format_flows, read_knowledge, write_knowledge
 from tiktalk.knowledge.retrieve import (
     CharTfidfRetriever,
     context_text,
@@ -258,10 +259,30 @@ def test_retrieve_split_writes_knowledge_jsonl(tmp_path):
 
 
 def test_retrieve_split_rejects_bad_dialogues(tmp_path):
-    write_jsonl(tmp_path / "d.jsonl", [{"dialogue_id": "a", "context": "not a list"}])
-    with pytest.raises(ValueError, match="'context' must be a list"):
+    write_jsonl(tmp_path / "d.jsonl", [{"dialogue_id": "a", "video_id": "v", "split": "train",
+                                        "context": "not a list", "responses": ["r"]}])
+    with pytest.raises(ValueError, match=r"(?s)d\.jsonl: 1 bad dialogue row.*row 1 \(a\): context must "
+                                         r"be a non-empty list"):
         retrieve_split(tmp_path / "d.jsonl", write_table(tmp_path / "c.tsv"), tmp_path / "o.jsonl",
                        {"kind": "char_tfidf"})
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_flows_as_the_knowledge_segment_reads_them(tmp_path):
+    flows = [{"head": "下雨天", "relation": "emotion_cause", "tail": "难过", "score": 0.5},
+             {"head": "下雨天", "relation": "intent_console", "tail": "别难过", "score": 0.5},
+             {"head": "下雨天", "relation": "next_entity", "tail": "雨伞", "score": 0.5}]
+    assert format_flows(flows, max_flows=2) == ("[KNOW] 下雨天 情感原因 难过 "
+                                                "[KNOW] 下雨天 intent_console 别难过")
+    assert format_flows(flows, max_flows=None).endswith("[KNOW] 下雨天 概念流 雨伞")
+    # every relation of the C3KG table that has a reading has one written out
+    assert set(RELATION_TEXT) == set(FLOW_RELATIONS) | set(ATOMIC_RELATIONS)
+    assert write_knowledge(tmp_path / "k.jsonl", ["d1", "d2"], [flows, []]) == 2
+    assert read_knowledge(tmp_path / "k.jsonl") == {"d1": flows, "d2": []}
+    assert read_knowledge(None) == {}
+    write_jsonl(tmp_path / "bad.jsonl", [{"dialogue_id": "d1", "flows": "x"}])
+    with pytest.raises(ValueError, match=r"bad\.jsonl: row 1"):
+        read_knowledge(tmp_path / "bad.jsonl")
 
 
 # ----------------------------------------------------------------------------- Sentence-BERT
@@ -295,8 +316,10 @@ def tiny_sbert(tmp_path_factory):
 def test_sentence_bert_retrieve_split(tmp_path, tiny_sbert):
     # a context identical to a head embeds identically: cosine 1, retrieved first
     write_jsonl(tmp_path / "test.jsonl", [
-        {"dialogue_id": "a", "context": ["养猫"]},
-        {"dialogue_id": "b", "context": ["我好", "难过"]},
+        {"dialogue_id": "a", "video_id": "v1", "split": "train", "context": ["养猫"],
+         "responses": ["r"]},
+        {"dialogue_id": "b", "video_id": "v2", "split": "train", "context": ["我好", "难过"],
+         "responses": ["r"]},
     ])
     cfg = {"kind": "sbert", "model": str(tiny_sbert), "top_k": 3, "batch_size": 2,
            "device": "cpu", "cache_dir": str(tmp_path / "cache")}

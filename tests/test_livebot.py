@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 import torch
 
 from tiktalk.models.livebot import Livebot, LivebotConfig
+from tiktalk.settings import SettingsError, from_mapping
 
 torch.set_num_threads(1)
 
@@ -16,7 +18,7 @@ def tiny_cfg(**kw) -> LivebotConfig:
     base = dict(vocab_size=30, feature_dim=6, hidden=16, ff=32, heads=2, blocks=2, dropout=0.0,
                 max_positions=64, pad_id=0, bos_id=2, eos_id=3)
     base.update(kw)
-    return LivebotConfig.from_dict(base)
+    return from_mapping(LivebotConfig, base)
 
 
 def tiny_batch(b=3, f=4, lc=7, ly=6, seed=0):
@@ -34,9 +36,13 @@ def tiny_batch(b=3, f=4, lc=7, ly=6, seed=0):
     return {"frames": frames, "frame_mask": frame_mask, "context": context, "target": target}
 
 
-def test_config_rejects_unknown_keys():
-    with pytest.raises(ValueError, match="unknown Livebot config keys"):
-        LivebotConfig.from_dict({"vocab_size": 5, "feature_dim": 2, "hiden": 3})
+def test_config_rejects_unknown_keys_and_is_immutable():
+    with pytest.raises(SettingsError, match="unknown key 'hiden'; did you mean 'hidden'"):
+        from_mapping(LivebotConfig, {"vocab_size": 5, "feature_dim": 2, "hiden": 3})
+    with pytest.raises(ValueError, match="not divisible by heads"):
+        tiny_cfg(hidden=15)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tiny_cfg().hidden = 8
 
 
 def test_forward_loss_and_padding_invariance():
@@ -131,7 +137,8 @@ def test_livebot_family_train_predict_roundtrip(tmp_path):
     from tiktalk.media.store import FeatureStore
 
     ex = livebot.make_examples(read_jsonl(inputs.dialogues["train"]), tok, FeatureStore(inputs.features),
-                               params, with_target=True)
+                               livebot.LivebotParams(**{k: v for k, v in params.items()}),
+                               with_target=True)
     batch = livebot.collate(ex, tok.pad_token_id)
     torch.manual_seed(0)
     fresh = Livebot(model.cfg).eval()

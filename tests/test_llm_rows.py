@@ -17,6 +17,8 @@ from llm_fixtures import (LLM_ENV, blip2_image_tokens, write_blip2_checkpoint, w
                           write_image_shard, write_native_llm)
 from test_baselines_text import TRAIN, check_predictions, make_dataset, read_lines  # noqa: E402
 
+from tiktalk.io import fingerprint  # noqa: E402
+
 torch.set_num_threads(1)
 needs_llm_env = pytest.mark.skipif(not LLM_ENV, reason="ChatGLM-6B's remote code needs transformers <= 4.33: "
                                    "run by test_llm_env.py under .venv-llm")
@@ -54,7 +56,9 @@ def assert_only_adapters_saved(out: Path, base: torch.nn.Module) -> None:
         assert not any(k.split("lm.base_model.model.", 1)[-1] in base_names for k in tensors), where
     assert not (out / "base").exists()                       # a pretrained base is referenced, not copied
     blob = torch.load(out / "model.pt", map_location="cpu", weights_only=True)
-    assert blob["base"] == blob["config"]["base_model"] and "base_revision" in blob
+    base = blob["base"]                                       # what identifies the frozen base
+    assert base["name_or_path"] == blob["config"]["base_model"]
+    assert base["fingerprint"] == fingerprint(blob["config"]["base_model"])
 
 
 # -- a native LLM + a BLIP-2 checkpoint ------------------------------------------------------
@@ -102,6 +106,9 @@ def test_blip2_over_a_saved_native_llm_and_a_released_style_blip2_checkpoint(tmp
         assert {k.split(".")[0] for k in tensors} == {"query_tokens", "qformer", "llm_proj"}, where
         assert sum(v.numel() for v in tensors.values()) == sum(
             p.numel() for p in model.parameters() if p.requires_grad), where
+    blob = torch.load(out / "model.pt", map_location="cpu", weights_only=True)
+    assert blob["qformer_source"]["fingerprint"] == fingerprint(ckpt)
+    assert blob["llm_base"]["name_or_path"] == str(src)
     _, queries = load_pretrained_qformer(PretrainedQFormer(str(ckpt)), 12)
     assert not torch.equal(model.query_tokens.detach(), queries.detach())     # trained from the checkpoint's
     blip2.predict(params, out, inputs, "test", tmp_path / "p.jsonl")
@@ -258,8 +265,13 @@ def test_paper_llm_rows_and_the_qwen2_overlay_build_their_settings():
             assert cfg.torch_dtype == "float16" and cfg.gradient_checkpointing, name     # V100: no bf16
         else:
             cfg = from_mapping(Blip2Config, row["params"]["model"], name)
-            assert cfg.pretrained.revision == paper["media"]["image_encoder"]["revision"], name
+            # the Q-Former of the checkpoint whose vision tower made the image tokens
             assert cfg.pretrained.name_or_path == paper["media"]["image_encoder"]["name_or_path"], name
+    artifacts = _deep_merge(dict(paper["weights"]), overlay["weights"])["artifacts"]
+    assert artifacts["blip2-opt-2.7b"]["revision"] == "51572668da0eb669e01a189dc22abe6088589a24"
+    assert artifacts["chatglm-6b"]["revision"] == "v1.1.0"
+    assert artifacts["qwen2-7b-instruct"]["hub"] == "Qwen/Qwen2-7B-Instruct"
     glm = from_mapping(CausalLMConfig, rows["chatglm"]["params"]["model"])
-    assert glm.trust_remote_code and not glm.pass_attention_mask and glm.revision
-    assert not from_mapping(CausalLMConfig, rows["qwen2"]["params"]["model"]).trust_remote_code
+    assert glm.base_model == "weights/chatglm-6b" and glm.trust_remote_code and not glm.pass_attention_mask
+    qwen = from_mapping(CausalLMConfig, rows["qwen2"]["params"]["model"])
+    assert qwen.base_model == "weights/qwen2-7b-instruct" and not qwen.trust_remote_code

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from itertools import product
 from pathlib import Path
@@ -10,15 +11,18 @@ import numpy as np
 import pytest
 import torch
 
-from tiktalk.baselines import BaselineInputs, get_family
-from tiktalk.baselines.common import format_flows, read_dialogues
+from tiktalk.baselines.inputs import BaselineInputs
+from tiktalk.baselines.registry import get_family
+from tiktalk.data.dialogues import read_dialogues
+from tiktalk.knowledge.flows import format_flows
 from tiktalk.formats import FEATURES_VERSION
 from tiktalk.io import read_jsonl, write_jsonl
 from tiktalk.models.beam import beam_search, expand_for_beams, greedy_search, sample_top_k
 from tiktalk.models.maria import (
     TYPE_CONTEXT, TYPE_KNOWLEDGE, TYPE_RESPONSE, Maria, MariaConfig,
-    build_example, collate,
+    build_backbone, build_example, collate, tokenizer_fields,
 )
+from tiktalk.settings import SettingsError, from_mapping
 from tiktalk.models.tokenizer import train_wordpiece
 
 torch.set_num_threads(1)
@@ -179,15 +183,15 @@ def tiny_model(world, **over):
     from tiktalk.models.tokenizer import load_tokenizer
 
     tok = load_tokenizer(world.tokenizer)
-    cfg = MariaConfig.from_dict({**TINY, **over})
-    cfg.set_tokenizer(tok)
+    cfg = from_mapping(MariaConfig, {**TINY, **over, **tokenizer_fields(tok)})
     torch.manual_seed(0)
-    return Maria(cfg), tok
+    mlm, cfg = build_backbone(cfg)
+    return Maria(cfg, mlm), tok
 
 
 def world_batch(world, model, tok, n=4):
-    from tiktalk.baselines.maria import MariaDataset
-    from tiktalk.baselines.common import open_feature_store, read_knowledge, training_pairs
+    from tiktalk.baselines.maria import MariaDataset, open_feature_store, training_pairs
+    from tiktalk.knowledge.flows import read_knowledge
 
     rows = read_dialogues(world.dialogues["train"])[:n]
     ds = MariaDataset(model.cfg, tok, training_pairs(rows), open_feature_store(world.features),
@@ -304,16 +308,27 @@ def test_masking_probabilities(world):
     assert abs(rate(cand & (tt == TYPE_KNOWLEDGE)) - 0.15) < 0.03
     assert not (sel & ~cand).any()  # [CLS], [SEP] of the context, [KNOW], padding: never
     # knowledge off: no MKP
-    model.cfg.use_knowledge = False
+    model.cfg = dataclasses.replace(model.cfg, use_knowledge=False)
     _, labels = model.mask_tokens(b)
     assert not ((labels != -100) & (tt == TYPE_KNOWLEDGE)).any()
+
+
+def save_and_load(model, tok, model_dir: Path) -> Maria:
+    """model.pt as the adapter writes it, read back the way predict does."""
+    from tiktalk.baselines.common import cpu_state, write_model
+    from tiktalk.baselines.maria import FAMILY, VERSION, load_model
+    from tiktalk.settings import to_mapping
+
+    write_model(model_dir, FAMILY, VERSION, to_mapping(model.cfg), tokenizer=tok,
+                state_dict=cpu_state(model.state_dict()))
+    return load_model(model_dir)[0]
 
 
 def test_save_load_round_trip(world, tmp_path):
     model, tok = tiny_model(world, use_visual=True, use_audio=True, use_knowledge=True)
     batch = world_batch(world, model, tok, n=3)
-    model.save(tmp_path / "model.pt")
-    again = Maria.load(tmp_path / "model.pt")
+    again = save_and_load(model, tok, tmp_path)
+    assert again.cfg == model.cfg
     model.eval()
     assert torch.equal(model.encode(batch), again.encode(batch))
     assert model.generate(batch) == again.generate(batch)
@@ -332,7 +347,11 @@ def test_resized_token_types_initialised_from_row_1():
         src.save_pretrained(d)
         cfg = MariaConfig(init=d, vocab_size=60, max_response_len=8, max_text_len=40,
                           visual_dim=VIS_DIM)
-        m = Maria(cfg)
+        with pytest.raises(ValueError, match="build_backbone"):
+            Maria(cfg)  # a pretrained encoder is built by build_backbone, not silently random
+        mlm, filled = build_backbone(cfg)
+        m = Maria(filled, mlm)
+    assert cfg.bert_config is None and cfg.hidden_size == 768  # the given config is unchanged
     w = m.mlm.bert.embeddings.token_type_embeddings.weight
     old = src.bert.embeddings.token_type_embeddings.weight
     assert w.shape[0] == 5 and torch.equal(w[:2], old) and torch.equal(w[4], old[1])
@@ -395,10 +414,10 @@ def test_knowledge_keeps_whole_flows_and_leaves_the_context_room(world):
 
 def test_knowledge_budget_over_half_the_text_slots_is_an_error():
     with pytest.raises(ValueError, match="max_knowledge_len 48 must be in"):
-        MariaConfig.from_dict(dict(use_knowledge=True, max_text_len=64, max_response_len=16,
-                                   max_knowledge_len=48))
-    MariaConfig.from_dict(dict(use_knowledge=False, max_text_len=64, max_response_len=16,
-                               max_knowledge_len=48))  # unused: not checked
+        from_mapping(MariaConfig, dict(use_knowledge=True, max_text_len=64, max_response_len=16,
+                                       max_knowledge_len=48))
+    from_mapping(MariaConfig, dict(use_knowledge=False, max_text_len=64, max_response_len=16,
+                                   max_knowledge_len=48))  # unused: not checked
 
 
 def test_feature_standardisation_is_set_from_training_features_and_saved(world, tmp_path):
@@ -421,7 +440,20 @@ def test_feature_standardisation_is_set_from_training_features_and_saved(world, 
     model.visual_norm.mean += 100.0
     h2 = model.encode({**batch, "visual": batch["visual"] + 100.0})
     assert torch.allclose(h1, h2, atol=1e-4)
-    model.save(tmp_path / "m.pt")
-    assert torch.equal(Maria.load(tmp_path / "m.pt").visual_norm.mean, model.visual_norm.mean)
+    assert torch.equal(save_and_load(model, tok, tmp_path).visual_norm.mean, model.visual_norm.mean)
     with pytest.raises(ValueError, match="visual features have dim 3"):
         model.set_feature_stats([np.ones((2, 3))])
+
+
+def test_config_is_immutable_and_typos_fail_naming_the_closest_key(world, tmp_path):
+    model, tok = tiny_model(world)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        model.cfg.vocab_size = 3
+    maria = get_family("maria")
+    params = _params(True, epochs=1)
+    with pytest.raises(SettingsError, match=r"maria params.model: unknown key 'use_visul'; "
+                                            r"did you mean 'use_visual'"):
+        maria.train({**params, "model": {**params["model"], "use_visul": True}}, world, tmp_path)
+    with pytest.raises(SettingsError, match="did you mean 'decode'"):
+        maria.train({**params, "decod": {"batch_size": 2}}, world, tmp_path)
+    assert not (tmp_path / "model.pt").exists()

@@ -6,9 +6,9 @@ import av
 import numpy as np
 import pytest
 
-from media_utils import truncate_file, write_video
-from tiktalk.media.decode import (AUDIO_RATE, DecodeError, _ReservoirSampler, decode_video,
-                                  target_times)
+from media_utils import faststart, truncate_file, write_video
+from tiktalk.media.decode import (AUDIO_RATE, DecodeError, FrameRequest, _ReservoirSampler,
+                                  decode_video, target_times)
 
 
 @pytest.fixture(scope="module")
@@ -87,23 +87,51 @@ def test_zero_byte_garbage_truncated(vids, tmp_path):
         decode_video(tmp_path / "missing.mp4")
 
 
-def test_truncated_with_index_first_keeps_decoded_part(tmp_path):
-    # moov first ("faststart"): the index survives, the tail of the media data is gone
+def test_truncated_with_index_first_is_a_failure(tmp_path):
+    """Index at the front, body cut at 60%: the file opens and announces 4 s. It must not
+    count as a whole video (it used to give features from its first part only)."""
     src = write_video(tmp_path / "src.mp4", duration=4.0, fps=10, width=64, height=48)
-    fs = tmp_path / "fs.mp4"
-    with av.open(str(src)) as inp, av.open(str(fs), "w", options={"movflags": "faststart"}) as out:
-        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
-        for pkt in inp.demux():
-            if pkt.dts is None:
-                continue
-            pkt.stream = streams[pkt.stream.index]
-            out.mux(pkt)
-    t = truncate_file(fs, tmp_path / "fs_trunc.mp4", 0.6)
-    d = decode_video(t, max_frames=8, frame_size=16)
+    t = truncate_file(faststart(src, tmp_path / "fs.mp4"), tmp_path / "fs_trunc.mp4", 0.6)
+    with pytest.raises(DecodeError, match=r"^truncated: decoded (\d\.\d) s of 4\.0 s \(damaged stream"):
+        decode_video(t, max_frames=8, frame_size=16)
+    # below the threshold it is a failure; with the check off, what was decoded is kept and the
+    # decoded span and the damage are reported
+    d = decode_video(t, max_frames=8, frame_size=16, min_decoded_fraction=0.0)
     assert 1 <= len(d.frames) < 8
     assert any(n.startswith("damaged stream") for n in d.notes)
     assert d.frame_times.max() < 0.6 * 4.0 and np.all(np.diff(d.frame_times) > 0)
     assert 0 < len(d.audio) < 4.0 * AUDIO_RATE
+    assert d.duration == pytest.approx(4.0, abs=0.05) and 1.0 < d.decoded_s < 0.6 * 4.0 + 0.11
+
+
+def test_decoded_span_of_whole_files(vids):
+    """The span read equals the duration for intact files, also when the picks are served
+    early (few frames, no audio: decoding stops, the rest is only demuxed)."""
+    for name, duration in (("basic", 4.0), ("noaudio", 2.0), ("long", 12.0), ("single", 0.1)):
+        d = decode_video(vids[name], max_frames=2, frame_size=8)
+        assert d.decoded_s == pytest.approx(duration, abs=0.11), name
+    capped = decode_video(vids["long"], max_frames=2, frame_size=8, max_duration_s=3.0)
+    assert 3.0 <= capped.decoded_s < 12.0          # reading stops past the capped span
+
+
+def test_several_requests_in_one_pass(vids):
+    """Every request gets the picks it would get alone (with every frame decoded)."""
+    reqs = {"visual": FrameRequest(100, 16), "image": FrameRequest(3, (16, 24))}   # dense: no skip
+    d = decode_video(vids["bframes"], requests=reqs, audio=False)
+    assert set(d.frame_sets) == {"visual", "image"} and not d.skip_nonref
+    for name, req in reqs.items():
+        alone = decode_video(vids["bframes"], max_frames=req.max_frames, frame_size=req.size,
+                             audio=False, skip_nonref=False)
+        got = d.frame_sets[name]
+        np.testing.assert_array_equal(got.times, alone.frame_times)
+        np.testing.assert_array_equal(got.frames, alone.frames)
+    assert d.frame_sets["image"].frames.shape == (3, 16, 24, 3)
+    # NONREF skipping only when every request's targets are far enough apart
+    sparse = decode_video(vids["bframes"], requests={"a": FrameRequest(4, 8), "b": FrameRequest(6, 8)},
+                          audio=False)
+    assert sparse.skip_nonref
+    with pytest.raises(ValueError, match="max_frames"):
+        FrameRequest(0, 8)
 
 
 def test_variable_frame_rate_mkv(vids):

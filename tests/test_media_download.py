@@ -1,4 +1,5 @@
-"""Downloader against a loopback HTTP server: errors, retries, stalls, resume, HTML, caps."""
+"""Downloader against a loopback HTTP server: errors, retries, stalls, resume, HTML, caps,
+refused hosts (loopback / link-local / private, every redirect hop) and truncated files."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ def video_bytes(tmp_path_factory):
 
 
 def fast_cfg(**kw):
+    # the test server is on 127.0.0.1: loopback must be allowed explicitly
     base = dict(connect_timeout_s=2, read_timeout_s=0.5, total_timeout_s=20, retries=3,
-                backoff_base_s=0.01, backoff_max_s=0.05, chunk_bytes=4096)
+                backoff_base_s=0.01, backoff_max_s=0.05, chunk_bytes=4096, allow_private_hosts=True)
     base.update(kw)
     return DownloadConfig(**base)
 
@@ -144,3 +146,89 @@ def test_host_rate_limiter():
     assert lim.wait("b") == 0.0          # per host
     assert lim.wait("a") == pytest.approx(0.5)
     assert slept == [pytest.approx(0.5), pytest.approx(0.5)]
+
+
+# ----------------------------------------------------------------------------- refused hosts
+
+def test_loopback_refused_by_default_and_allowed_by_the_switch(tmp_path, video_bytes):
+    with loopback_server() as srv:
+        srv.routes["/v.mp4"] = serve_bytes(video_bytes)
+        with pytest.raises(DownloadError, match="refused host 127.0.0.1: loopback address 127.0.0.1; "
+                                                "set media.download.allow_private_hosts"):
+            download(srv.base + "/v.mp4", tmp_path / "a.mp4", fast_cfg(allow_private_hosts=False))
+        assert srv.requests == []                      # refused before any connection
+        download(srv.base + "/v.mp4", tmp_path / "a.mp4", fast_cfg(allow_private_hosts=True))
+    assert (tmp_path / "a.mp4").read_bytes() == video_bytes
+
+
+def test_redirect_from_an_allowed_to_a_refused_host(tmp_path, video_bytes):
+    """127.0.0.1 is allowed by network (private_allowlist); its redirects to another loopback
+    address and to the link-local metadata service are refused, never connected to."""
+    cfg = fast_cfg(allow_private_hosts=False, private_allowlist=("127.0.0.1/32",))
+    with loopback_server() as srv:
+        srv.routes["/v.mp4"] = serve_bytes(video_bytes)
+        srv.routes["/ok"] = redirect("/v.mp4")
+        srv.routes["/lo2"] = redirect(srv.base.replace("127.0.0.1", "127.0.0.2") + "/v.mp4")
+        srv.routes["/meta"] = redirect("http://169.254.169.254/latest/meta-data/")
+        download(srv.base + "/ok", tmp_path / "a.mp4", cfg)        # same allowed host: followed
+        assert (tmp_path / "a.mp4").read_bytes() == video_bytes
+        with pytest.raises(DownloadError, match="redirect 1: refused host 127.0.0.2: loopback"):
+            download(srv.base + "/lo2", tmp_path / "b.mp4", cfg)
+        with pytest.raises(DownloadError, match="redirect 1: refused host 169.254.169.254: link-local"):
+            download(srv.base + "/meta", tmp_path / "c.mp4", cfg)
+        assert [p for p, _ in srv.requests].count("/v.mp4") == 1   # only the allowed hop fetched
+        # with the switch on, the redirect to 127.0.0.2 is followed (the server listens on
+        # 127.0.0.1 only, so that hop's connection fails: it was attempted)
+        with pytest.raises(DownloadError, match="connection error"):
+            download(srv.base + "/lo2", tmp_path / "d.mp4", fast_cfg(retries=0))
+    assert not (tmp_path / "b.mp4").exists() and not (tmp_path / "c.mp4").exists()
+
+
+@pytest.mark.parametrize("url, kind", [
+    ("http://localhost/v.mp4", "loopback"),
+    ("http://2130706433/v.mp4", "loopback"),            # 127.0.0.1 as a decimal number
+    ("http://[::1]/v.mp4", "loopback"),
+    ("http://[::ffff:127.0.0.1]/v.mp4", "loopback"),
+    ("http://169.254.169.254/latest/meta-data/", "link-local"),
+    ("http://10.1.2.3/v.mp4", "private"),
+    ("http://192.168.0.10/v.mp4", "private"),
+    ("http://0.0.0.0/v.mp4", "unspecified"),
+])
+def test_hostile_urls_refused(tmp_path, url, kind):
+    with pytest.raises(DownloadError, match=f"refused host .*{kind}"):
+        download(url, tmp_path / "a.mp4", fast_cfg(allow_private_hosts=False))
+
+
+def test_a_name_resolving_to_mixed_addresses_is_refused(tmp_path):
+    """DNS rebinding: one public and one private answer is refused; the check uses the
+    resolver it is given and connects only to an address it checked."""
+    from tiktalk.media.hosts import HostPolicy, HostRefused, vet_host
+
+    answers = {"cdn.example": ["93.184.216.34", "10.0.0.5"], "pub.example": ["93.184.216.34"]}
+    resolve = lambda host, port: answers[host]  # noqa: E731
+    with pytest.raises(HostRefused, match="cdn.example \\(10.0.0.5\\): private"):
+        vet_host("cdn.example", 80, HostPolicy(), resolve)
+    assert vet_host("pub.example", 80, HostPolicy(), resolve) == ["93.184.216.34"]
+    with pytest.raises(DownloadError, match="private"):
+        download("http://cdn.example/v.mp4", tmp_path / "a.mp4", fast_cfg(allow_private_hosts=False),
+                 resolve=resolve)
+
+
+# ----------------------------------------------------------------------------- truncated files
+
+def test_truncated_file_with_index_first_fails_validation(tmp_path):
+    from media_utils import faststart, truncate_file
+    from tiktalk.media.download import validate_media
+
+    full = faststart(write_video(tmp_path / "src.mp4", duration=10.0, fps=10), tmp_path / "fs.mp4")
+    info = validate_media(full)
+    assert info["decoded_s"] == pytest.approx(10.0, abs=0.11)
+    cut = truncate_file(full, tmp_path / "cut.mp4", 0.3)
+    with pytest.raises(DownloadError, match=r"truncated: file holds \d\.\d s of 10\.0 s"):
+        validate_media(cut)
+    assert validate_media(cut, min_complete_fraction=0.0)["decoded_s"] < 5.0   # check disabled
+    with loopback_server() as srv:
+        srv.routes["/cut.mp4"] = serve_bytes(cut.read_bytes())
+        with pytest.raises(DownloadError, match="truncated"):
+            download(srv.base + "/cut.mp4", tmp_path / "a.mp4", fast_cfg())
+    assert not (tmp_path / "a.mp4").exists() and not (tmp_path / "a.mp4.part").exists()

@@ -1,4 +1,5 @@
-"""Shard jobs end to end: fetch (local dir, CSV over loopback HTTP) -> extract -> FeatureStore."""
+"""Shard jobs end to end: fetch (local dir, CSV over loopback HTTP) -> extract (one decode per
+video, every encoder of the chain) -> FeatureStore / image tokens."""
 
 from __future__ import annotations
 
@@ -6,16 +7,20 @@ import numpy as np
 import pytest
 import torch
 
-from media_utils import loopback_server, serve_bytes, write_video
+from media_utils import loopback_server, serve_bytes, truncated_video, write_video
 from tiktalk.formats import STATUS_COLUMNS
 from tiktalk.media.config import MediaConfig
 from tiktalk.media.shard import FETCH_COLUMNS, extract_shard, fetch_shard, read_tsv
-from tiktalk.media.store import FeatureStore
+from tiktalk.media.store import FeatureStore, iter_image_tokens
+from tiktalk.settings import SettingsError
 
 torch.set_num_threads(1)
 
-SMALL = dict(backbone="resnet18", frame_size=32, input_size=32, max_frames=4, max_audio_frames=3,
+SMALL = dict(init="random", backbone="resnet18", frame_size=32, input_size=32, max_frames=4, max_audio_frames=3,
              batch_size=8, videos_per_batch=2, num_workers=1, max_duration_s=30.0)
+VIT = dict(image_size=32, patch_size=8, hidden_size=12, num_hidden_layers=1, num_attention_heads=2,
+           intermediate_size=24)
+IMAGE = {"kind": "vit", "name_or_path": None, "vit_config": VIT, "n_frames": 3, "device": "cpu"}
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +93,7 @@ def test_fetch_over_http_csv_and_cache(media_dir, tmp_path):
         csv = tmp_path / "urls.csv"
         csv.write_text(f"id,url\na,{srv.base}/a.mp4\nb,{srv.base}/gone.mp4\nc,{srv.base}/html\n")
         cfg = {"kind": "csv", "csv": str(csv)}
-        dl = {"retries": 1, "backoff_base_s": 0.01, "read_timeout_s": 2}
+        dl = {"retries": 1, "backoff_base_s": 0.01, "read_timeout_s": 2, "allow_private_hosts": True}
         rows = fetch_shard(["a", "b", "c", "a"], cfg, dl, tmp_path / "v", tmp_path / "f.tsv")
         assert [r["video_id"] for r in rows] == ["a", "b", "c"]      # duplicate fetched once
         assert rows[0]["status"] == "ok" and (tmp_path / "v" / "a.mp4").read_bytes() == data
@@ -108,23 +113,114 @@ def test_nothing_written_when_the_job_fails(media_dir, tmp_path):
     rows = fetch_shard(["v_ok"], {"kind": "local_dir", "root": str(media_dir)}, {}, tmp_path / "v",
                        tmp_path / "g.tsv", id_pattern=r"[0-9]+")
     assert rows[0]["status"] == "failed" and "does not match the id pattern" in rows[0]["reason"]
-    with pytest.raises(ValueError, match="unknown media config keys"):
+    with pytest.raises(SettingsError, match="media.extract: unknown key 'max_frame'; did you mean 'max_frames'"):
         MediaConfig.from_dict({"max_frame": 3})
 
 
-def test_media_config_defaults_are_the_paper():
-    from tiktalk.media.shard import resolve_device
+def test_media_configs_are_frozen_and_checked():
+    from dataclasses import FrozenInstanceError
+
+    from tiktalk.media.download import DownloadConfig
+    from tiktalk.media.image_encoder import ImageEncoderConfig
 
     c = MediaConfig()
     assert (c.max_frames, c.backbone, c.max_audio_frames) == (50, "resnet101", 180)
-    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
-    assert resolve_device("cpu") == "cpu"
+    with pytest.raises(FrozenInstanceError):
+        c.max_frames = 3
+    with pytest.raises(ValueError, match="min_decoded_fraction"):
+        MediaConfig.from_dict({"min_decoded_fraction": 1.5})
+    d = DownloadConfig.from_dict({"allowed_schemes": ["https"], "private_allowlist": ["10.0.0.0/8"]})
+    assert d.allowed_schemes == ("https",) and not d.allow_private_hosts
+    with pytest.raises(ValueError, match="private_allowlist: 'nope'"):
+        DownloadConfig.from_dict({"private_allowlist": ["nope"]})
+    with pytest.raises(SettingsError, match="media.download: unknown key 'retry'"):
+        DownloadConfig.from_dict({"retry": 3})
+    with pytest.raises(SettingsError, match="media.image_encoder: unknown key 'n_frame'"):
+        ImageEncoderConfig.from_dict({"kind": "vit", "vit_config": VIT, "n_frame": 3})
+    with pytest.raises(ValueError, match="kind vit needs"):
+        ImageEncoderConfig.from_dict({"kind": "vit", "name_or_path": None})
 
 
 def test_float16_guard():
-    from tiktalk.media.shard import _to_f16
+    from tiktalk.media.store import to_float16
 
-    out = _to_f16(np.array([[1.0, 1e6, -1e6]]), "frames")
+    out = to_float16(np.array([[1.0, 1e6, -1e6]]), "frames")
     assert out.dtype == np.float16 and np.isfinite(out).all() and out[0, 1] == np.float16(65504)
     with pytest.raises(ValueError, match="NaN"):
-        _to_f16(np.array([[np.nan]]), "frames")
+        to_float16(np.array([[np.nan]]), "frames")
+
+
+def test_one_decode_feeds_every_encoder(media_dir, tmp_path, monkeypatch):
+    """The image encoder rides in the same job: each video is decoded once, with one frame
+    request per encoder; one status table; the image shard reads back as (F, T, D) tokens."""
+    import tiktalk.media.shard as shard
+
+    calls = []
+    real = shard.decode_video
+
+    def counting(path, **kw):
+        calls.append((path, sorted(kw["requests"])))
+        return real(path, **kw)
+
+    monkeypatch.setattr(shard, "decode_video", counting)
+    fetch_tsv = tmp_path / "f.tsv"
+    ids = ["v_ok", "v_noaudio", "v_missing", "v_single"]
+    fetch_shard(ids, {"kind": "local", "root": str(media_dir)}, {}, tmp_path / "v", fetch_tsv)
+    cfg = dict(SMALL, num_workers=0)            # decode in this process, so the calls are seen
+    summary = extract_shard(fetch_tsv, cfg, tmp_path / "s.npz", tmp_path / "s.status.tsv",
+                            image_encoder=IMAGE, out_image_npz=tmp_path / "s.image.npz")
+    assert sorted(p for p, _ in calls) == sorted(str((media_dir / f"{v}.mp4").resolve())
+                                                for v in ("v_ok", "v_noaudio", "v_single"))
+    assert all(req == ["image", "visual"] for _, req in calls)
+    assert set(summary["encoders"]) == {"visual", "audio", "image"}
+    st = {r["video_id"]: r for r in read_tsv(tmp_path / "s.status.tsv", STATUS_COLUMNS)}
+    assert [v for v, r in st.items() if r["status"] == "ok"] == ["v_ok", "v_noaudio", "v_single"]
+    assert float(st["v_ok"]["decoded_s"]) == pytest.approx(2.5, abs=0.11)
+    assert st["v_noaudio"]["notes"] == "no audio stream" and st["v_missing"]["decoded_s"] == ""
+    toks = dict(iter_image_tokens([tmp_path / "s.image.npz"]))
+    assert list(toks) == ids
+    assert toks["v_ok"].shape == (3, 17, 12) and toks["v_single"].shape == (1, 17, 12)
+    assert toks["v_missing"].shape == (0, 17, 12)
+    with np.load(tmp_path / "s.image.npz") as z:
+        assert int(z["tokens_per_frame"]) == 17 and str(z["encoder"]).startswith("vit random init")
+        assert z["audio"].shape == (0, 0) and z["frames"].dtype == np.float16
+    # the features shard is the same as without the image encoder in the chain
+    extract_shard(fetch_tsv, cfg, tmp_path / "plain.npz", tmp_path / "plain.status.tsv")
+    with np.load(tmp_path / "s.npz") as a, np.load(tmp_path / "plain.npz") as b:
+        assert all(np.array_equal(a[k], b[k]) for k in a.files) and a.files == b.files
+    # the image tokens are the encoder's output on the frames it would get decoded alone
+    from tiktalk.media.decode import decode_video
+    from tiktalk.media.image_encoder import extract_image_features
+
+    alone = decode_video(media_dir / "v_ok.mp4", max_frames=3, frame_size=32, audio=False,
+                         skip_nonref=False)
+    want = extract_image_features(alone.frames, IMAGE).astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(toks["v_ok"], want)
+    with pytest.raises(ValueError, match="go together"):
+        extract_shard(fetch_tsv, cfg, tmp_path / "x.npz", tmp_path / "x.tsv", image_encoder=IMAGE)
+
+
+def test_truncated_video_is_failed_with_its_span(tmp_path):
+    """Index at the front, body cut: the fetch validation refuses it; and a truncated file that
+    reaches the decoder anyway (e.g. listed by an older fetch table) fails there."""
+    src = tmp_path / "src"
+    src.mkdir()
+    write_video(src / "whole.mp4", duration=10.0, fps=10)
+    truncated_video(src / "cut.mp4", duration=10.0, fraction=0.3)
+    rows = fetch_shard(["whole", "cut"], {"kind": "local", "root": str(src)}, {}, tmp_path / "v",
+                       tmp_path / "f.tsv")
+    assert rows[0]["status"] == "ok"
+    assert rows[1]["status"] == "failed"
+    assert rows[1]["reason"].startswith("download: truncated: file holds ") and "of 10.0 s" in rows[1]["reason"]
+    # the decoder's own check: a fetch table that lists the cut file as ok
+    lines = (tmp_path / "f.tsv").read_text().splitlines()
+    lines[2] = "\t".join(["cut", "ok", "", str(src / "cut.mp4")])
+    (tmp_path / "g.tsv").write_text("\n".join(lines) + "\n")
+    extract_shard(tmp_path / "g.tsv", dict(SMALL, num_workers=0), tmp_path / "s.npz", tmp_path / "s.tsv")
+    st = {r["video_id"]: r for r in read_tsv(tmp_path / "s.tsv", STATUS_COLUMNS)}
+    assert st["whole"]["status"] == "ok" and float(st["whole"]["decoded_s"]) == pytest.approx(10.0, abs=0.11)
+    assert st["cut"]["status"] == "failed" and st["cut"]["n_frames"] == "0"
+    assert st["cut"]["reason"].startswith("decode: truncated: decoded ") and " of 10.0 s" in st["cut"]["reason"]
+    decoded = float(st["cut"]["reason"].split("decoded ")[1].split(" s")[0])
+    assert 1.0 < decoded < 4.0
+    assert len(FeatureStore([tmp_path / "s.npz"]).frames("cut")) == 0

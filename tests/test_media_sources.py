@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from media_utils import loopback_server, serve_json, serve_status
+import ipaddress
+
+from media_utils import loopback_server, redirect, serve_json, serve_status
 from tiktalk.media.ids import InvalidVideoId, validate_video_id
+from tiktalk.media.hosts import HostPolicy
 from tiktalk.media.sources import (CsvResolver, DouyinApiResolver, LocalDirResolver, ResolveError,
                                    make_resolver)
+
+LOCAL = HostPolicy(allow_private=True)      # the test server is on 127.0.0.1
 
 
 @pytest.mark.parametrize("bad", ["", "../etc", "a/b", "a\\b", "..", "a..b", "-rf", ".hidden", "a\x00b",
@@ -95,19 +100,38 @@ def test_douyin_api_resolver_against_loopback():
         srv.routes["/empty/"] = serve_json({"item_list": []})
         srv.routes["/broken/"] = serve_status(200, b"<html>oops</html>", "text/html")
         srv.routes["/err/"] = serve_status(500)
-        r = DouyinApiResolver(api_url=srv.base + "/web/api/v2/aweme/iteminfo/", timeout_s=2)
+        r = DouyinApiResolver(api_url=srv.base + "/web/api/v2/aweme/iteminfo/", timeout_s=2,
+                              id_pattern=r"^[0-9]{1,32}$", host_policy=LOCAL)
         src = r.resolve("7106716282393677087")
         assert src.kind == "url"
         assert src.location == "https://aweme.snssdk.com/aweme/v1/play/?video_id=v0200abc&ratio=720p"
         assert srv.requests[-1][0] == "/web/api/v2/aweme/iteminfo/?item_ids=7106716282393677087"
         with pytest.raises(ResolveError, match="empty item_list"):
-            DouyinApiResolver(api_url=srv.base + "/empty/", timeout_s=2).resolve("1")
+            DouyinApiResolver(api_url=srv.base + "/empty/", timeout_s=2, host_policy=LOCAL).resolve("1")
         with pytest.raises(ResolveError, match="not JSON"):
-            DouyinApiResolver(api_url=srv.base + "/broken/", timeout_s=2).resolve("1")
+            DouyinApiResolver(api_url=srv.base + "/broken/", timeout_s=2, host_policy=LOCAL).resolve("1")
         with pytest.raises(ResolveError, match="HTTP 500"):
-            DouyinApiResolver(api_url=srv.base + "/err/", timeout_s=2).resolve("1")
+            DouyinApiResolver(api_url=srv.base + "/err/", timeout_s=2, host_policy=LOCAL).resolve("1")
         with pytest.raises(InvalidVideoId):
-            r.resolve("abc")  # Douyin ids are digits
+            r.resolve("abc")  # this resolver was given Douyin's numeric pattern
+
+
+def test_douyin_api_on_a_private_host_is_refused_unless_allowed():
+    item = {"item_list": [{"video": {"play_addr": {"url_list": ["https://example.com/v.mp4"]}}}]}
+    with loopback_server() as srv:
+        srv.routes["/api/"] = serve_json(item)
+        srv.routes["/hop/"] = redirect(srv.base + "/api/")
+        with pytest.raises(ResolveError, match="loopback address 127.0.0.1"):
+            DouyinApiResolver(api_url=srv.base + "/api/", timeout_s=2).resolve("1")
+        assert srv.requests == []                        # refused before connecting
+        allowed = DouyinApiResolver(api_url=srv.base + "/hop/", timeout_s=2, host_policy=LOCAL)
+        assert allowed.resolve("1").location == "https://example.com/v.mp4"
+        # the API host allowed by network, the redirect to another loopback address refused
+        only_first = HostPolicy(allowlist=(ipaddress.ip_network("127.0.0.1/32"),))
+        srv.routes["/away/"] = redirect(srv.base.replace("127.0.0.1", "127.0.0.2") + "/api/")
+        with pytest.raises(ResolveError, match="redirect to refused host 127.0.0.2"):
+            DouyinApiResolver(api_url=srv.base + "/away/", timeout_s=2, host_policy=only_first).resolve("1")
+        assert [p for p, _ in srv.requests].count("/away/?item_ids=1") == 1
 
 
 def test_make_resolver(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -97,7 +99,8 @@ def test_audio_encoder_weights_pca_and_cap(tmp_path):
     wav = tone(1000, 5.0)
     enc = V.AudioEncoder(tmp_path / "vggish.pth", max_examples=3)
     emb = enc.encode(wav)
-    assert emb.shape == (3, 128) and enc.weights_source.endswith("vggish.pth")
+    digest = hashlib.sha256((tmp_path / "vggish.pth").read_bytes()).hexdigest()
+    assert emb.shape == (3, 128) and enc.weights_source == f"{tmp_path / 'vggish.pth'} sha256:{digest}"
     with torch.no_grad():
         ref = net.eval()(torch.from_numpy(V.waveform_to_examples(wav)[:3])).numpy()
     np.testing.assert_allclose(emb, ref, rtol=1e-5, atol=1e-5)
@@ -114,10 +117,12 @@ def test_audio_encoder_weights_pca_and_cap(tmp_path):
         V.AudioEncoder(tmp_path / "bad.pth")
 
 
-def test_random_init_is_seeded_and_logged(caplog):
-    with caplog.at_level("WARNING"):
-        a = V.AudioEncoder(seed=3)
-    b = V.AudioEncoder(seed=3)
-    assert "RANDOM INIT" in caplog.text and a.weights_source == "random init (seed 3)"
+def test_random_init_only_when_asked_for_seeded_and_logged(caplog):
+    with pytest.raises(ValueError, match="no vggish_weights given.*fetch_weights.*init: random"):
+        V.AudioEncoder(seed=3)
+    with caplog.at_level("INFO"):
+        a = V.AudioEncoder(seed=3, random_init=True)
+    b = V.AudioEncoder(seed=3, random_init=True)
+    assert "random init as configured" in caplog.text and a.weights_source == "random init (seed 3)"
     ex = np.random.default_rng(0).normal(size=(2, 96, 64)).astype(np.float32)
     np.testing.assert_array_equal(a.encode_examples(ex), b.encode_examples(ex))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +15,7 @@ torch.set_num_threads(1)
 
 
 def test_resnet18_dim_and_batching():
-    enc = VisualEncoder("resnet18", input_size=64, batch_size=3, seed=0)
+    enc = VisualEncoder("resnet18", input_size=64, batch_size=3, seed=0, random_init=True)
     frames = np.random.default_rng(0).integers(0, 255, size=(7, 48, 48, 3), dtype=np.uint8)
     out = enc.encode(frames)
     assert out.shape == (7, 512) and out.dtype == np.float32
@@ -26,7 +28,7 @@ def test_resnet18_dim_and_batching():
 
 
 def test_resnet101_is_2048d():
-    model, dim, _ = build_backbone("resnet101")
+    model, dim, _ = build_backbone("resnet101", random_init=True)
     assert dim == 2048
     with torch.no_grad():
         assert model.eval()(torch.zeros(1, 3, 64, 64)).shape == (1, 2048)
@@ -38,7 +40,8 @@ def test_weights_from_local_state_dict(tmp_path, caplog):
     torch.save(ref.state_dict(), tmp_path / "r18.pth")   # includes fc.* (ignored)
     with caplog.at_level("INFO"):
         enc = VisualEncoder("resnet18", weights=tmp_path / "r18.pth", input_size=32)
-    assert enc.weights_source == str(tmp_path / "r18.pth") and "weights from" in caplog.text
+    digest = hashlib.sha256((tmp_path / "r18.pth").read_bytes()).hexdigest()
+    assert enc.weights_source == f"{tmp_path / 'r18.pth'} sha256:{digest}" and "weights from" in caplog.text
     frames = np.full((2, 32, 32, 3), 200, np.uint8)
     x = (torch.full((2, 3, 32, 32), 200 / 255.0) - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) \
         / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
@@ -52,12 +55,14 @@ def test_weights_from_local_state_dict(tmp_path, caplog):
         VisualEncoder("resnet18", weights=tmp_path / "r34.pth")
 
 
-def test_random_init_seeded_and_logged(caplog):
-    with caplog.at_level("WARNING"):
-        a = VisualEncoder("resnet18", seed=5, input_size=32)
-    assert "RANDOM INIT" in caplog.text
-    b = VisualEncoder("resnet18", seed=5, input_size=32)
-    c = VisualEncoder("resnet18", seed=6, input_size=32)
+def test_random_init_only_when_asked_for_seeded_and_logged(caplog):
+    with pytest.raises(ValueError, match="no backbone_weights given.*fetch_weights.*init: random"):
+        VisualEncoder("resnet18", seed=5, input_size=32)
+    with caplog.at_level("INFO"):
+        a = VisualEncoder("resnet18", seed=5, input_size=32, random_init=True)
+    assert "random init as configured" in caplog.text and a.weights_source == "random init (seed 5)"
+    b = VisualEncoder("resnet18", seed=5, input_size=32, random_init=True)
+    c = VisualEncoder("resnet18", seed=6, input_size=32, random_init=True)
     f = np.random.default_rng(1).integers(0, 255, size=(2, 32, 32, 3), dtype=np.uint8)
     np.testing.assert_array_equal(a.encode(f), b.encode(f))
     assert not np.allclose(a.encode(f), c.encode(f))
@@ -66,7 +71,7 @@ def test_random_init_seeded_and_logged(caplog):
 
 
 def test_random_resnet101_fits_float16():
-    enc = VisualEncoder("resnet101", seed=0, input_size=64)
+    enc = VisualEncoder("resnet101", seed=0, input_size=64, random_init=True)
     f = np.random.default_rng(2).integers(0, 255, size=(2, 64, 64, 3), dtype=np.uint8)
     out = enc.encode(f)
     assert out.shape == (2, 2048) and np.isfinite(out.astype(np.float16)).all()

@@ -184,6 +184,16 @@ def test_per_reference_is_mean_of_direct_slot_scores(corpus_metrics, meteor):
     assert got["n"] == len(CORPUS)
 
 
+@pytest.mark.parametrize("protocol", ["per-reference", "all-references"])
+def test_without_meteor_the_rest_is_unchanged(corpus_metrics, protocol):
+    p = preds([(d, h) for d, h, _ in CORPUS])
+    r = refs([(d, rs) for d, _, rs in CORPUS])
+    got = evaluate(p, r, protocol, use_meteor=False)     # starts no JVM
+    assert "meteor" not in got                           # left out, not 0
+    assert got == {k: v for k, v in corpus_metrics[protocol].items() if k != "meteor"}
+    assert "METEOR" not in format_table(got) and "ROUGE-L" in format_table(got)
+
+
 def test_all_references_is_direct_multi_reference_score(corpus_metrics, meteor):
     res = {i: [tok(h)] for i, (_, h, _) in enumerate(CORPUS)}
     gts = {i: [tok(r) for r in rs] for i, (_, _, rs) in enumerate(CORPUS)}

@@ -23,7 +23,7 @@ from tiktalk.report.paper import (
 from tiktalk.report.plots import plot_histogram, plot_table3
 from tiktalk.report.tables import build_table3, latex_escape, load_metrics
 
-PAPER_TXT = Path("/work/shared/seeds/tiktalk-paper.txt")
+PAPER_TXT = Path(__file__).parent / "data" / "tiktalk_table3.txt"  # the paper text around Table 3
 NUMBER = r"\d+\.\d\d"
 
 
@@ -89,7 +89,7 @@ def _build(tmp_path, runs=RUNS, labels=LABELS, **kw):
 def test_csv(tmp_path):
     frame, (csv, _, _) = _build(tmp_path)
     lines = csv.read_text(encoding="utf-8").splitlines()
-    assert lines[0] == "source,type,baseline,paper_row,BLEU-2,BLEU-4,Meteor,Rouge-L,CIDEr,Dist-2,Dist-3,n"
+    assert lines[0] == "source,type,baseline,paper_row,BLEU-2,BLEU-4,Meteor,Rouge-L,CIDEr,Dist-2,Dist-3,n,note"
     table = pd.read_csv(csv, dtype=str, keep_default_na=False)
     # ours in the paper's row order (unlabelled last), then the paper block for the labels
     assert list(table["source"]) == ["ours"] * 4 + ["paper"] * 3

@@ -8,13 +8,13 @@ from tiktalk.io import write_jsonl
 from tiktalk.report.items import item_type_table
 from tiktalk.report.media import write_media_report
 
-STATUS_HEADER = "video_id\tstatus\treason\tn_frames\tn_audio_frames\tduration\n"
+STATUS_HEADER = "video_id\tstatus\treason\tn_frames\tn_audio_frames\tduration\tdecoded_s\tnotes\n"
 
 
 def test_media_report_counts_reasons_and_shards(tmp_path):
     (tmp_path / "s00000.status.tsv").write_text(
-        STATUS_HEADER + "1\tok\t\t8\t3\t2.5\n2\tfailed\tdecode: no video stream\t0\t0\t\n")
-    (tmp_path / "s00001.status.tsv").write_text(STATUS_HEADER + "3\tok\t\t5\t0\t1.0\n")
+        STATUS_HEADER + "1\tok\t\t8\t3\t2.5\t2.5\t\n2\tfailed\tdecode: no video stream\t0\t0\t\t\t\n")
+    (tmp_path / "s00001.status.tsv").write_text(STATUS_HEADER + "3\tok\t\t5\t0\t1.0\t1.0\tno audio stream\n")
     manifest = tmp_path / "videos.tsv"
     manifest.write_text("video_id\tsplit\tshard\n1\ttrain\ts00000\n2\ttest\ts00000\n3\ttest\ts00001\n")
     out = tmp_path / "out"
@@ -33,7 +33,7 @@ def test_media_report_counts_reasons_and_shards(tmp_path):
 
 
 def test_media_report_names_videos_without_status(tmp_path):
-    (tmp_path / "s00000.status.tsv").write_text(STATUS_HEADER + "1\tok\t\t8\t3\t2.5\n")
+    (tmp_path / "s00000.status.tsv").write_text(STATUS_HEADER + "1\tok\t\t8\t3\t2.5\t2.5\t\n")
     manifest = tmp_path / "videos.tsv"
     manifest.write_text("video_id\tsplit\tshard\n1\ttrain\ts00000\n99\ttest\ts00000\n")
     with pytest.raises(ValueError, match="99"):

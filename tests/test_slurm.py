@@ -1,6 +1,6 @@
 """A reduced demo DAG on a real one-node SLURM cluster, checked against a local run (slow).
 
-The cluster (tests/slurm_cluster.py, DESIGN.md sec. 6) is munged + slurmctld + slurmd on this
+The cluster (tests/slurm_cluster.py, docs/slurm.md) is munged + slurmctld + slurmd on this
 machine with one fake GPU (gres ``File=/dev/null``). The workflow runs with a profile derived
 from slurm/config.yaml, changed only where this node cannot honour it (no V100 type, one GPU,
 a few CPUs, 20 GB) or where the plugin needs help without accounting (``squeue`` status
@@ -46,9 +46,9 @@ def _copy_repo(dst: Path) -> Path:
                                     "*.egg-info", ".pytest_cache")
     shutil.copytree(ROOT, dst, ignore=ignore)
     (dst / "results").mkdir(exist_ok=True)
-    # `--configfile` merges into config/config.yaml (dicts are merged key by key), so the
-    # baselines left out are dropped from the copy's config itself; jobs inside SLURM read
-    # the same files, so their DAG agrees with the submitting one.
+    # `--configfile config/config.yaml reduced.yaml` merges the overlay into the demo config
+    # (dicts key by key), so the baselines left out are dropped from the copy's config itself;
+    # jobs inside SLURM read the same files, so their DAG agrees with the submitting one.
     cfg = yaml.safe_load((dst / "config/config.yaml").read_text(encoding="utf-8"))
     cfg["baselines"] = {b: cfg["baselines"][b] for b in KEEP}
     (dst / "config/config.yaml").write_text(
@@ -61,6 +61,8 @@ def _test_profile(repo: Path, cpus: int) -> Path:
     """slurm/config.yaml, fitted to the one-node cluster; everything else kept as it is."""
     prof = yaml.safe_load((repo / "slurm/config.yaml").read_text())
     assert prof["executor"] == "slurm"
+    prof.pop("software-deployment-method", None)   # no conda here: the test venv has every package
+    prof.pop("configfile", None)                   # the reduced demo, given on the command line
     prof.update({
         "jobs": 4,
         "slurm-status-command": "squeue",          # no accounting: sacct would wait forever
@@ -168,9 +170,10 @@ def test_reduced_demo_on_slurm_equals_local_run(cluster, tmp_path):
     profile = _test_profile(slurm_repo, cluster.cpus)
 
     # the local run works alongside the SLURM one (which mostly waits on status checks)
-    local = _smk(local_repo, "--cores", "2", "--configfile", "reduced.yaml")
+    local = _smk(local_repo, "--cores", "2", "--configfile", "config/config.yaml", "reduced.yaml")
     t_slurm = time.monotonic()
-    slurm = _smk(slurm_repo, "--profile", profile.name, "all", "--configfile", "reduced.yaml")
+    slurm = _smk(slurm_repo, "--profile", profile.name, "all", "--configfile", "config/config.yaml",
+                 "reduced.yaml")
     slurm_log = _wait(slurm, slurm_repo, 2400)
     t_slurm = time.monotonic() - t_slurm
     local_log = _wait(local, local_repo, 1200)

@@ -44,3 +44,28 @@ def test_load_missing_directory_and_offline_hub(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty_cache"))
     with pytest.raises(RuntimeError, match="not reachable|empty vocabulary"):
         load_tokenizer("bert-base-chinese")
+
+
+def test_corpus_covers_what_the_baselines_write(tmp_path):
+    """The demo vocabulary is trained on the dialogues, the C3KG table, the relation labels of
+    the knowledge segment and the ChatGLM prompt: none of them falls apart into [UNK]."""
+    from tiktalk.io import write_jsonl
+    from tiktalk.knowledge.flows import format_flows
+    from tiktalk.models.prompts import build_prompt
+    from tiktalk.models.tokenizer_corpus import tokenizer_corpus
+
+    write_jsonl(tmp_path / "train.jsonl", [
+        {"dialogue_id": "v_0", "video_id": "v", "split": "train", "context": ["今天去公园", "好啊"],
+         "responses": ["一起走吧"]}])
+    (tmp_path / "c3kg.tsv").write_text("head\trelation\ttail\tweight\n下雨天\temotion_cause\t难过\t2\n",
+                                       encoding="utf-8")
+    texts = tokenizer_corpus(tmp_path / "train.jsonl", tmp_path / "c3kg.tsv")
+    assert texts[:5] == ["今天去公园", "好啊", "一起走吧", "下雨天", "难过"]
+    tok = train_wordpiece(texts, tmp_path / "tok", vocab_size=300)
+    knowledge = format_flows([{"head": "下雨天", "relation": "emotion_cause", "tail": "难过"},
+                              {"head": "下雨天", "relation": "xReact", "tail": "难过"}])
+    for text in (knowledge, build_prompt(["今天去公园", "好啊", "一起走吧"], 3)):
+        assert tok.unk_token_id not in tok(text)["input_ids"], text
+    with pytest.raises(ValueError, match="train.jsonl"):  # rows are checked like everywhere else
+        write_jsonl(tmp_path / "train.jsonl", [{"dialogue_id": "x", "context": ["a"]}])
+        tokenizer_corpus(tmp_path / "train.jsonl")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -65,10 +68,16 @@ def toy(tmp_path, monkeypatch):
 def test_config_from_dict_rejects_unknown_keys():
     cfg = TrainConfig.from_dict({"epochs": 3, "lr": 1e-3, "adam_betas": [0.9, 0.98]})
     assert cfg.epochs == 3 and cfg.adam_betas == (0.9, 0.98)
-    with pytest.raises(ValueError, match="unknown TrainConfig keys"):
+    with pytest.raises(ValueError, match="unknown key 'epoch'; did you mean 'epochs'"):
         TrainConfig.from_dict({"epoch": 3})
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="baselines.x.params.train: unknown key 'lrr'"):
+        TrainConfig.from_dict({"lrr": 3}, "baselines.x.params.train")
+    with pytest.raises(ValueError, match="lr_schedule"):
         TrainConfig.from_dict({"lr_schedule": "cosine"})
+    with pytest.raises(ValueError, match="warmup_ratio"):
+        TrainConfig(warmup_ratio=1.0)            # validated however it is built
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.epochs = 4
 
 
 def test_move_to_device_nested():
@@ -110,6 +119,29 @@ def test_loss_decreases_and_frozen_params_unchanged(toy, tmp_path):
     # Re-running a finished run is a no-op that returns the stored history.
     again = train(toy.make_model(), toy.make_data(), toy.collate, cfg, tmp_path / "run")
     assert again == hist
+
+
+def test_log_lines_give_totals_rounded_loss_and_eta(toy, tmp_path, caplog):
+    cfg = TrainConfig(epochs=3, batch_size=8, lr=1e-2, log_every=5, seed=0)
+    with caplog.at_level(logging.INFO, logger="tiktalk.training"):
+        hist = train(toy.make_model(), toy.make_data(), toy.collate, cfg, tmp_path / "run",
+                     val_set=toy.make_data(16))
+    lines = [r.getMessage() for r in caplog.records if r.name == "tiktalk.training"]
+    # 64 samples / batch 8 = 8 steps per epoch, 24 in all; a line every 5 steps
+    step_lines = [ln for ln in lines if "done" not in ln]
+    assert [re.match(r"epoch (\d)/3, step (\d+)/24: loss ", ln).groups() for ln in step_lines] == [
+        ("1", "5"), ("2", "10"), ("2", "15"), ("3", "20")]
+    done_lines = [ln for ln in lines if "done" in ln]
+    assert len(done_lines) == 3 and done_lines[-1].startswith("epoch 3/3 done, step 24/24: train loss ")
+    recs = [json.loads(x) for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    for line, rec in zip(done_lines, [r for r in recs if r["val_loss"] is not None]):
+        # the loss to 4 significant digits, not the float's repr
+        assert f"train loss {rec['loss']:.4g}, val loss {rec['val_loss']:.4g}, lr " in line
+        assert re.search(r", ETA (\d+s|\d+m\d\ds|\d+h\d\dm)$", line), line
+        assert rec["epochs"] == 3 and rec["total_steps"] == 24 and rec["eta_seconds"] >= 0
+    assert recs[-1]["eta_seconds"] == 0 and recs[-1]["loss"] == hist[-1]["train_loss"]
+    assert all(f"loss {r['loss']:.4g}, lr" in ln for ln, r in
+               zip(step_lines, [r for r in recs if r["val_loss"] is None]))
 
 
 def test_no_trainable_params_is_an_error(toy, tmp_path):

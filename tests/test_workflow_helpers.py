@@ -3,7 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from tiktalk.training.launch import fingerprint, prepare_out_dir
+from tiktalk.baselines.inputs import BaselineInputs
+from tiktalk.baselines.launch import fingerprint, prepare_out_dir
+from tiktalk.baselines.registry import FAMILIES
 from tiktalk.workflow import (
     baseline_needs, canonical, canonicalise_config, code_files, manifest_shard_ids,
 )
@@ -52,6 +54,32 @@ def test_real_stages_are_separated():
     assert "models/maria.py" not in livebot
 
 
+def test_stage_closures_hold_only_what_the_stage_uses():
+    tokenizer = names(code_files(SRC, "tokenizer"))
+    assert {"models/tokenizer_corpus.py", "knowledge/flows.py", "models/prompts.py"} <= tokenizer
+    assert not tokenizer & {"knowledge/retrieve.py", "models/causal_lm.py"}
+    assert not any(n.startswith(("baselines/", "training/")) for n in tokenizer)
+    assert "knowledge/retrieve.py" not in names(code_files(SRC, "c3kg"))
+    for family in FAMILIES:
+        train = names(code_files(SRC, "train", family))
+        assert f"baselines/{family}.py" in train and "baselines/launch.py" in train
+        # retrieval, scoring and the tokenizer corpus are other stages: their edits re-run
+        # those stages (and what reads their outputs), not this family's code input
+        assert not train & {"knowledge/retrieve.py", "metrics/evaluate.py",
+                            "models/tokenizer_corpus.py"}, family
+    for family in ("maria", "dialogpt", "livebot"):
+        assert "models/causal_lm.py" not in names(code_files(SRC, "train", family)), family
+    assert "models/causal_lm.py" in names(code_files(SRC, "train", "blip2"))
+
+
+def test_baseline_inputs_survive_the_torchrun_spec(tmp_path):
+    inputs = BaselineInputs(dialogues={"train": tmp_path / "train.jsonl"},
+                            features=[tmp_path / "s00000.features.npz"],
+                            knowledge={"train": tmp_path / "k.jsonl"}, tokenizer="bert-base-chinese",
+                            extra_features=[tmp_path / "s00000.image.npz"], seed=13)
+    assert BaselineInputs.from_json(inputs.to_json()) == inputs
+
+
 def test_baseline_needs():
     m = lambda **kw: {"family": "maria", "params": {"model": kw}}  # noqa: E731
     assert baseline_needs(m(use_visual=True)) == {"features"}
@@ -67,8 +95,12 @@ def test_manifest_shard_ids(tmp_path):
     assert manifest_shard_ids(p) == {"s00000": ["1", "2"], "s00001": ["3"]}
     bad = tmp_path / "bad.tsv"
     bad.write_text("id\tsplit\n")
-    with pytest.raises(ValueError, match="lacks video_id"):
+    with pytest.raises(ValueError, match="bad.tsv: header must be"):
         manifest_shard_ids(bad)
+    unsorted = tmp_path / "unsorted.tsv"
+    unsorted.write_text("video_id\tsplit\tshard\n2\ttrain\ts00000\n1\ttest\ts00000\n")
+    with pytest.raises(ValueError, match="unsorted.tsv:3: video 1 is duplicated or out of id order"):
+        manifest_shard_ids(unsorted)
 
 
 def test_checkpoints_dropped_when_params_or_code_change(tmp_path):

@@ -3,8 +3,9 @@
 Subcommands live in :data:`SUBCOMMANDS`, a name -> :class:`Subcommand` registry. To add one,
 write an ``add_arguments(parser)`` and a ``run(args) -> int`` function and call
 :func:`register` (or add an entry to the dict). ``run`` should import heavy modules itself so
-that ``tiktalk --help`` stays fast. A ValueError or FileNotFoundError raised by ``run`` is
-printed as ``tiktalk <name>: error: ...`` with exit status 2; anything else propagates.
+that ``tiktalk --help`` stays fast. A :class:`UsageError`, ValueError or FileNotFoundError
+raised by ``run`` is printed as ``tiktalk <name>: error: ...`` (one line) with exit status 2;
+anything else propagates. ``tiktalk --version`` prints the package version.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ class Subcommand:
 
 
 SUBCOMMANDS: dict[str, Subcommand] = {}
+
+
+class UsageError(Exception):
+    """What the user must change (a missing tool, a bad input): printed as one line, exit 2."""
 
 
 def register(name: str, help: str, add_arguments, run) -> None:
@@ -44,12 +49,20 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="per-reference: mean over reference slots of corpus scores against "
                              "slot k alone (the paper's protocol, default); all-references: one "
                              "corpus score with all references (nlg-eval compute_metrics)")
+    parser.add_argument("--no-meteor", action="store_true",
+                        help="skip METEOR (it needs Java): the output has no 'meteor' key "
+                             "(as nlg-eval's --no-... flags omit a metric)")
 
 
 def _evaluate_run(args: argparse.Namespace) -> int:
     from tiktalk.metrics.evaluate import evaluate_files, format_table
+    from tiktalk.metrics.scorers import MeteorUnavailable
 
-    metrics = evaluate_files(args.predictions, args.references, args.out, args.protocol)
+    try:
+        metrics = evaluate_files(args.predictions, args.references, args.out, args.protocol,
+                                 use_meteor=not args.no_meteor)
+    except MeteorUnavailable as exc:
+        raise UsageError(f"{exc}, or pass --no-meteor to leave METEOR out") from None
     print(format_table(metrics, title=f"{args.predictions} ({args.protocol})"))
     return 0
 
@@ -57,10 +70,27 @@ def _evaluate_run(args: argparse.Namespace) -> int:
 register("evaluate", "BLEU/METEOR/ROUGE-L/CIDEr/Dist-n of predictions against references",
          _evaluate_arguments, _evaluate_run)
 
+# ---------------------------------------------------------------- annotation kits (Table 4, Fig. 2)
+from tiktalk.report import kit_cli  # noqa: E402  (light: argparse only)
+
+register("human-eval", "Table 4 kit: blinded rating sheets, scores + Fleiss' kappa, the table",
+         kit_cli.human_eval_arguments, kit_cli.human_eval_run)
+register("context-sources", "Figure 2(b)/(c) kit: context-source labelling sheets and shares",
+         kit_cli.context_sources_arguments, kit_cli.context_sources_run)
+
+# ---------------------------------------------------------------- media stage tools
+from tiktalk.media import retry as media_retry  # noqa: E402  (light: no torch)
+
+register("media", "media stage tools: `tiktalk media retry` fetches the failed videos again",
+         media_retry.media_arguments, media_retry.media_run)
+
 
 # ---------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:
+    from tiktalk import __version__
+
     parser = argparse.ArgumentParser(prog="tiktalk", description="TikTalk reproduction pipeline")
+    parser.add_argument("--version", action="version", version=f"tiktalk {__version__}")
     subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, sub in SUBCOMMANDS.items():
         sp = subs.add_parser(name, help=sub.help, description=sub.help)
@@ -74,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         rc = args._run(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (UsageError, ValueError, FileNotFoundError) as exc:
         args._parser.exit(2, f"{args._parser.prog}: error: {exc}\n")
     return int(rc or 0)
 

@@ -21,10 +21,24 @@ Video manifest (``results/data/videos.tsv``, :data:`MANIFEST_COLUMNS`)
     ``shard_size`` consecutive videos of the id-sorted list; shard names are
     :func:`shard_name` (``s00000``...).
 
-Media status (``results/media/{shard}.status.tsv``, :data:`STATUS_COLUMNS`)
-    One row per video of the shard, written LAST and atomically:
-    video_id, status ("ok"|"failed"), reason ("" when ok), n_frames, n_audio_frames,
-    duration (seconds, float; "" when unknown).
+Video ids (:data:`VIDEO_ID_PATTERN`)
+    An id becomes a file name and a URL query value, so every stage checks it against one
+    pattern: config ``data.video_id_pattern`` when set, else :data:`VIDEO_ID_PATTERN`, always
+    as a full match (the release check, the manifest and the media fetch use the same one).
+
+Fetch table (``results/media/{shard}/fetch.tsv``, :data:`FETCH_COLUMNS`, :data:`FETCH_VERSION`)
+    One row per distinct video id of the shard, in shard order, written LAST and atomically:
+    video_id, status ("ok"|"failed"), reason ("" when ok; ``invalid id: ``, ``resolve: `` or
+    ``download: ...``), path (the local file when ok: a download in ``{shard}/videos/`` or a
+    local source used in place). Versioned by its header (version 1 is exactly these columns).
+
+Media status (``results/media/{shard}.status.tsv``, :data:`STATUS_COLUMNS`, :data:`STATUS_VERSION`)
+    One row per video of the shard, written LAST and atomically, after every feature shard:
+    video_id, status ("ok"|"failed"), reason ("" when ok; ``fetch: ...`` or ``decode: ...``,
+    e.g. ``decode: truncated: decoded 4.1 s of 30.0 s``), n_frames, n_audio_frames, duration
+    (seconds, float; "" when unknown), decoded_s (seconds of the video stream the file holds;
+    "" when not decoded), notes ("; "-joined decoder notes: no audio stream, damaged stream,
+    duration capped...). Versioned by its header: version 1 had the first six columns only.
 
 Features (``results/media/{shard}.features.npz``, :data:`FEATURES_VERSION`)
     NumPy ``.npz`` with, for N videos of the shard (all videos, ok or failed, same order as
@@ -37,6 +51,13 @@ Features (``results/media/{shard}.features.npz``, :data:`FEATURES_VERSION`)
         audio_offsets int64 (N+1,)
         audio        float16 (A, D_audio)   VGGish 128-d per 0.96 s
     A failed video, or a video without an audio stream, simply has zero rows.
+
+Image features (``results/media/{shard}.image.npz``, :data:`FEATURES_VERSION`)
+    The frozen image encoder's tokens for the BLIP-2 baselines, written by the same shard job
+    from the same decoded videos: the feature layout above (``frames`` holds the
+    ``tokens_per_frame`` token rows of every frame, frame after frame, so a video with F frames
+    has F * T rows; ``audio`` is empty, shape (0, 0)) plus ``tokens_per_frame`` (int64) and
+    ``encoder`` (str, what produced them). Same version as the features.
 
 Knowledge (``results/knowledge/{split}.jsonl``)
     ``{"dialogue_id": str, "flows": [{"head", "relation", "tail", "score"}, ...]}``
@@ -57,11 +78,18 @@ from __future__ import annotations
 
 DIALOGUES_VERSION = 1
 FEATURES_VERSION = 1
+FETCH_VERSION = 1
+STATUS_VERSION = 2
 SPLITS = ("train", "val", "test")
 N_REFERENCES = 5
 
 MANIFEST_COLUMNS = ("video_id", "split", "shard")
-STATUS_COLUMNS = ("video_id", "status", "reason", "n_frames", "n_audio_frames", "duration")
+FETCH_COLUMNS = ("video_id", "status", "reason", "path")
+STATUS_COLUMNS = ("video_id", "status", "reason", "n_frames", "n_audio_frames", "duration",
+                  "decoded_s", "notes")
+#: The default video-id pattern (full match); config ``data.video_id_pattern`` overrides it.
+#: Douyin item ids (19 digits) match it, and so do file-name-safe ASCII names.
+VIDEO_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 C3KG_COLUMNS = ("head", "relation", "tail", "weight")
 METRIC_KEYS = (
     "bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider",

@@ -86,3 +86,37 @@ def seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
     except ImportError:  # pragma: no cover
         pass
+
+
+def sha256_file(path: str | os.PathLike, chunk_bytes: int = 8 * 2**20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(chunk_bytes), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fingerprint(path: str | os.PathLike) -> dict:
+    """What a job loaded weights from: ``{"path", "sha256", "files"}``.
+
+    A file: its sha256. A directory (a ``save_pretrained`` checkpoint): the sha256 of the sorted
+    lines ``<relative path>\\t<sha256 of the file>`` of every file in it, hidden files and
+    directories (``.cache``) left out, so the same files give the same fingerprint anywhere.
+    """
+    import hashlib
+
+    p = Path(path)
+    if p.is_file():
+        return {"path": str(p), "sha256": sha256_file(p), "files": 1}
+    if not p.is_dir():
+        raise FileNotFoundError(f"{p}: no such weights file or directory")
+    lines = []
+    for f in sorted(p.rglob("*")):
+        rel = f.relative_to(p)
+        if f.is_file() and not any(part.startswith(".") for part in rel.parts):
+            lines.append(f"{rel.as_posix()}\t{sha256_file(f)}\n")
+    digest = hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
+    return {"path": str(p), "sha256": digest, "files": len(lines)}

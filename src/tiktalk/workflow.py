@@ -3,7 +3,7 @@
 * :func:`code_files` lists the package source files a stage really imports (found by walking
   the ``import`` statements from the stage's entry modules), so that the rules can declare
   them as inputs: Snakemake tracks a ``script:`` file but not the modules it imports
-  (DESIGN.md sec. 7). Editing the Maria model then re-trains the Maria family only, and
+  (docs/architecture.md). Editing the Maria model then re-trains the Maria family only, and
   editing the metrics code only re-scores.
 * :func:`baseline_needs` tells which upstream products a baseline reads, from its config.
 """
@@ -22,14 +22,18 @@ STAGE_ENTRIES: dict[str, tuple[str, ...]] = {
     "demo": ("tiktalk.demo.generate",),
     "data": ("tiktalk.data.build", "tiktalk.data.release"),
     "media": ("tiktalk.media.shard",),
-    "image_features": ("tiktalk.media.image_encoder",),
+    "media_coverage": ("tiktalk.media.coverage",),
     "media_report": ("tiktalk.report.media",),
+    "c3kg": ("tiktalk.knowledge.c3kg",),
     "knowledge": ("tiktalk.knowledge.retrieve",),
-    "tokenizer": ("tiktalk.models.tokenizer",),
-    "train": ("tiktalk.baselines.{family}", "tiktalk.training.launch"),
+    "tokenizer": ("tiktalk.models.tokenizer_corpus",),
+    "train": ("tiktalk.baselines.{family}", "tiktalk.baselines.launch"),
     "predict": ("tiktalk.baselines.{family}",),
     "score": ("tiktalk.metrics.evaluate",),
     "report": ("tiktalk.report.tables", "tiktalk.report.plots", "tiktalk.report.items"),
+    "human_eval": ("tiktalk.report.human_eval", "tiktalk.report.context_sources",
+                   "tiktalk.report.table4", "tiktalk.report.figure2", "tiktalk.report.frames"),
+    "human_eval_frames": ("tiktalk.report.frames",),
 }
 
 
@@ -43,8 +47,22 @@ def _module_file(src: Path, module: str) -> Path | None:
     return None
 
 
-def _imports_of(path: Path, module: str) -> set[str]:
-    """Modules of the package imported anywhere in ``path`` (top level or inside functions)."""
+def package_modules(src: str | Path) -> dict[str, Path]:
+    """Every module of the package under ``src`` (the ``tiktalk`` directory): name -> file."""
+    srcp = Path(src)
+    out = {}
+    for path in sorted(srcp.rglob("*.py")):
+        parts = [PACKAGE, *path.relative_to(srcp).with_suffix("").parts]
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+def imports_of(path: Path, module: str) -> set[str]:
+    """Names in the package that ``path`` (the module ``module``) imports, anywhere in the file
+    (top level or inside functions); ``from a import b`` yields ``a`` and ``a.b`` (b may be a
+    submodule), so callers keep the names that are modules."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     is_pkg = path.name == "__init__.py"
     here = module.split(".") if is_pkg else module.split(".")[:-1]
@@ -80,7 +98,7 @@ def _closure(src: str, entries: tuple[str, ...]) -> tuple[str, ...]:
         # importing a.b.c runs a/__init__.py and a/b/__init__.py too
         parts = module.split(".")
         todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))
-        todo.extend(_imports_of(path, module))
+        todo.extend(imports_of(path, module))
     return tuple(sorted(str(p) for p in seen.values()))
 
 
@@ -116,26 +134,19 @@ def baseline_needs(baseline: dict) -> set[str]:
     return needs
 
 
-_MANIFEST_CACHE: dict[tuple[str, float], dict[str, list[str]]] = {}
+_MANIFEST_CACHE: dict[tuple[str, int, int], dict[str, list[str]]] = {}
 
 
 def manifest_shard_ids(manifest_tsv: str | Path) -> dict[str, list[str]]:
-    """shard -> video ids from the manifest (formats.MANIFEST_COLUMNS), cached per mtime."""
+    """shard -> video ids of the manifest (:func:`tiktalk.data.manifest.shard_videos`), parsed
+    once per file version (the DAG asks for every shard's ids)."""
+    from tiktalk.data.manifest import shard_videos
+
     path = Path(manifest_tsv)
-    key = (str(path.resolve()), path.stat().st_mtime)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
     if key not in _MANIFEST_CACHE:
-        groups: dict[str, list[str]] = {}
-        with open(path, encoding="utf-8") as fh:
-            header = fh.readline().rstrip("\n").split("\t")
-            try:
-                iv, ish = header.index("video_id"), header.index("shard")
-            except ValueError:
-                raise ValueError(f"{path}: header {header} lacks video_id/shard") from None
-            for line in fh:
-                if line.strip():
-                    cols = line.rstrip("\n").split("\t")
-                    groups.setdefault(cols[ish], []).append(cols[iv])
-        _MANIFEST_CACHE[key] = groups
+        _MANIFEST_CACHE[key] = shard_videos(path)
     return _MANIFEST_CACHE[key]
 
 
@@ -147,7 +158,7 @@ def _by_split(paths) -> dict[str, Path]:
 
 def baseline_inputs(named_inputs: dict, tokenizer: dict, seed: int):
     """BaselineInputs from a train/predict rule's named inputs (see rules/common.smk)."""
-    from tiktalk.baselines import BaselineInputs
+    from tiktalk.baselines.inputs import BaselineInputs
 
     if tokenizer["kind"] == "train":
         tok: str | Path = Path(named_inputs["tokenizer"]).parent

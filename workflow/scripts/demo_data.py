@@ -1,7 +1,7 @@
 """Rule demo_data: generate the embedded demo release (videos, dialogues, mini C3KG)."""
 from pathlib import Path
 
-from tiktalk.demo import generate_demo
+from tiktalk.demo.generate import generate_demo
 from tiktalk.logs import script_logging
 
 sm = snakemake  # noqa: F821

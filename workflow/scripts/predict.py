@@ -1,12 +1,12 @@
 """Rule predict: decode one response per dialogue of a split."""
 from pathlib import Path
 
-from tiktalk.baselines import get_family
+from tiktalk.baselines.registry import get_family
 from tiktalk.logs import script_logging
 from tiktalk.workflow import baseline_inputs, family_params
 
 sm = snakemake  # noqa: F821
-with script_logging(sm.log[0], sm.threads) as log:
+with script_logging(sm.log[0], sm.threads, job=sm) as log:  # job=: failure record
     baseline = sm.params.baseline
     params = family_params(baseline, sm.params.llm_dir)
     inputs = baseline_inputs(dict(sm.input.items()), sm.params.tokenizer, sm.params.seed)

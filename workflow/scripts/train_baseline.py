@@ -2,11 +2,11 @@
 from pathlib import Path
 
 from tiktalk.logs import script_logging
-from tiktalk.training.launch import fingerprint, prepare_out_dir, run_training
+from tiktalk.baselines.launch import fingerprint, prepare_out_dir, run_training
 from tiktalk.workflow import baseline_inputs, family_params
 
 sm = snakemake  # noqa: F821
-with script_logging(sm.log[0], sm.threads) as log:
+with script_logging(sm.log[0], sm.threads, job=sm) as log:  # job=: failure record
     baseline = sm.params.baseline
     params = family_params(baseline, sm.params.llm_dir)
     inputs = baseline_inputs(dict(sm.input.items()), sm.params.tokenizer, sm.params.seed)

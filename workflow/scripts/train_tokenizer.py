@@ -2,7 +2,8 @@
 from pathlib import Path
 
 from tiktalk.logs import script_logging
-from tiktalk.models.tokenizer import tokenizer_corpus, train_wordpiece
+from tiktalk.models.tokenizer import train_wordpiece
+from tiktalk.models.tokenizer_corpus import tokenizer_corpus
 
 sm = snakemake  # noqa: F821
 with script_logging(sm.log[0], sm.threads) as log:

@@ -1,8 +1,9 @@
 """Family ``blip2``: BLIP-2_Img / BLIP-2_Video over the fine-tuned causal LM (frozen).
 
-Image tokens come from the image-encoder shards (``inputs.extra_features``, written by the media
-stage's frozen BLIP-2 vision model), memory-mapped (:class:`~tiktalk.media.image_tokens.ImageTokenIndex`):
-an example holds its video id, and the collate function reads that video's selected frames
+Image tokens come from the image-feature shards (``inputs.extra_features``, written by
+:func:`tiktalk.media.shard.extract_shard` with the frozen BLIP-2 vision model beside the other
+encoders), memory-mapped (:class:`~tiktalk.media.image_tokens.ImageTokenIndex`): an example holds
+its video id, and the collate function reads that video's selected frames
 (:func:`~tiktalk.models.blip2.frame_indices`: one seeded random frame, or the mean of
 ``n_frames`` frames). A video without frames gets all-zero tokens.
 
@@ -22,9 +23,10 @@ params::
     validate: true
     predict_batch_size: 16
 
-Saved model: ``model.pt`` = {family, version, config, llm_dir, llm_base (the LLM's base id and
-revision), encoder_width, state_dict (queries, Q-Former, llm_proj, ln_vision, feature statistics:
-never the LLM)}.
+Saved model: ``model.pt`` = {family, version, config, llm_dir, llm_base (what the LLM's model.pt
+records of its base), qformer_source (the BLIP-2 checkpoint's id, revision and fingerprint),
+encoder_width, state_dict (queries, Q-Former, llm_proj, ln_vision, feature statistics: never the
+LLM)}.
 """
 
 from __future__ import annotations
@@ -35,13 +37,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tiktalk.baselines import BaselineInputs
-from tiktalk.baselines.causal_lm import decode_text, job_device, load_finetuned
-from tiktalk.baselines.common import cpu_state, load_model_blob, save_model_blob, table, write_predictions
+from tiktalk.baselines.causal_lm import VERSION as CAUSAL_LM_VERSION
+from tiktalk.baselines.causal_lm import decode_text, load_finetuned, weights_identity
+from tiktalk.baselines.common import cpu_state, device_for, load_model_blob, save_model_blob, table
+from tiktalk.baselines.inputs import BaselineInputs
+from tiktalk.data.predictions import write_predictions
 from tiktalk.io import seed_everything
 from tiktalk.media.image_tokens import ImageTokenIndex
+from tiktalk.models.batching import pad_batch
 from tiktalk.models.blip2 import Blip2Config, Blip2Dialogue, frame_indices
-from tiktalk.models.causal_lm import build_prompt, encode_example, encode_prompt, end_token_id, pad_batch
+from tiktalk.models.causal_lm import encode_example, encode_prompt, end_token_id
+from tiktalk.models.prompts import build_prompt
 from tiktalk.runtime import is_main_process
 from tiktalk.settings import from_mapping, to_mapping
 
@@ -121,7 +127,7 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
     seed_everything(inputs.seed)
     cfg = model_config(params)
     llm_dir = _llm_dir(params)
-    llm, tok, llm_cfg = load_finetuned(llm_dir, merge=True, device=job_device(params))
+    llm, tok, llm_cfg = load_finetuned(llm_dir, merge=True, device=device_for(params))
     index = ImageTokenIndex(inputs.extra_features)
     tokens = VideoTokens(index, cfg.mode, cfg.n_frames, inputs.seed)
     rows = {"train": table(inputs, "train")}
@@ -139,7 +145,9 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
               out_dir, val_set=val_set, params=params)
     if is_main_process():
         save_model_blob(out_dir / "model.pt", FAMILY, VERSION, to_mapping(cfg), llm_dir=str(llm_dir),
-                        llm_base=llm_cfg.base_id(), encoder_width=index.dim,
+                        llm_base=load_model_blob(llm_dir, "causal_lm", CAUSAL_LM_VERSION)["base"],
+                        qformer_source=weights_identity(cfg.pretrained.name_or_path, cfg.pretrained.revision)
+                        if cfg.pretrained else None, encoder_width=index.dim,
                         state_dict=cpu_state(model.state_dict()))
 
 
@@ -162,7 +170,7 @@ def load_model(model_dir: Path, params: dict | None = None, device=None):
 
 
 def predict(params: dict, model_dir: Path, inputs: BaselineInputs, split: str, out_path: Path) -> None:
-    device = job_device(params)
+    device = device_for(params)
     model, tok, llm_cfg = load_model(model_dir, params, device=device)
     model.to(device)
     rows = table(inputs, split)

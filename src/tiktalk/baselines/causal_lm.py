@@ -19,9 +19,10 @@ when ``base_model`` is set, else the pipeline's (``inputs.tokenizer``).
 Frozen weights are loaded once, straight onto the job's device in ``torch_dtype``; nothing of
 them is written: ``checkpoints/last.pt`` (the trainer's) and the saved model hold the trainable
 tensors only. Saved model (``model_dir``): ``adapter/`` (peft ``save_pretrained``: LoRA weights
-and config), ``tokenizer/`` and ``base/`` (the demo's random base only: a hub model is referenced
-by id and revision, not copied) and ``model.pt`` = {family, version, config, base (hub id/dir, or
-"base"), base_revision, lora_state_dict}. :func:`load_finetuned` rebuilds the fine-tuned LM (the
+and config), ``tokenizer/`` and ``base/`` (the demo's random base only: a pretrained base is
+referenced, not copied) and ``model.pt`` = {family, version, config, base ({name_or_path,
+revision, fingerprint} of the pretrained base, :func:`weights_identity`; or "base"),
+lora_state_dict}. :func:`load_finetuned` rebuilds the fine-tuned LM (the
 BLIP-2 family uses it through ``params['llm_dir']``).
 """
 
@@ -30,18 +31,19 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from tiktalk.baselines import BaselineInputs
-from tiktalk.baselines.common import (cpu_state, load_model_blob, save_model_blob, table,
-                                      write_predictions)
-from tiktalk.io import seed_everything
+from tiktalk.baselines.common import cpu_state, device_for, load_model_blob, save_model_blob, table
+from tiktalk.baselines.inputs import BaselineInputs
+from tiktalk.data.predictions import write_predictions
+from tiktalk.io import fingerprint, seed_everything
 from tiktalk.models import llm_loading
+from tiktalk.models.batching import lm_collate as collate
 from tiktalk.models.causal_lm import (
-    CausalLMConfig, CausalLMModel, apply_lora, build_base_model, build_prompt, encode_example,
-    encode_prompt, end_token_id,
+    CausalLMConfig, CausalLMModel, apply_lora, build_base_model, encode_example, encode_prompt,
+    end_token_id,
 )
-from tiktalk.models.causal_lm import lm_collate as collate
+from tiktalk.models.prompts import build_prompt
 from tiktalk.models.tokenizer import decode_tokens, load_tokenizer
-from tiktalk.runtime import is_main_process, resolve_device
+from tiktalk.runtime import is_main_process
 from tiktalk.settings import from_mapping, to_mapping
 
 log = logging.getLogger(__name__)
@@ -53,8 +55,14 @@ def model_config(params: dict, where: str = "causal_lm.params.model") -> CausalL
     return from_mapping(CausalLMConfig, params.get("model"), where)
 
 
-def job_device(params: dict):
-    return resolve_device((params.get("train") or {}).get("device") or "auto")
+def weights_identity(name_or_path: str, revision: str | None = None) -> dict:
+    """What a saved model records of frozen weights it does not copy: the hub id or directory,
+    the revision, and for a directory (``weights/<name>``) its fingerprint (sha256 over its files,
+    :func:`tiktalk.io.fingerprint`)."""
+    out = {"name_or_path": name_or_path, "revision": revision}
+    if Path(name_or_path).is_dir():
+        out["fingerprint"] = fingerprint(name_or_path)
+    return out
 
 
 def load_llm_tokenizer(cfg: CausalLMConfig, fallback):
@@ -97,7 +105,7 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
     val_set = None
     if params.get("validate", True) and "val" in inputs.dialogues:
         val_set = make_examples(table(inputs, "val"), tok, cfg)
-    base = build_base_model(cfg, tok, device=job_device(params))
+    base = build_base_model(cfg, tok, device=device_for(params))
     if not cfg.base_model and is_main_process():
         base.save_pretrained(str(out_dir / "base"))        # frozen: identical after training
     if cfg.gradient_checkpointing:
@@ -111,8 +119,8 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
         lm.save_pretrained(str(out_dir / "adapter"))
         if not cfg.base_model:
             tok.save_pretrained(str(out_dir / "tokenizer"))
-        save_model_blob(out_dir / "model.pt", FAMILY, VERSION, to_mapping(cfg),
-                        base=cfg.base_model or "base", base_revision=cfg.revision,
+        base = weights_identity(cfg.base_model, cfg.revision) if cfg.base_model else {"name_or_path": "base"}
+        save_model_blob(out_dir / "model.pt", FAMILY, VERSION, to_mapping(cfg), base=base,
                         lora_state_dict=cpu_state(get_peft_model_state_dict(lm)))
 
 
@@ -141,7 +149,7 @@ def load_finetuned(model_dir: Path, merge: bool = False, device=None):
 
 
 def predict(params: dict, model_dir: Path, inputs: BaselineInputs, split: str, out_path: Path) -> None:
-    device = job_device(params)
+    device = device_for(params)
     lm, tok, saved = load_finetuned(model_dir, device=device)
     # decoding settings may be changed without re-training: take them from params
     cfg = model_config(params) if params.get("model") else saved

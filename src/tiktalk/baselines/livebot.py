@@ -8,7 +8,7 @@ the surrounding comments the same way), and the target ``[CLS] response [SEP]`` 
 ``max_len`` tokens (Livebot's ``padding(comment, max_len)``). Greedy decoding of ``max_len``
 tokens.
 
-params::
+params (:class:`LivebotParams`)::
 
     train: {...}                     # TrainConfig (paper: lr 3e-4, batch 64)
     model: {hidden: 512, ff: 2048, heads: 8, blocks: 6, dropout: 0.1, max_positions: 512}
@@ -19,34 +19,51 @@ params::
     validate: true
     predict_batch_size: 64
 
-Saved model: ``model.pt`` = {family, version, config (LivebotConfig), params, state_dict},
+Saved model: ``model.pt`` = {family, version, config (LivebotConfig), state_dict},
 ``tokenizer/``.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from tiktalk.baselines import BaselineInputs
-from tiktalk.baselines.common import (cpu_state, device_for, is_main_process, load_model_blob,
-                                      save_model_blob, table, write_predictions)
+from tiktalk.baselines.common import (cpu_state, device_for, load_model_blob, load_tokenizer_for,
+                                      table, write_model)
+from tiktalk.baselines.inputs import BaselineInputs
 from tiktalk.io import seed_everything
 from tiktalk.media.store import FeatureStore
+from tiktalk.data.predictions import write_predictions
 from tiktalk.models.livebot import Livebot, LivebotConfig
 from tiktalk.models.tokenizer import decode_tokens, load_tokenizer
+from tiktalk.settings import from_mapping, to_mapping
+from tiktalk.training.trainer import TrainConfig, train as run_train
 
 log = logging.getLogger(__name__)
 FAMILY = "livebot"
 VERSION = 1
-DEFAULTS = {"max_frames": 50, "context_turns": 5, "max_context_len": 100, "max_len": 20}
 
 
-def _opt(params: dict, key: str) -> int:
-    return int(params.get(key, DEFAULTS[key]))
+@dataclass(frozen=True)
+class LivebotParams:
+    """A Livebot baseline's ``params:`` block."""
+
+    model: dict | None = None          # LivebotConfig fields but the vocabulary/feature/ids
+    train: dict | None = None          # TrainConfig fields
+    max_frames: int = 50
+    context_turns: int = 5             # Livebot's n_com
+    max_context_len: int = 100
+    max_len: int = 20
+    validate: bool = True
+    predict_batch_size: int = 64
+
+
+def _params(params: dict) -> LivebotParams:
+    return from_mapping(LivebotParams, params, where="livebot params")
 
 
 def uniform_frames(frames: np.ndarray, n: int) -> np.ndarray:
@@ -67,16 +84,15 @@ def encode_target(tok, response: str, max_len: int) -> list[int]:
     return [tok.cls_token_id] + tok.encode(response, add_special_tokens=False)[: max_len - 2] + [tok.sep_token_id]
 
 
-def make_examples(rows, tok, store: FeatureStore, params: dict, with_target: bool) -> list[dict]:
+def make_examples(rows, tok, store: FeatureStore, p: LivebotParams, with_target: bool) -> list[dict]:
     out = []
     dim = store.visual_dim
     for r in rows:
-        frames = uniform_frames(store.frames(r["video_id"]), _opt(params, "max_frames"))
+        frames = uniform_frames(store.frames(r["video_id"]), p.max_frames)
         ex = {"frames": frames.astype(np.float32) if len(frames) else np.zeros((1, dim), np.float32),
-              "context": encode_context(tok, r["context"], _opt(params, "context_turns"),
-                                        _opt(params, "max_context_len"))}
+              "context": encode_context(tok, r["context"], p.context_turns, p.max_context_len)}
         if with_target:
-            ex["target"] = encode_target(tok, r["responses"][0], _opt(params, "max_len"))
+            ex["target"] = encode_target(tok, r["responses"][0], p.max_len)
         out.append(ex)
     return out
 
@@ -101,11 +117,12 @@ def collate(examples: list[dict], pad_id: int) -> dict:
     return batch
 
 
-def _config(params: dict, tok, feature_dim: int) -> LivebotConfig:
-    model = dict(params.get("model") or {})
-    return LivebotConfig.from_dict({**model, "vocab_size": len(tok), "feature_dim": feature_dim,
-                                    "pad_id": tok.pad_token_id, "bos_id": tok.cls_token_id,
-                                    "eos_id": tok.sep_token_id})
+def model_config(p: LivebotParams, tok, feature_dim: int) -> LivebotConfig:
+    """The LivebotConfig: the ``model:`` block, the vocabulary and the frame-feature dim."""
+    return from_mapping(LivebotConfig, {**(p.model or {}), "vocab_size": len(tok),
+                                        "feature_dim": feature_dim, "pad_id": tok.pad_token_id,
+                                        "bos_id": tok.cls_token_id, "eos_id": tok.sep_token_id},
+                        where="livebot params.model")
 
 
 def _store(inputs: BaselineInputs) -> FeatureStore:
@@ -118,36 +135,34 @@ def _store(inputs: BaselineInputs) -> FeatureStore:
 
 
 def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
-    from tiktalk.training.trainer import TrainConfig, train as run_train
-
+    p = _params(params)
     out_dir = Path(out_dir)
     seed_everything(inputs.seed)
-    tok = load_tokenizer(inputs.tokenizer)
+    tok = load_tokenizer_for(None, inputs)
     store = _store(inputs)
-    cfg = _config(params, tok, store.visual_dim)
-    train_set = make_examples(table(inputs, "train"), tok, store, params, with_target=True)
+    cfg = model_config(p, tok, store.visual_dim)
+    train_set = make_examples(table(inputs, "train"), tok, store, p, with_target=True)
     val_set = None
-    if params.get("validate", True) and "val" in inputs.dialogues:
-        val_set = make_examples(table(inputs, "val"), tok, store, params, with_target=True)
+    if p.validate and "val" in inputs.dialogues:
+        val_set = make_examples(table(inputs, "val"), tok, store, p, with_target=True)
     model = Livebot(cfg)
     pad = tok.pad_token_id
-    run_train(model, train_set, lambda b: collate(b, pad), TrainConfig.from_dict(params["train"]),
+    run_train(model, train_set, lambda b: collate(b, pad), TrainConfig.from_dict(p.train),
               out_dir, val_set=val_set, params=params)
-    if is_main_process():
-        tok.save_pretrained(str(out_dir / "tokenizer"))
-        save_model_blob(out_dir / "model.pt", FAMILY, VERSION, cfg.to_dict(),
-                        state_dict=cpu_state(model.state_dict()))
+    write_model(out_dir, FAMILY, VERSION, to_mapping(cfg), tokenizer=tok,
+                state_dict=cpu_state(model.state_dict()))
 
 
 def load_model(model_dir: Path) -> tuple[Livebot, object]:
     model_dir = Path(model_dir)
     blob = load_model_blob(model_dir, FAMILY, VERSION)
-    model = Livebot(LivebotConfig.from_dict(blob["config"]))
+    model = Livebot(from_mapping(LivebotConfig, blob["config"], where=f"{model_dir}/model.pt config"))
     model.load_state_dict(blob["state_dict"])
     return model.eval(), load_tokenizer(model_dir / "tokenizer")
 
 
 def predict(params: dict, model_dir: Path, inputs: BaselineInputs, split: str, out_path: Path) -> None:
+    p = _params(params)
     model, tok = load_model(model_dir)
     device = device_for(params)
     model.to(device)
@@ -155,11 +170,11 @@ def predict(params: dict, model_dir: Path, inputs: BaselineInputs, split: str, o
     if store.visual_dim != model.cfg.feature_dim:
         raise ValueError(f"features are {store.visual_dim}-d, the model was trained on {model.cfg.feature_dim}-d")
     rows = table(inputs, split)
-    examples = make_examples(rows, tok, store, params, with_target=False)
-    bs = int(params.get("predict_batch_size", 64))
+    examples = make_examples(rows, tok, store, p, with_target=False)
+    bs = p.predict_batch_size
     responses: list[str] = []
     for i in range(0, len(examples), bs):
         batch = {k: v.to(device) for k, v in collate(examples[i:i + bs], tok.pad_token_id).items()}
-        for ids in model.generate(batch, max_len=_opt(params, "max_len")):
+        for ids in model.generate(batch, max_len=p.max_len):
             responses.append(decode_tokens(tok, ids))
     write_predictions(out_path, rows, responses)

@@ -1,6 +1,6 @@
 """Maria family (Maria, Maria+Audio, Maria+C3KG and their text ablations): train / predict.
 
-``params`` (the baseline's config block) keys:
+``params`` (the baseline's config block, :class:`MariaParams`)::
 
     family: maria
     tokenizer: dir or hub name   # optional, else inputs.tokenizer (e.g. bert-base-chinese)
@@ -13,33 +13,94 @@
                                    # beam_size (5), length_penalty (0.3),
                                    # repetition_penalty (3), max_decode_len (40)
     train:  {TrainConfig fields}   # epochs (20), batch_size, lr (3e-5), weight_decay (0.05)...
-    decode: {batch_size: 16, beam_size, length_penalty, repetition_penalty, max_len}  # predict
+    decode: {batch_size: 16, beam_size, length_penalty, repetition_penalty, max_len, min_len}
 
-Feature dims (visual_dim / audio_dim) are taken from the feature shards when present.
-Outputs in ``out_dir``: ``model.pt`` ({"config", "state_dict"}), ``tokenizer/``,
-``checkpoints/last.pt`` and ``train_log.jsonl`` (the shared trainer).
+The model config is built once (:func:`model_config`): the ``model:`` block, the tokenizer's
+vocabulary and special ids, and the feature dims of the shards (visual_dim / audio_dim, unless
+the block sets them); :func:`tiktalk.models.maria.build_backbone` completes it with the
+encoder's architecture. Outputs in ``out_dir``: ``model.pt`` ({family, version, config,
+state_dict}), ``tokenizer/``, ``checkpoints/last.pt`` and ``train_log.jsonl`` (the trainer).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
-from tiktalk.baselines.common import (
-    format_flows, open_feature_store, read_dialogues, read_knowledge, resolve_tokenizer,
-    training_pairs, video_features, write_predictions,
-)
-from tiktalk.models.maria import Maria, MariaConfig, build_example, collate
+from tiktalk.baselines.common import (cpu_state, device_for, load_model_blob, load_tokenizer_for,
+                                      table, write_model)
+from tiktalk.baselines.inputs import BaselineInputs
+from tiktalk.knowledge.flows import format_flows, read_knowledge
+from tiktalk.media.store import FeatureStore
+from tiktalk.data.predictions import write_predictions
+from tiktalk.models.maria import (Maria, MariaConfig, build_backbone, build_example, collate,
+                                  tokenizer_fields)
 from tiktalk.models.tokenizer import decode_tokens, load_tokenizer
-from tiktalk.training.trainer import TrainConfig, resolve_device, train as run_training
+from tiktalk.settings import from_mapping, to_mapping
+from tiktalk.training.trainer import TrainConfig, train as run_training
 
 log = logging.getLogger("tiktalk.baselines.maria")
+FAMILY = "maria"
+VERSION = 1
 
-PARAM_KEYS = {"family", "tokenizer", "init", "model", "train", "decode", "name", "description"}
+
+@dataclass(frozen=True)
+class MariaDecode:
+    """Decoding settings of ``predict``; None keeps the model config's value."""
+
+    batch_size: int = 16
+    beam_size: int | None = None
+    length_penalty: float | None = None
+    repetition_penalty: float | None = None
+    max_len: int | None = None
+    min_len: int | None = None
+
+
+@dataclass(frozen=True)
+class MariaParams:
+    """A Maria baseline's ``params:`` block."""
+
+    family: str = FAMILY
+    name: str | None = None
+    description: str | None = None
+    tokenizer: str | None = None
+    init: str | None = None            # overrides model.init
+    model: dict | None = None          # MariaConfig fields (see model_config)
+    train: dict | None = None          # TrainConfig fields
+    decode: MariaDecode = field(default_factory=MariaDecode)
+
+
+def _params(params: dict) -> MariaParams:
+    return from_mapping(MariaParams, params, where="maria params")
+
+
+def training_pairs(dialogues: Sequence[dict], all_responses: bool = True) -> list[tuple[dict, str]]:
+    """(dialogue, target) pairs: every response of a row (train has one), or the first only."""
+    pairs = []
+    for d in dialogues:
+        targets = d["responses"] if all_responses else d["responses"][:1]
+        pairs.extend((d, r) for r in targets if r.strip())
+    return pairs
+
+
+def open_feature_store(paths) -> FeatureStore | None:
+    paths = list(paths or [])
+    return FeatureStore(paths) if paths else None
+
+
+def video_features(store: FeatureStore | None, video_id: str, visual: bool = True, audio: bool = True):
+    """(frames, audio) float32 arrays (zero rows for a failed video / no audio), None if unused."""
+    if not (visual or audio):
+        return None, None
+    if store is None:
+        raise ValueError(f"video {video_id!r}: features requested but no feature shards given")
+    frames = store.frames(video_id) if visual else None
+    aud = store.audio(video_id) if audio else None
+    return frames, aud
 
 
 class MariaDataset(torch.utils.data.Dataset):
@@ -67,45 +128,42 @@ class MariaDataset(torch.utils.data.Dataset):
         return collate(items, self.cfg)
 
 
-def _check_params(params: dict) -> None:
-    unknown = sorted(set(params) - PARAM_KEYS)
-    if unknown:
-        raise ValueError(f"unknown maria params {unknown}; known: {sorted(PARAM_KEYS)}")
-
-
-def _model_config(params: dict, tokenizer, store) -> MariaConfig:
-    mdict = dict(params.get("model") or {})
-    if "init" in params:
-        mdict["init"] = params["init"]
-    cfg = MariaConfig.from_dict(mdict)
+def model_config(p: MariaParams, tokenizer, store: FeatureStore | None) -> MariaConfig:
+    """The MariaConfig of a baseline: its ``model:`` block (and ``init``), the feature dims of
+    the shards where the block leaves them out, and the tokenizer's vocabulary and ids."""
+    fields = dict(p.model or {})
+    if p.init is not None:
+        fields["init"] = p.init
     if store is not None:
-        if store.visual_dim and "visual_dim" not in mdict:
-            cfg.visual_dim = store.visual_dim
-        if store.audio_dim and "audio_dim" not in mdict:
-            cfg.audio_dim = store.audio_dim
-    cfg.set_tokenizer(tokenizer)
-    return cfg
+        if store.visual_dim and "visual_dim" not in fields:
+            fields["visual_dim"] = store.visual_dim
+        if store.audio_dim and "audio_dim" not in fields:
+            fields["audio_dim"] = store.audio_dim
+    fields.update(tokenizer_fields(tokenizer))
+    return from_mapping(MariaConfig, fields, where="maria params.model")
 
 
-def train(params: dict, inputs, out_dir: Path) -> None:
-    _check_params(params)
+def _knowledge(cfg: MariaConfig, inputs: BaselineInputs, split: str) -> dict:
+    return read_knowledge(inputs.knowledge.get(split)) if cfg.use_knowledge else {}
+
+
+def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
+    p = _params(params)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer = resolve_tokenizer(params, inputs)
+    tokenizer = load_tokenizer_for(p.tokenizer, inputs)
     store = open_feature_store(inputs.features)
-    cfg = _model_config(params, tokenizer, store)
-    tcfg = TrainConfig.from_dict({"seed": inputs.seed, **(params.get("train") or {})})
-    train_rows = read_dialogues(inputs.dialogues["train"])
-    know_train = read_knowledge(inputs.knowledge.get("train")) if cfg.use_knowledge else {}
-    train_set = MariaDataset(cfg, tokenizer, training_pairs(train_rows), store, know_train)
+    cfg = model_config(p, tokenizer, store)
+    tcfg = TrainConfig.from_dict({"seed": inputs.seed, **(p.train or {})})
+    torch.manual_seed(tcfg.seed)
+    mlm, cfg = build_backbone(cfg)
+    model = Maria(cfg, mlm)
+    train_set = MariaDataset(cfg, tokenizer, training_pairs(table(inputs, "train")), store,
+                             _knowledge(cfg, inputs, "train"))
     val_set = None
     if "val" in inputs.dialogues:
-        val_rows = read_dialogues(inputs.dialogues["val"])
-        know_val = read_knowledge(inputs.knowledge.get("val")) if cfg.use_knowledge else {}
-        val_set = MariaDataset(cfg, tokenizer, training_pairs(val_rows, all_responses=False),
-                               store, know_val)
-    torch.manual_seed(tcfg.seed)
-    model = Maria(cfg)
+        val_set = MariaDataset(cfg, tokenizer, training_pairs(table(inputs, "val"), all_responses=False),
+                               store, _knowledge(cfg, inputs, "val"))
     rows = model.set_feature_stats([e["frames"] for e in train_set.examples],
                                    [e["audio"] for e in train_set.examples])
     if rows:
@@ -115,43 +173,37 @@ def train(params: dict, inputs, out_dir: Path) -> None:
              len(train_set), sum(p.numel() for p in model.parameters()), cfg.use_visual,
              cfg.use_audio, cfg.use_knowledge)
     run_training(model, train_set, train_set.collate, tcfg, out_dir, val_set=val_set, params=params)
-    if int(os.environ.get("RANK", "0")) == 0:  # rank 0 writes the final model
-        tok_dir = out_dir / "tokenizer"
-        if tok_dir.exists():
-            shutil.rmtree(tok_dir)
-        tokenizer.save_pretrained(str(tok_dir))
-        model.to("cpu").save(out_dir / "model.pt")
+    write_model(out_dir, FAMILY, VERSION, to_mapping(model.cfg), tokenizer=tokenizer,
+                state_dict=cpu_state(model.state_dict()))
 
 
-def load(model_dir: Path, device="cpu"):
+def load_model(model_dir: Path) -> tuple[Maria, object]:
+    """(model in eval mode on the CPU, tokenizer) of a trained ``model_dir``."""
     model_dir = Path(model_dir)
-    model = Maria.load(model_dir / "model.pt", map_location="cpu").to(device)
-    tokenizer = load_tokenizer(model_dir / "tokenizer")
-    return model, tokenizer
+    blob = load_model_blob(model_dir, FAMILY, VERSION)
+    model = Maria(from_mapping(MariaConfig, blob["config"], where=f"{model_dir}/model.pt config"))
+    model.load_state_dict(blob["state_dict"])
+    return model.eval(), load_tokenizer(model_dir / "tokenizer")
 
 
-def predict(params: dict, model_dir: Path, inputs, split: str, out_path: Path) -> None:
-    _check_params(params)
-    dec = dict(params.get("decode") or {})
-    batch_size = int(dec.pop("batch_size", 16))
-    gen_kwargs = {k: dec.pop(k) for k in ("beam_size", "length_penalty", "repetition_penalty",
-                                          "max_len", "min_len") if k in dec}
-    if dec:
-        raise ValueError(f"unknown maria decode params {sorted(dec)}")
-    device = resolve_device((params.get("train") or {}).get("device", "auto"))
-    model, tokenizer = load(model_dir, device)
+def predict(params: dict, model_dir: Path, inputs: BaselineInputs, split: str, out_path: Path) -> None:
+    dec = _params(params).decode
+    device = device_for(params)
+    model, tokenizer = load_model(model_dir)
+    model.to(device)
     cfg = model.cfg
-    rows = read_dialogues(inputs.dialogues[split])
+    rows = table(inputs, split)
     store = open_feature_store(inputs.features) if (cfg.use_visual or cfg.use_audio) else None
-    know = read_knowledge(inputs.knowledge.get(split)) if cfg.use_knowledge else {}
-    data = MariaDataset(cfg, tokenizer, [(d, None) for d in rows], store, know)
+    data = MariaDataset(cfg, tokenizer, [(d, None) for d in rows], store, _knowledge(cfg, inputs, split))
     responses: list[str] = []
     from tqdm import tqdm
 
-    for start in tqdm(range(0, len(data), batch_size), desc=f"maria {split}", mininterval=10,
+    for start in tqdm(range(0, len(data), dec.batch_size), desc=f"maria {split}", mininterval=10,
                       unit="batch"):
-        batch = data.collate([data[i] for i in range(start, min(len(data), start + batch_size))])
+        batch = data.collate([data[i] for i in range(start, min(len(data), start + dec.batch_size))])
         batch = {k: v.to(device) for k, v in batch.items()}
-        for ids in model.generate(batch, **gen_kwargs):
+        for ids in model.generate(batch, beam_size=dec.beam_size, max_len=dec.max_len,
+                                  length_penalty=dec.length_penalty,
+                                  repetition_penalty=dec.repetition_penalty, min_len=dec.min_len):
             responses.append(decode_tokens(tokenizer, ids))
     write_predictions(out_path, rows, responses)

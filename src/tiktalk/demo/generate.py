@@ -1,4 +1,4 @@
-"""The embedded demo dataset (DESIGN.md section 5), generated deterministically from a seed.
+"""The embedded demo dataset (docs/demo.md), generated deterministically from a seed.
 
 :func:`generate_demo` writes into ``out_dir``::
 
@@ -15,8 +15,8 @@ mentions, and a text item's response is fixed by its context. Video attributes a
 independently of the dialogue text. Knowledge items of val/test use events ("held-out heads")
 that no training dialogue mentions, and the emotions are assigned to the (neutral) events at
 random, so only a model that reads the retrieved flow can answer them; the training knowledge
-items teach the skill with the other events. Item types are balanced in every split (audio
-items only on videos with an audio stream).
+items teach the skill with the other events. Every split has the item types in the shares of
+``texts.ITEM_SHARES`` (audio items only on videos with an audio stream).
 
 Sub-generators are seeded per purpose and per split, so e.g. changing the number of training
 videos leaves the val/test dialogues and their videos unchanged.

@@ -156,7 +156,7 @@ def convert_gpickle(
             f"{gpickle_path}: refusing to load a gpickle: it is a Python pickle, and unpickling "
             "runs arbitrary code from the file (networkx 3 also removed read_gpickle). If you "
             "trust this file (e.g. the official XiaoMi/C3KG release), opt in with "
-            "allow_pickle=True (config: knowledge.c3kg.allow_pickle: true); the pipeline then "
+            "allow_pickle=True (config: knowledge.allow_pickle: true); the pipeline then "
             "reads only the converted plain table."
         )
     import networkx as nx

@@ -47,8 +47,9 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from tiktalk.io import read_jsonl, write_jsonl
+from tiktalk.data.dialogues import read_dialogues
 from tiktalk.knowledge.c3kg import is_flow_relation, read_c3kg_table
+from tiktalk.knowledge.flows import write_knowledge
 
 CONTEXT_SEP = " "
 _SCORE_DECIMALS = 6
@@ -377,24 +378,6 @@ def make_retriever(cfg: dict) -> FlowRetriever:
     )
 
 
-def _read_dialogue_contexts(path: str | os.PathLike) -> tuple[list[str], list[list[str]]]:
-    ids, contexts = [], []
-    seen = set()
-    for i, row in enumerate(read_jsonl(path), 1):
-        did = row.get("dialogue_id")
-        ctx = row.get("context")
-        if not isinstance(did, str) or not did:
-            raise ValueError(f"{path}: dialogue {i}: missing or empty 'dialogue_id'")
-        if did in seen:
-            raise ValueError(f"{path}: dialogue {did!r} appears twice")
-        if not isinstance(ctx, list) or not all(isinstance(t, str) for t in ctx):
-            raise ValueError(f"{path}: dialogue {did!r}: 'context' must be a list of strings")
-        seen.add(did)
-        ids.append(did)
-        contexts.append(ctx)
-    return ids, contexts
-
-
 def retrieve_split(dialogues_path: str | os.PathLike, c3kg_path: str | os.PathLike,
                    out_path: str | os.PathLike, retriever_cfg: dict,
                    retriever: FlowRetriever | None = None, progress: bool | None = None) -> int:
@@ -404,11 +387,10 @@ def retrieve_split(dialogues_path: str | os.PathLike, c3kg_path: str | os.PathLi
     embeddings between splits); otherwise one is built from ``retriever_cfg`` and fitted.
     Returns the number of dialogues written.
     """
-    ids, turns = _read_dialogue_contexts(dialogues_path)
+    rows = read_dialogues(dialogues_path)
     last_n = retriever_cfg.get("context_turns")
-    contexts = [context_text(t, last_n) for t in turns]
+    contexts = [context_text(r["context"], last_n) for r in rows]
     if retriever is None:
         retriever = make_retriever(retriever_cfg).fit(read_c3kg_table(c3kg_path))
-    rows = ({"dialogue_id": did, "flows": flows}
-            for did, flows in zip(ids, retriever.retrieve_iter(contexts, progress=progress)))
-    return write_jsonl(out_path, rows)
+    flows = retriever.retrieve_iter(contexts, progress=progress)
+    return write_knowledge(out_path, [r["dialogue_id"] for r in rows], flows)

@@ -1,6 +1,14 @@
 """HTTP(S) download of one video: timeouts, retries with backoff + jitter, Range resume into
 ``<dest>.part``, atomic rename, size cap, and validation of what arrived with PyAV.
 
+Every hop (the URL and each redirect) has its host resolved and checked against the
+:class:`~tiktalk.media.hosts.HostPolicy` (no loopback, link-local or private addresses unless
+``allow_private_hosts``), and the connection goes to an address that was checked.
+
+Validation (:func:`validate_media`) opens the file, decodes its first frame and reads the rest
+of the video stream's packets: a file whose index announces more than it holds (a cut body
+behind an index at the front) is refused as ``truncated: file holds X s of Y s``.
+
 Only the standard library's http.client is used; no shell command is ever built from an id
 or a URL.
 """
@@ -17,9 +25,13 @@ import ssl
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
+
+from tiktalk.media.hosts import (HostPolicy, HostRefused, HostUnresolved, Resolve, parse_networks,
+                                 system_resolve, vet_host)
+from tiktalk.settings import from_mapping
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +48,7 @@ class _Retry(Exception):
         self.retry_after = retry_after
 
 
-@dataclass
+@dataclass(frozen=True)
 class DownloadConfig:
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 30.0        # per socket read: a stall longer than this is an error
@@ -51,17 +63,27 @@ class DownloadConfig:
     user_agent: str = "tiktalk-repro/0.1"
     allowed_schemes: tuple[str, ...] = ("https", "http")
     chunk_bytes: int = 256 * 1024
+    allow_private_hosts: bool = False   # fetch from loopback / link-local / private addresses
+    private_allowlist: tuple[str, ...] = ()   # networks allowed anyway, e.g. ("10.1.2.0/24",)
+    min_complete_fraction: float = 0.9  # a file holding less of its duration is truncated
+
+    def __post_init__(self):
+        bad = [s for s in self.allowed_schemes if s not in ("http", "https")]
+        if bad:
+            raise ValueError(f"media.download.allowed_schemes: {bad} not supported (http, https)")
+        if not 0.0 <= self.min_complete_fraction <= 1.0:
+            raise ValueError("media.download.min_complete_fraction must be in [0, 1]")
+        parse_networks(self.private_allowlist, "media.download.private_allowlist")
 
     @classmethod
     def from_dict(cls, d: Mapping | None) -> "DownloadConfig":
-        d = dict(d or {})
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown download config keys: {sorted(unknown)}")
-        if "allowed_schemes" in d:
-            d["allowed_schemes"] = tuple(d["allowed_schemes"])
-        return cls(**d)
+        """Strict: an unknown key is an error naming it (``media.download``)."""
+        return from_mapping(cls, d, "media.download")
+
+    @property
+    def host_policy(self) -> HostPolicy:
+        return HostPolicy(self.allow_private_hosts,
+                          parse_networks(self.private_allowlist, "media.download.private_allowlist"))
 
 
 class HostRateLimiter:
@@ -88,13 +110,17 @@ class HostRateLimiter:
         return delay
 
 
-def validate_media(path: str | Path) -> dict:
-    """Open ``path`` with PyAV and decode its first video frame.
+def validate_media(path: str | Path, min_complete_fraction: float = 0.9) -> dict:
+    """Open ``path`` with PyAV, decode its first video frame and read every video packet.
 
-    Returns ``{"has_video", "has_audio", "duration"}``; raises :class:`DownloadError`
-    with a reason (empty, not a media file, no video stream, no decodable frame).
+    Returns ``{"has_video", "has_audio", "duration", "decoded_s"}``; raises
+    :class:`DownloadError` with a reason (empty, not a media file, no video stream, no
+    decodable frame, or ``truncated: file holds X s of Y s`` when the packets end before
+    ``min_complete_fraction`` of the announced duration).
     """
     import av
+
+    from tiktalk.media.decode import packet_end, probe_duration, stream_start, truncation
 
     path = Path(path)
     size = path.stat().st_size
@@ -110,14 +136,31 @@ def validate_media(path: str | Path) -> dict:
             if not container.streams.video:
                 raise DownloadError("no video stream")
             vs = container.streams.video[0]
-            got = False
-            for frame in container.decode(vs):
-                got = True
-                break
+            duration = probe_duration(container, vs)
+            fps = float(vs.average_rate or vs.guessed_rate or 0) or None
+            start, got, read_end = stream_start(vs), False, 0.0
+            try:
+                for packet in container.demux(vs):
+                    end = packet_end(packet, start, 1.0 / fps if fps else None)
+                    if end is not None:
+                        read_end = max(read_end, end)
+                    if not got:
+                        for _ in packet.decode():
+                            got = True
+                            break
+            except Exception as exc:
+                if not got:
+                    raise
+                log.info("%s: damaged video stream after %.1f s (%s)", path.name, read_end,
+                         type(exc).__name__)
             if not got:
                 raise DownloadError("video stream has no decodable frame")
-            duration = container.duration / 1e6 if container.duration else None
-            return {"has_video": True, "has_audio": bool(container.streams.audio), "duration": duration}
+            short = truncation(read_end, duration, float("inf"), min_complete_fraction)
+            if short:
+                raise DownloadError(f"truncated: {short.replace('decoded', 'file holds', 1)}")
+            container_s = container.duration / 1e6 if container.duration else None
+            return {"has_video": True, "has_audio": bool(container.streams.audio),
+                    "duration": container_s, "decoded_s": round(read_end, 3)}
     except DownloadError:
         raise
     except Exception as exc:  # av.error.* and friends
@@ -129,31 +172,58 @@ def _backoff(cfg: DownloadConfig, attempt: int, rng: random.Random) -> float:
     return d * rng.uniform(0.5, 1.0)
 
 
-def _connect(url: str, cfg: DownloadConfig, timeout: float) -> tuple[http.client.HTTPConnection, str]:
+def _connect(url: str, cfg: DownloadConfig, timeout: float,
+             resolve: Resolve = system_resolve) -> tuple[http.client.HTTPConnection, str]:
+    """A connection for ``url`` to an address of its host that the host policy allows."""
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname
     if not host:
         raise DownloadError(f"URL without a host: {url[:200]}")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise DownloadError(f"URL with a bad port: {url[:200]}") from None
+    try:
+        addresses = vet_host(host, port, cfg.host_policy, resolve)
+    except HostRefused as exc:
+        raise DownloadError(str(exc)) from None
+    except HostUnresolved as exc:
+        raise _Retry(str(exc)) from None
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
     if parts.scheme == "https":
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            host, parts.port, timeout=timeout, context=ssl.create_default_context())
+            host, port, timeout=timeout, context=ssl.create_default_context())
     else:
-        conn = http.client.HTTPConnection(host, parts.port, timeout=timeout)
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+
+    def pinned(address, timeout=socket.getdefaulttimeout(), source_address=None):
+        # connect to a vetted address (the Host header and TLS name stay the URL's host)
+        last: OSError | None = None
+        for addr in addresses:
+            try:
+                return socket.create_connection((addr, address[1]), timeout, source_address)
+            except OSError as exc:
+                last = exc
+        raise last if last is not None else OSError(f"no address for {host}")
+
+    conn._create_connection = pinned  # used by HTTP(S)Connection.connect
     return conn, path
 
 
 def download(url: str, dest: str | Path, cfg: DownloadConfig | None = None, *,
              rate_limiter: HostRateLimiter | None = None, validate: bool = True,
-             sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> dict:
+             sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
+             resolve: Resolve = system_resolve) -> dict:
     """Download ``url`` to ``dest``; return ``{"path", "bytes", "attempts", "resumed"}``.
 
     Bytes go to ``<dest>.part``; a retry after a dropped connection asks for the rest with
     ``Range: bytes=<have>-`` (a server that answers 200 instead restarts the file). Only a
     complete file that PyAV can open (with a video stream) is renamed onto ``dest``.
-    Raises :class:`DownloadError` with the reason of the last failure.
+    Every hop's host is checked against ``cfg.host_policy`` (``resolve`` is the name
+    resolver, replaceable in tests). Raises :class:`DownloadError` with the reason of the last
+    failure.
     """
     cfg = cfg or DownloadConfig()
     rng = rng or random.Random()
@@ -168,7 +238,7 @@ def download(url: str, dest: str | Path, cfg: DownloadConfig | None = None, *,
     for attempt in range(cfg.retries + 1):
         attempts += 1
         try:
-            _attempt(url, part, cfg, deadline, rate_limiter)
+            _attempt(url, part, cfg, deadline, rate_limiter, resolve)
             break
         except _Retry as exc:
             last_reason = str(exc)
@@ -187,7 +257,7 @@ def download(url: str, dest: str | Path, cfg: DownloadConfig | None = None, *,
     size = part.stat().st_size
     if validate:
         try:
-            validate_media(part)
+            validate_media(part, cfg.min_complete_fraction)
         except DownloadError:
             part.unlink(missing_ok=True)
             raise
@@ -199,19 +269,22 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
 def _attempt(url: str, part: Path, cfg: DownloadConfig, deadline: float,
-             rate_limiter: HostRateLimiter | None) -> None:
+             rate_limiter: HostRateLimiter | None, resolve: Resolve = system_resolve) -> None:
     """One attempt (following redirects); returns when ``part`` holds the whole body."""
     have = part.stat().st_size if part.exists() else 0
-    for _ in range(cfg.max_redirects + 1):
+    for hop in range(cfg.max_redirects + 1):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise DownloadError(f"total time cap {cfg.total_timeout_s:g}s reached")
         parts = urllib.parse.urlsplit(url)
         if parts.scheme.lower() not in cfg.allowed_schemes:
             raise DownloadError(f"redirect to disallowed scheme {parts.scheme!r}")
+        try:
+            conn, path = _connect(url, cfg, min(cfg.connect_timeout_s, remaining), resolve)
+        except DownloadError as exc:
+            raise DownloadError(f"redirect {hop}: {exc}" if hop else str(exc)) from None
         if rate_limiter is not None:
             rate_limiter.wait(parts.hostname or "")
-        conn, path = _connect(url, cfg, min(cfg.connect_timeout_s, remaining))
         try:
             headers = {"User-Agent": cfg.user_agent, "Accept": "*/*", "Accept-Encoding": "identity"}
             if have > 0:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 
-#: Douyin item ids are 19-digit decimal numbers; the demo uses short ASCII names. Config key
-#: ``id_pattern`` (resolver config) overrides this.
-DEFAULT_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
+from tiktalk.formats import VIDEO_ID_PATTERN
+
+#: The one default (:data:`tiktalk.formats.VIDEO_ID_PATTERN`); config ``data.video_id_pattern``
+#: overrides it for every stage.
+DEFAULT_ID_PATTERN = VIDEO_ID_PATTERN
 
 
 class InvalidVideoId(ValueError):
@@ -16,8 +18,8 @@ class InvalidVideoId(ValueError):
 def validate_video_id(video_id: object, pattern: str = DEFAULT_ID_PATTERN) -> str:
     """Return ``video_id`` if it is a safe id, else raise :class:`InvalidVideoId` naming it.
 
-    Always rejected, whatever the pattern: non-strings, empty ids, ``/`` or ``\\``, ``..``,
-    NUL and other control characters, leading ``-`` or ``.``.
+    The pattern must match the whole id. Always rejected, whatever the pattern: non-strings,
+    empty ids, ``/`` or ``\\``, ``..``, NUL and other control characters, leading ``-`` or ``.``.
     """
     if not isinstance(video_id, str):
         raise InvalidVideoId(f"video id must be a string, got {type(video_id).__name__}: {video_id!r}")

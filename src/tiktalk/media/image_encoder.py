@@ -11,28 +11,26 @@ bicubic resize to ``image_size``, CLIP mean/std.
 Demo: ``kind: vit``: a ``transformers.ViTModel`` built from ``vit_config`` with a seeded random
 init (or ``from_pretrained(name_or_path)`` when one is given).
 
-Stored features (``extract_shard_image_features``) use the feature-shard ``.npz`` layout of
-:mod:`tiktalk.formats` so :class:`~tiktalk.media.store.FeatureStore` reads them: ``frames`` holds
-the ``tokens_per_frame`` token rows of every frame, frame after frame (a video with F frames has
-F * T rows), plus two extra keys: ``tokens_per_frame`` (int64) and ``encoder`` (str). Audio
-arrays are empty. Use :func:`load_image_tokens` to get (F, T, D) per video back.
+The shard job (:func:`tiktalk.media.shard.extract_shard`) runs this encoder in its chain on the
+same decoded videos as the ResNet and VGGish (``n_frames`` frames at ``image_size``), and
+writes its rows to the image-feature shard (layout in :mod:`tiktalk.formats`; read back with
+:func:`tiktalk.media.store.iter_image_tokens`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tiktalk.formats import FEATURES_VERSION, STATUS_COLUMNS
-from tiktalk.io import atomic_path
+from tiktalk.runtime import resolve_device
+from tiktalk.settings import from_mapping
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +39,7 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 KINDS = ("vit", "blip2_vision")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ImageEncoderConfig:
     kind: str = "blip2_vision"
     name_or_path: str | None = "Salesforce/blip2-opt-2.7b"
@@ -49,29 +47,31 @@ class ImageEncoderConfig:
     vit_config: dict | None = None         # kind=vit without name_or_path: ViTConfig kwargs
     seed: int = 0                          # random init of the demo ViT
     image_size: int | None = None          # default: the model config's image_size
-    mean: list[float] = field(default_factory=lambda: list(CLIP_MEAN))
-    std: list[float] = field(default_factory=lambda: list(CLIP_STD))
+    mean: tuple[float, ...] = CLIP_MEAN
+    std: tuple[float, ...] = CLIP_STD
     pooled: bool = False                   # keep only the first ([CLS]) token of each frame
     n_frames: int = 8                      # frames per video for the shard files
     batch_size: int = 16
-    device: str = "cpu"
+    device: str = "auto"                   # "auto" (the GPU when there is one), "cpu", "cuda:1"
     fp16: bool = True                      # autocast on CUDA
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "ImageEncoderConfig":
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown image encoder keys {unknown}; known: {sorted(known)}")
-        cfg = cls(**d)
-        if cfg.kind not in KINDS:
-            raise ValueError(f"image encoder kind must be one of {KINDS}, got {cfg.kind!r}")
-        if cfg.kind == "blip2_vision" and not cfg.name_or_path:
-            raise ValueError("kind blip2_vision needs name_or_path (a BLIP-2 checkpoint)")
-        if cfg.kind == "vit" and not (cfg.name_or_path or cfg.vit_config):
-            raise ValueError("kind vit needs name_or_path or vit_config")
-        return cfg
+    def from_dict(cls, d: Mapping | None) -> "ImageEncoderConfig":
+        """Strict: an unknown key is an error naming it (``media.image_encoder``)."""
+        return from_mapping(cls, d, "media.image_encoder")
+
+    def __post_init__(self) -> None:
+        where = "media.image_encoder"
+        if self.kind not in KINDS:
+            raise ValueError(f"{where}.kind must be one of {KINDS}, got {self.kind!r}")
+        if self.kind == "blip2_vision" and not self.name_or_path:
+            raise ValueError(f"{where}: kind blip2_vision needs name_or_path (a BLIP-2 checkpoint)")
+        if self.kind == "vit" and not (self.name_or_path or self.vit_config):
+            raise ValueError(f"{where}: kind vit needs name_or_path or vit_config")
+        if self.n_frames < 1 or self.batch_size < 1:
+            raise ValueError(f"{where}.n_frames and batch_size must be >= 1")
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise ValueError(f"{where}.mean and std need 3 values (RGB)")
 
     def describe(self) -> str:
         if self.kind == "vit" and not self.name_or_path:
@@ -157,12 +157,27 @@ def _build_vit(cfg: ImageEncoderConfig):
     return model
 
 
+def input_size(cfg: ImageEncoderConfig) -> int:
+    """The square frame size the encoder reads, without loading any weights: ``image_size``,
+    else the model config's (``vit_config``, or the checkpoint's ``config.json``)."""
+    if cfg.image_size:
+        return int(cfg.image_size)
+    if cfg.kind == "vit" and not cfg.name_or_path:
+        from transformers import ViTConfig
+
+        return int(ViTConfig(**cfg.vit_config).image_size)
+    from transformers import AutoConfig
+
+    conf = AutoConfig.from_pretrained(cfg.name_or_path, revision=cfg.revision)
+    return int(getattr(conf, "vision_config", conf).image_size)
+
+
 class ImageEncoder:
     """uint8 RGB frames (N, H, W, 3) -> (N, T, D) float32 token features (T = 1 if pooled)."""
 
     def __init__(self, cfg: ImageEncoderConfig):
         self.cfg = cfg
-        self.device = torch.device(cfg.device)
+        self.device = resolve_device(cfg.device)
         if cfg.kind == "blip2_vision":
             self.model = load_blip2_vision(cfg.name_or_path, cfg.revision)
         else:
@@ -204,105 +219,10 @@ class ImageEncoder:
         return np.concatenate(outs)
 
 
-def extract_image_features(frames_uint8: np.ndarray, cfg: ImageEncoderConfig | dict,
+def extract_image_features(frames_uint8: np.ndarray, cfg: ImageEncoderConfig | Mapping,
                            encoder: ImageEncoder | None = None) -> np.ndarray:
     """(N, H, W, 3) uint8 frames -> (N, T, D) float32 features (T = 1 when ``pooled``)."""
-    if isinstance(cfg, dict):
+    if not isinstance(cfg, ImageEncoderConfig):
         cfg = ImageEncoderConfig.from_dict(cfg)
     encoder = encoder or ImageEncoder(cfg)
     return encoder.encode(frames_uint8)
-
-
-# -- shard files ----------------------------------------------------------------------------
-def _fmt_duration(d) -> str:
-    return "" if d is None else f"{float(d):.3f}"
-
-
-def extract_shard_image_features(videos: Sequence[tuple], cfg: ImageEncoderConfig | dict,
-                                 out_npz: str | os.PathLike, out_status: str | os.PathLike,
-                                 encoder: ImageEncoder | None = None) -> dict[str, int]:
-    """Encode ``n_frames`` uniformly spaced frames of every video of one shard.
-
-    ``videos``: ``(video_id, path_or_None[, reason])`` in shard order; ``None`` (with the reason
-    why, e.g. the fetch failure) marks a video that is not available. Writes ``out_npz`` (see
-    the module doc), then the status table ``out_status`` LAST and atomically. A video that
-    fails to decode is recorded as failed with zero rows; the shard still completes.
-    Returns ``{"ok": n, "failed": m}``.
-    """
-    from tiktalk.media.decode import DecodeError, decode_video
-
-    if isinstance(cfg, dict):
-        cfg = ImageEncoderConfig.from_dict(cfg)
-    encoder = encoder or ImageEncoder(cfg)
-    ids, chunks, offsets, status = [], [], [0], []
-    for item in videos:
-        vid, path = str(item[0]), item[1]
-        reason = str(item[2]) if len(item) > 2 and item[2] else "not fetched"
-        rows = np.zeros((0, encoder.dim), np.float16)
-        row = {"video_id": vid, "status": "failed", "reason": reason, "n_frames": 0,
-               "n_audio_frames": 0, "duration": ""}
-        if path is not None:
-            try:
-                dec = decode_video(path, max_frames=cfg.n_frames, frame_size=encoder.image_size,
-                                   audio=False)
-                feats = encoder.encode(dec.frames)          # (F, T, D)
-                rows = feats.reshape(-1, encoder.dim).astype(np.float16)
-                row.update(status="ok", reason="", n_frames=int(feats.shape[0]),
-                           duration=_fmt_duration(dec.duration))
-            except (DecodeError, OSError) as exc:
-                row.update(reason=f"decode: {exc}".replace("\t", " ").replace("\n", " "))
-                log.warning("video %s: %s", vid, row["reason"])
-        ids.append(vid)
-        chunks.append(rows)
-        offsets.append(offsets[-1] + len(rows))
-        status.append(row)
-    frames = np.concatenate(chunks) if chunks else np.zeros((0, encoder.dim), np.float16)
-    with atomic_path(out_npz) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(
-                fh,
-                version=np.int64(FEATURES_VERSION),
-                video_ids=np.array(ids, dtype=str) if ids else np.zeros((0,), dtype="<U1"),
-                frame_offsets=np.array(offsets, dtype=np.int64),
-                frames=frames,
-                audio_offsets=np.zeros(len(ids) + 1, dtype=np.int64),
-                audio=np.zeros((0, 0), np.float16),
-                tokens_per_frame=np.int64(encoder.tokens_per_frame),
-                encoder=np.array(cfg.describe()),
-            )
-    lines = ["\t".join(STATUS_COLUMNS)]
-    for row in status:
-        lines.append("\t".join(str(row[c]) for c in STATUS_COLUMNS))
-    with atomic_path(out_status) as tmp:
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    n_ok = sum(r["status"] == "ok" for r in status)
-    return {"ok": n_ok, "failed": len(status) - n_ok}
-
-
-def iter_image_tokens(paths: Sequence[str | os.PathLike]) -> Iterator[tuple[str, np.ndarray]]:
-    """(video_id, (F, T, D) float32) for every video of image-encoder shard files, one shard in
-    memory at a time (read through FeatureStore). A video without frames gives F = 0."""
-    from tiktalk.media.store import FeatureStore
-
-    seen: set[str] = set()
-    for path in paths:
-        with np.load(path, allow_pickle=False) as z:
-            if "tokens_per_frame" not in z:
-                raise ValueError(f"{path}: not an image-encoder feature shard (no tokens_per_frame)")
-            t = int(z["tokens_per_frame"])
-            ids = [str(v) for v in z["video_ids"]]
-        store = FeatureStore([path])
-        d = store.visual_dim
-        for vid in ids:
-            if vid in seen:
-                raise ValueError(f"{path}: video {vid!r} already present in another shard")
-            seen.add(vid)
-            rows = store.frames(vid)
-            if rows.shape[0] % t:
-                raise ValueError(f"{path}: video {vid!r} has {rows.shape[0]} rows, not a multiple of {t}")
-            yield vid, (rows.reshape(-1, t, d) if rows.shape[0] else np.zeros((0, t, d), np.float32))
-
-
-def load_image_tokens(paths: Sequence[str | os.PathLike]) -> dict[str, np.ndarray]:
-    """video_id -> (F, T, D) float32 from image-encoder shard files (all in memory)."""
-    return dict(iter_image_tokens(paths))

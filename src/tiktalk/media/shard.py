@@ -1,13 +1,16 @@
 """Shard jobs called by the Snakemake scripts: fetch a shard's videos, then extract features.
 
-Fetch status (``{shard}.fetch.tsv``, :data:`FETCH_COLUMNS`): video_id, status ("ok"|"failed"),
-reason ("" when ok), path (local file when ok). One row per video of the shard, in shard order,
-written LAST and atomically. A local source (``local`` resolver, ``file://`` in a CSV) is used
-in place, not copied.
+Fetch (:func:`fetch_shard`) writes the fetch table (:mod:`tiktalk.formats` FETCH) LAST and
+atomically: one row per video of the shard, in shard order. A local source (``local``
+resolver, ``file://`` in a CSV) is used in place, not copied; a download already on disk that
+still validates is reused, so a re-run fetches only what failed.
 
-Extraction writes the features ``.npz`` (:mod:`tiktalk.formats` FEATURES) and then, LAST, the
-media status table (formats.STATUS_COLUMNS); fetch failures are carried over with reason
-``fetch: ...``, decode failures get ``decode: ...``.
+Extraction (:func:`extract_shard`) decodes every fetched video ONCE and feeds the decoded
+frames and audio to every encoder of the chain (:mod:`tiktalk.media.encoders`: ResNet frames,
+VGGish audio and, when asked for, the BLIP-2 image encoder). It writes one feature shard per
+output kind (``features.npz``, ``image.npz``) and then, LAST, the one media status table of
+the shard (formats STATUS): fetch failures are carried over as ``fetch: ...``, decode failures
+(including truncated files) get ``decode: ...``.
 """
 
 from __future__ import annotations
@@ -23,52 +26,22 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from tiktalk.formats import FEATURES_VERSION, STATUS_COLUMNS
-from tiktalk.io import atomic_path
+from tiktalk.formats import FETCH_COLUMNS
 from tiktalk.media.config import MediaConfig
 from tiktalk.media.decode import DecodeError, decode_video
 from tiktalk.media.download import (DownloadConfig, DownloadError, HostRateLimiter, download,
                                     validate_media)
+from tiktalk.media.encoders import DecodePlan, Encoder, build_encoders, plan_for
 from tiktalk.media.ids import InvalidVideoId, validate_video_id
+from tiktalk.media.image_encoder import ImageEncoderConfig
 from tiktalk.media.sources import DouyinApiResolver, ResolveError, make_resolver
+from tiktalk.media.store import write_feature_shard
+from tiktalk.media.tables import read_fetch, read_tsv, status_row, write_fetch, write_status, write_tsv
+from tiktalk.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
-FETCH_COLUMNS = ("video_id", "status", "reason", "path")
-
-
-# ----------------------------------------------------------------------------- TSV helpers
-
-def _clean(value: object) -> str:
-    if value is None:
-        return ""
-    return " ".join(str(value).replace("\t", " ").splitlines()).strip()
-
-
-def write_tsv(path: str | Path, columns: Sequence[str], rows: Iterable[Mapping]) -> None:
-    """Atomic tab-separated table with a header; tabs/newlines inside values become spaces."""
-    lines = ["\t".join(columns)]
-    for row in rows:
-        lines.append("\t".join(_clean(row.get(c, "")) for c in columns))
-    with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def read_tsv(path: str | Path, columns: Sequence[str]) -> list[dict]:
-    """Read a table written by :func:`write_tsv`; a wrong header or row raises ValueError."""
-    with open(path, encoding="utf-8") as fh:
-        lines = fh.read().splitlines()
-    if not lines or tuple(lines[0].split("\t")) != tuple(columns):
-        raise ValueError(f"{path}: expected header {list(columns)}, got {lines[:1]}")
-    rows = []
-    for lineno, line in enumerate(lines[1:], 2):
-        if not line:
-            continue
-        parts = line.split("\t")
-        if len(parts) != len(columns):
-            raise ValueError(f"{path}:{lineno}: {len(parts)} fields, expected {len(columns)}")
-        rows.append(dict(zip(columns, parts)))
-    return rows
+__all__ = ["FETCH_COLUMNS", "extract_shard", "fetch_shard", "read_tsv", "write_tsv"]
 
 
 # ----------------------------------------------------------------------------- fetch
@@ -83,13 +56,13 @@ def _fetch_one(video_id: str, resolver, dl_cfg: DownloadConfig, out_dir: Path,
             validate_video_id(video_id)
         src = resolver.resolve(video_id)
         if src.kind == "file":
-            validate_media(src.location)
+            validate_media(src.location, dl_cfg.min_complete_fraction)
             row.update(status="ok", path=src.location)
             return row
         dest = out_dir / f"{video_id}.mp4"
         if dest.exists():
             try:
-                validate_media(dest)
+                validate_media(dest, dl_cfg.min_complete_fraction)
                 row.update(status="ok", path=str(dest))
                 return row
             except DownloadError:
@@ -110,18 +83,19 @@ def _fetch_one(video_id: str, resolver, dl_cfg: DownloadConfig, out_dir: Path,
 
 def fetch_shard(video_ids: Sequence[str], resolver_cfg: Mapping, download_cfg: Mapping | DownloadConfig | None,
                 out_dir: str | Path, out_status: str | Path, id_pattern: str | None = None) -> list[dict]:
-    """Fetch every video of a shard into ``out_dir``; write the fetch status table LAST.
+    """Fetch every video of a shard into ``out_dir``; write the fetch table LAST.
 
-    One bad video (bad id, unresolvable, download or validation failure) is a failed row
-    with a reason, never an exception. ``id_pattern`` (e.g. config ``data.video_id_pattern``)
-    overrides ``resolver_cfg["id_pattern"]``. Returns the rows.
+    One bad video (bad id, unresolvable, refused host, download or validation failure,
+    truncated file) is a failed row with a reason, never an exception. ``id_pattern`` (config
+    ``data.video_id_pattern``) overrides ``resolver_cfg["id_pattern"]``; without either, the
+    default :data:`tiktalk.formats.VIDEO_ID_PATTERN` applies. Returns the rows.
     """
     if id_pattern:
         resolver_cfg = {**resolver_cfg, "id_pattern": id_pattern}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dl_cfg = download_cfg if isinstance(download_cfg, DownloadConfig) else DownloadConfig.from_dict(download_cfg)
-    resolver = make_resolver(resolver_cfg)
+    resolver = make_resolver(resolver_cfg, host_policy=dl_cfg.host_policy)
     limiter = HostRateLimiter(dl_cfg.host_min_interval_s)
     if isinstance(resolver, DouyinApiResolver):
         resolver.rate_limiter = limiter
@@ -143,18 +117,19 @@ def fetch_shard(video_ids: Sequence[str], resolver_cfg: Mapping, download_cfg: M
                 log.info("fetch: %d/%d videos (%.1fs)", i, len(futures), time.monotonic() - t0)
     n_ok = sum(r["status"] == "ok" for r in rows)
     log.info("fetch done: %d ok, %d failed of %d", n_ok, len(rows) - n_ok, len(rows))
-    write_tsv(out_status, FETCH_COLUMNS, rows)
+    write_fetch(out_status, rows)
     return rows
 
 
 # ----------------------------------------------------------------------------- extract
 
 class _DecodeDataset(torch.utils.data.Dataset):
-    """One item per video: decoded frames (uint8 tensor) + VGGish log-mel examples, or the
-    reason it failed. Runs in the DataLoader's decoder processes."""
+    """One item per video, decoded once for the whole chain: every frame set of the plan
+    (uint8 tensors) and the VGGish log-mel examples, or the reason it failed. Runs in the
+    DataLoader's decoder processes."""
 
-    def __init__(self, items: list[tuple[str, str]], cfg: MediaConfig):
-        self.items, self.cfg = items, cfg
+    def __init__(self, items: list[tuple[str, str]], cfg: MediaConfig, plan: DecodePlan):
+        self.items, self.cfg, self.plan = items, cfg, plan
 
     def __len__(self) -> int:
         return len(self.items)
@@ -163,22 +138,23 @@ class _DecodeDataset(torch.utils.data.Dataset):
         from tiktalk.media.vggish import waveform_to_examples
 
         vid, path = self.items[i]
-        cfg = self.cfg
+        cfg, plan = self.cfg, self.plan
         try:
-            d = decode_video(path, max_frames=cfg.max_frames, frame_size=cfg.frame_size,
-                             max_duration_s=cfg.max_duration_s, skip_nonref=cfg.skip_nonref,
-                             audio=cfg.audio and cfg.max_audio_frames > 0, max_pixels=cfg.max_pixels,
-                             threads=cfg.decoder_threads)
+            d = decode_video(path, requests=plan.requests, max_duration_s=cfg.max_duration_s,
+                             skip_nonref=cfg.skip_nonref, audio=plan.audio, max_pixels=cfg.max_pixels,
+                             threads=cfg.decoder_threads, min_decoded_fraction=cfg.min_decoded_fraction)
         except DecodeError as exc:
             return {"video_id": vid, "ok": False, "reason": f"decode: {exc}"}
         except Exception as exc:
             return {"video_id": vid, "ok": False, "reason": f"decode: {type(exc).__name__}: {exc}"}
-        if cfg.audio and cfg.max_audio_frames > 0 and d.audio.size:
-            examples = waveform_to_examples(d.audio, max_examples=cfg.max_audio_frames)
+        inputs = {name: torch.from_numpy(fs.frames) for name, fs in d.frame_sets.items()}
+        if plan.audio and d.audio.size:
+            examples = waveform_to_examples(d.audio, max_examples=plan.audio_examples)
         else:
             examples = np.zeros((0, 96, 64), np.float32)
-        return {"video_id": vid, "ok": True, "reason": "", "frames": torch.from_numpy(d.frames),
-                "examples": torch.from_numpy(examples), "duration": d.duration, "notes": d.notes}
+        inputs["audio"] = torch.from_numpy(examples)
+        return {"video_id": vid, "ok": True, "reason": "", "inputs": inputs, "duration": d.duration,
+                "decoded_s": d.decoded_s, "notes": d.notes}
 
 
 def _worker_init(_):
@@ -191,83 +167,83 @@ def _collate(batch):
 
 @dataclass
 class _Result:
-    frames: np.ndarray
-    audio: np.ndarray
-    row: dict
+    rows: dict[str, np.ndarray]      # encoder name -> (rows, dim)
+    status: dict
+
+
+def _progress(total: int, name: str):
+    try:
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=f"extract {name}", unit="video", file=sys.stderr,
+                    disable=None, mininterval=5)
+    except ImportError:  # pragma: no cover
+        return None
 
 
 def extract_shard(fetch_status_path: str | Path, media_cfg: Mapping | MediaConfig,
                   out_features_npz: str | Path, out_status_tsv: str | Path,
-                  device: str | None = None) -> dict:
-    """Decode and featurise every fetched video of a shard; write .npz then status LAST.
+                  device: str | None = None, *, image_encoder: Mapping | ImageEncoderConfig | None = None,
+                  out_image_npz: str | Path | None = None) -> dict:
+    """Decode every fetched video of a shard once, run the encoder chain, write the feature
+    shards and then the status table LAST.
 
-    Decoding runs in ``num_workers`` DataLoader processes; frames of ``videos_per_batch``
-    videos are batched through the visual backbone and log-mel examples through VGGish.
-    Returns a summary dict (counts, seconds, weight sources, per-video notes).
+    ``image_encoder`` (config ``media.image_encoder``) adds the BLIP-2 image encoder to the
+    chain; its tokens go to ``out_image_npz`` (both or neither). Decoding runs in
+    ``num_workers`` DataLoader processes; the frames of ``videos_per_batch`` videos are batched
+    through each model. Returns a summary dict (counts, seconds, weight sources, notes).
     """
-    from tiktalk.media.vggish import AudioEncoder
-    from tiktalk.media.visual import VisualEncoder
-
     cfg = media_cfg if isinstance(media_cfg, MediaConfig) else MediaConfig.from_dict(media_cfg)
+    if (image_encoder is None) != (out_image_npz is None):
+        raise ValueError("extract_shard: image_encoder and out_image_npz go together")
+    icfg = (image_encoder if isinstance(image_encoder, ImageEncoderConfig) or image_encoder is None
+            else ImageEncoderConfig.from_dict(image_encoder))
     device = resolve_device(device or cfg.device)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
-    fetch_rows = read_tsv(fetch_status_path, FETCH_COLUMNS)
+    fetch_rows = read_fetch(fetch_status_path)
     t0 = time.monotonic()
 
+    plan = plan_for(cfg, icfg)
     items = [(r["video_id"], r["path"]) for r in fetch_rows if r["status"] == "ok"]
     loader = torch.utils.data.DataLoader(
-        _DecodeDataset(items, cfg), batch_size=cfg.videos_per_batch, shuffle=False,
+        _DecodeDataset(items, cfg, plan), batch_size=cfg.videos_per_batch, shuffle=False,
         num_workers=cfg.num_workers, collate_fn=_collate, worker_init_fn=_worker_init if cfg.num_workers else None,
         prefetch_factor=2 if cfg.num_workers else None, persistent_workers=False)
     # Start the decoder processes (fork) before the models exist and before any intra-op
     # thread pool runs in this process; they decode while the models are being built.
     batches = iter(loader) if items else iter(())
-    visual = VisualEncoder(cfg.backbone, cfg.backbone_weights, input_size=cfg.input_size,
-                           device=device, batch_size=cfg.batch_size, seed=cfg.seed)
-    use_audio = cfg.audio and cfg.max_audio_frames > 0
-    audio_enc = (AudioEncoder(cfg.vggish_weights, cfg.vggish_pca, max_examples=cfg.max_audio_frames,
-                              device=device, seed=cfg.seed, batch_size=max(cfg.batch_size, 16))
-                 if use_audio else None)
-    audio_dim = audio_enc.dim if audio_enc is not None else 128
+    chain = build_encoders(cfg, device, icfg)
+    dims = {e.name: e.dim for e in chain}
+    dims.setdefault("audio", 128)        # audio off: zero-row audio arrays keep the layout
+
+    def empty() -> dict[str, np.ndarray]:
+        return {name: np.zeros((0, dim), np.float32) for name, dim in dims.items()}
 
     results: dict[str, _Result] = {}
     for r in fetch_rows:
         if r["status"] != "ok":
-            results[r["video_id"]] = _Result(np.zeros((0, visual.dim), np.float32), np.zeros((0, audio_dim), np.float32),
-                                             _status_row(r["video_id"], f"fetch: {r['reason'] or 'failed'}"))
+            results[r["video_id"]] = _Result(empty(), status_row(r["video_id"], f"fetch: {r['reason'] or 'failed'}"))
     notes: dict[str, list[str]] = {}
-    try:
-        from tqdm import tqdm
-        bar = tqdm(total=len(items), desc=f"extract {Path(out_features_npz).name}", unit="video",
-                   file=sys.stderr, disable=None, mininterval=5)
-    except ImportError:  # pragma: no cover
-        bar = None
+    bar = _progress(len(items), Path(out_features_npz).name)
     done = 0
     for batch in batches:
         good = [b for b in batch if b["ok"]]
         for b in batch:
             if not b["ok"]:
-                results[b["video_id"]] = _Result(np.zeros((0, visual.dim), np.float32),
-                                                 np.zeros((0, audio_dim), np.float32),
-                                                 _status_row(b["video_id"], b["reason"]))
-        if good:
-            frames = torch.cat([b["frames"] for b in good])
-            vis = visual.encode(frames)
-            if audio_enc is not None:
-                ex = torch.cat([b["examples"] for b in good]).numpy()
-                aud = audio_enc.encode_examples(ex, truncate=False)
-            else:
-                aud = np.zeros((0, audio_dim), np.float32)
-            fo = ao = 0
-            for b in good:
-                nf, na = len(b["frames"]), len(b["examples"]) if audio_enc is not None else 0
-                row = _status_row(b["video_id"], "", n_frames=nf, n_audio=na, duration=b["duration"])
-                results[b["video_id"]] = _Result(vis[fo:fo + nf], aud[ao:ao + na], row)
-                fo, ao = fo + nf, ao + na
-                if b["notes"]:
-                    notes[b["video_id"]] = b["notes"]
-                    log.info("%s: %s", b["video_id"], "; ".join(b["notes"]))
+                results[b["video_id"]] = _Result(empty(), status_row(b["video_id"], b["reason"]))
+                log.info("%s: %s", b["video_id"], b["reason"])
+        encoded = {e.name: e.encode([b["inputs"][e.name] for b in good]) for e in chain}
+        for i, b in enumerate(good):
+            rows = empty()
+            rows.update({name: out[i] for name, out in encoded.items()})
+            n_audio = len(rows["audio"]) if "audio" in encoded else 0
+            row = status_row(b["video_id"], "", n_frames=len(rows["visual"]), n_audio=n_audio,
+                             duration=b["duration"], decoded_s=b["decoded_s"], notes=b["notes"])
+            results[b["video_id"]] = _Result(rows, row)
+            if b["notes"]:
+                notes[b["video_id"]] = b["notes"]
+                log.info("%s: %s", b["video_id"], "; ".join(b["notes"]))
         done += len(batch)
         if bar is not None:
             bar.update(len(batch))
@@ -279,61 +255,37 @@ def extract_shard(fetch_status_path: str | Path, media_cfg: Mapping | MediaConfi
 
     order = [r["video_id"] for r in fetch_rows]
     ordered = [results[v] for v in order]
-    _write_features(out_features_npz, order, ordered, visual.dim, audio_dim)
-    write_tsv(out_status_tsv, STATUS_COLUMNS, [r.row for r in ordered])
+    outputs = {"features": out_features_npz, "image": out_image_npz}
+    _write_outputs(outputs, order, ordered, chain, dims)
+    write_status(out_status_tsv, [r.status for r in ordered])
     seconds = time.monotonic() - t0
-    n_ok = sum(r.row["status"] == "ok" for r in ordered)
+    n_ok = sum(r.status["status"] == "ok" for r in ordered)
     summary = {"n_videos": len(order), "n_ok": n_ok, "n_failed": len(order) - n_ok, "seconds": seconds,
-               "visual_weights": visual.weights_source,
-               "vggish_weights": audio_enc.weights_source if audio_enc is not None else "audio disabled",
-               "notes": notes}
-    log.info("extract done: %d ok, %d failed of %d in %.1fs (visual: %s; vggish: %s)", n_ok,
-             len(order) - n_ok, len(order), seconds, summary["visual_weights"], summary["vggish_weights"])
+               "encoders": {e.name: e.source for e in chain}, "notes": notes}
+    summary["visual_weights"] = summary["encoders"]["visual"]
+    summary["vggish_weights"] = summary["encoders"].get("audio", "audio disabled")
+    log.info("extract done: %d ok, %d failed of %d in %.1fs (%s)", n_ok, len(order) - n_ok,
+             len(order), seconds, "; ".join(f"{k}: {v}" for k, v in summary["encoders"].items()))
     return summary
 
 
-def resolve_device(device: str | None) -> str:
-    """"auto" (or None) -> "cuda" when available, else "cpu"; anything else unchanged."""
-    if device in (None, "", "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-def _status_row(video_id: str, reason: str, n_frames: int = 0, n_audio: int = 0,
-                duration: float | None = None) -> dict:
-    return {"video_id": video_id, "status": "failed" if reason else "ok", "reason": reason,
-            "n_frames": n_frames, "n_audio_frames": n_audio,
-            "duration": "" if duration is None else f"{duration:.3f}"}
-
-
-F16_MAX = float(np.finfo(np.float16).max)
-
-
-def _to_f16(a: np.ndarray, name: str) -> np.ndarray:
-    """float16 for disk; non-finite model outputs are an error, values beyond the float16 range
-    are clipped with a warning (never written as inf)."""
-    if a.size and not np.isfinite(a).all():
-        raise ValueError(f"{name} features contain NaN/inf: the model is broken")
-    big = int(np.count_nonzero(np.abs(a) > F16_MAX))
-    if big:
-        log.warning("%d %s feature values beyond the float16 range were clipped", big, name)
-        a = np.clip(a, -F16_MAX, F16_MAX)
-    return a.astype(np.float16)
-
-
-def _write_features(path: str | Path, ids: list[str], results: list[_Result], vdim: int, adim: int) -> None:
-    fo = np.zeros(len(ids) + 1, np.int64)
-    ao = np.zeros(len(ids) + 1, np.int64)
-    for i, r in enumerate(results):
-        fo[i + 1] = fo[i] + len(r.frames)
-        ao[i + 1] = ao[i] + len(r.audio)
-    frames = _to_f16(np.concatenate([r.frames for r in results]) if results else np.zeros((0, vdim)), "frames")
-    audio = _to_f16(np.concatenate([r.audio for r in results]) if results else np.zeros((0, adim)), "audio")
-    if frames.ndim != 2:
-        frames = frames.reshape(0, vdim)
-    if audio.ndim != 2:
-        audio = audio.reshape(0, adim)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, version=np.int64(FEATURES_VERSION), video_ids=np.asarray(ids, dtype=str),
-                     frame_offsets=fo, frames=frames, audio_offsets=ao, audio=audio)
+def _write_outputs(outputs: Mapping[str, str | Path | None], ids: list[str], results: list[_Result],
+                   chain: Sequence[Encoder], dims: Mapping[str, int]) -> None:
+    """One feature shard per output kind, each through the one shard writer."""
+    for kind, path in outputs.items():
+        if path is None:
+            continue
+        members = [e for e in chain if e.output == kind]
+        slots = {e.slot: e for e in members}
+        if "frames" not in slots:
+            raise ValueError(f"no encoder of the chain writes the frames of the {kind} shard")
+        fe, ae = slots["frames"], slots.get("audio")
+        extra: dict = {}
+        for e in members:
+            extra.update(e.extra())
+        if kind == "features":
+            audio = [r.rows["audio"] for r in results]
+            audio_dim = dims["audio"]
+        else:
+            audio, audio_dim = (None, 0) if ae is None else ([r.rows[ae.name] for r in results], ae.dim)
+        write_feature_shard(path, ids, [r.rows[fe.name] for r in results], audio, fe.dim, audio_dim, extra)

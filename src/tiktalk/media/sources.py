@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Protocol
 
+from tiktalk.media.hosts import HostPolicy, HostRefused, HostUnresolved, vet_host
 from tiktalk.media.ids import DEFAULT_ID_PATTERN, validate_video_id
 
 log = logging.getLogger(__name__)
@@ -130,19 +131,45 @@ class CsvResolver:
         return Source(video_id, "url", url)
 
 
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to a host the policy allows."""
+
+    def __init__(self, policy: HostPolicy):
+        self.policy = policy
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        _check_host(newurl, self.policy, "redirect to ")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _check_host(url: str, policy: HostPolicy, what: str = "") -> None:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ResolveError(f"iteminfo API: {what}a non-http(s) URL: {url[:80]}")
+    try:
+        vet_host(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), policy)
+    except HostRefused as exc:
+        raise ResolveError(f"iteminfo API: {what}{exc}") from None
+    except HostUnresolved as exc:
+        raise ResolveError(f"iteminfo API: {exc}") from None
+
+
 class DouyinApiResolver:
     """The official TikTalk spider's lookup (``src/spider.py``), with ``api_url`` a parameter
     so tests can point it at a loopback server. Network errors and unexpected JSON are
-    resolve errors with a reason."""
+    resolve errors with a reason. The API host and every redirect's host are checked against
+    ``host_policy`` (no loopback/link-local/private addresses unless allowed)."""
 
     def __init__(self, api_url: str = DOUYIN_ITEMINFO_URL, timeout_s: float = 15.0,
-                 user_agent: str = DEFAULT_USER_AGENT, id_pattern: str = r"[0-9]{1,32}",
-                 rate_limiter=None):
+                 user_agent: str = DEFAULT_USER_AGENT, id_pattern: str = DEFAULT_ID_PATTERN,
+                 rate_limiter=None, host_policy: HostPolicy = HostPolicy()):
         self.api_url = api_url
         self.timeout_s = timeout_s
         self.user_agent = user_agent
         self.id_pattern = id_pattern
         self.rate_limiter = rate_limiter
+        self.host_policy = host_policy
+        self._opener = urllib.request.build_opener(_CheckedRedirects(host_policy))
 
     def resolve(self, video_id: str) -> Source:
         validate_video_id(video_id, self.id_pattern)
@@ -150,9 +177,10 @@ class DouyinApiResolver:
         url = f"{self.api_url}{'&' if '?' in self.api_url else '?'}{query}"
         if self.rate_limiter is not None:
             self.rate_limiter.wait(urllib.parse.urlsplit(url).hostname or "")
+        _check_host(url, self.host_policy)
         req = urllib.request.Request(url, headers={"User-Agent": self.user_agent})
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+            with self._opener.open(req, timeout=self.timeout_s) as resp:
                 body = resp.read(4 * 2**20 + 1)
         except urllib.error.HTTPError as exc:
             raise ResolveError(f"iteminfo API: HTTP {exc.code}") from None
@@ -182,13 +210,14 @@ class DouyinApiResolver:
         return Source(video_id, "url", play_url)
 
 
-def make_resolver(cfg: Mapping) -> Resolver:
+def make_resolver(cfg: Mapping, host_policy: HostPolicy = HostPolicy()) -> Resolver:
     """Build a resolver from a config mapping.
 
     Keys: ``kind`` ("local" (alias "local_dir") | "csv" | "douyin" (alias "douyin_api"));
     ``id_pattern`` (optional);
     local: ``root``, ``extensions``; csv: ``csv``, ``allowed_schemes``, ``file_root``;
-    douyin: ``api_url``, ``timeout_s``, ``user_agent``.
+    douyin: ``api_url``, ``timeout_s``, ``user_agent``. ``host_policy`` guards the douyin
+    resolver's own requests (a CSV's URLs are checked when they are downloaded).
     """
     kind = {"local_dir": "local", "dir": "local", "douyin_api": "douyin", "iteminfo": "douyin"}.get(
         cfg.get("kind"), cfg.get("kind"))
@@ -207,5 +236,6 @@ def make_resolver(cfg: Mapping) -> Resolver:
     if kind == "douyin":
         return DouyinApiResolver(api_url=cfg.get("api_url") or DOUYIN_ITEMINFO_URL,
                                  timeout_s=float(cfg.get("timeout_s", 15.0)),
-                                 user_agent=cfg.get("user_agent") or DEFAULT_USER_AGENT, **extra)
+                                 user_agent=cfg.get("user_agent") or DEFAULT_USER_AGENT,
+                                 host_policy=host_policy, **extra)
     raise ValueError(f"unknown resolver kind {kind!r} (expected 'local', 'csv' or 'douyin')")

@@ -1,13 +1,67 @@
-"""Read-side of the per-shard feature files (format in :mod:`tiktalk.formats`)."""
+"""The per-shard feature files (format in :mod:`tiktalk.formats`): the one writer
+(:func:`write_feature_shard`, for both kinds: ResNet/VGGish features and image-encoder tokens)
+and the readers (:class:`FeatureStore`, :func:`iter_image_tokens`).
+
+NumPy only (no torch): the trainings that read features import nothing else of the media stage.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from tiktalk.formats import FEATURES_VERSION
+from tiktalk.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+F16_MAX = float(np.finfo(np.float16).max)
+
+
+def to_float16(a: np.ndarray, name: str) -> np.ndarray:
+    """float16 for disk; non-finite model outputs are an error, values beyond the float16 range
+    are clipped with a warning (never written as inf)."""
+    if a.size and not np.isfinite(a).all():
+        raise ValueError(f"{name} features contain NaN/inf: the model is broken")
+    big = int(np.count_nonzero(np.abs(a) > F16_MAX))
+    if big:
+        log.warning("%d %s feature values beyond the float16 range were clipped", big, name)
+        a = np.clip(a, -F16_MAX, F16_MAX)
+    return a.astype(np.float16)
+
+
+def _rows(parts: Sequence[np.ndarray], dim: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+    offsets = np.zeros(len(parts) + 1, np.int64)
+    for i, p in enumerate(parts):
+        offsets[i + 1] = offsets[i] + len(p)
+    rows = to_float16(np.concatenate(parts) if parts else np.zeros((0, dim)), name)
+    if rows.ndim != 2:
+        rows = rows.reshape(0, dim)
+    return offsets, rows
+
+
+def write_feature_shard(path: str | os.PathLike, video_ids: Sequence[str],
+                        frames: Sequence[np.ndarray], audio: Sequence[np.ndarray] | None,
+                        frame_dim: int, audio_dim: int, extra: Mapping[str, np.ndarray] | None = None) -> None:
+    """Write one feature shard atomically: ``frames[i]`` / ``audio[i]`` are the (rows, dim)
+    arrays of ``video_ids[i]`` (zero rows for a failed video). ``audio=None``: no audio rows
+    (the image-feature shards). ``extra``: further keys (``tokens_per_frame``, ``encoder``)."""
+    if len(frames) != len(video_ids) or (audio is not None and len(audio) != len(video_ids)):
+        raise ValueError(f"{path}: {len(video_ids)} video ids but {len(frames)} frame arrays")
+    if audio is None:
+        audio = [np.zeros((0, audio_dim), np.float32)] * len(video_ids)
+    fo, frame_rows = _rows(frames, frame_dim, "frames")
+    ao, audio_rows = _rows(audio, audio_dim, "audio")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, version=np.int64(FEATURES_VERSION),
+                     video_ids=np.asarray(video_ids, dtype=str) if len(video_ids) else np.zeros((0,), dtype="<U1"),
+                     frame_offsets=fo, frames=frame_rows, audio_offsets=ao, audio=audio_rows,
+                     **dict(extra or {}))
 
 
 class FeatureStore:
@@ -63,3 +117,30 @@ class FeatureStore:
 
     def audio(self, video_id: str) -> np.ndarray:
         return self._get(self._audio, video_id)
+
+
+def iter_image_tokens(paths: Sequence[str | os.PathLike]) -> Iterator[tuple[str, np.ndarray]]:
+    """(video_id, (F, T, D) float32) for every video of image-feature shards, one shard in
+    memory at a time. A video without frames gives F = 0."""
+    seen: set[str] = set()
+    for path in paths:
+        with np.load(path, allow_pickle=False) as z:
+            if "tokens_per_frame" not in z:
+                raise ValueError(f"{path}: not an image-feature shard (no tokens_per_frame)")
+            t = int(z["tokens_per_frame"])
+            ids = [str(v) for v in z["video_ids"]]
+        store = FeatureStore([path])
+        d = store.visual_dim
+        for vid in ids:
+            if vid in seen:
+                raise ValueError(f"{path}: video {vid!r} already present in another shard")
+            seen.add(vid)
+            rows = store.frames(vid)
+            if rows.shape[0] % t:
+                raise ValueError(f"{path}: video {vid!r} has {rows.shape[0]} rows, not a multiple of {t}")
+            yield vid, (rows.reshape(-1, t, d) if rows.shape[0] else np.zeros((0, t, d), np.float32))
+
+
+def load_image_tokens(paths: Sequence[str | os.PathLike]) -> dict[str, np.ndarray]:
+    """video_id -> (F, T, D) float32 from image-feature shards (all in memory)."""
+    return dict(iter_image_tokens(paths))

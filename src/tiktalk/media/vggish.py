@@ -38,6 +38,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from tiktalk.io import fingerprint
+
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
@@ -172,10 +174,17 @@ class AudioEncoder:
     """Waveform -> VGGish embeddings (<= ``max_examples`` x 128), optionally PCA'd."""
 
     def __init__(self, weights: str | Path | None = None, pca: str | Path | None = None,
-                 max_examples: int = 180, device: str = "cpu", seed: int = 0, batch_size: int = 64):
+                 max_examples: int = 180, device: str = "cpu", seed: int = 0, batch_size: int = 64,
+                 random_init: bool = False):
         self.device = torch.device(device)
         self.max_examples = max_examples
         self.batch_size = batch_size
+        if weights and random_init:
+            raise ValueError(f"VGGish: both vggish_weights ({weights}) and random init requested")
+        if not weights and not random_init:
+            raise ValueError("VGGish: no vggish_weights given (media.extract.vggish_weights: the "
+                             "torchvggish checkpoint, fetched by `snakemake --cores 1 fetch_weights`); "
+                             "random init only with media.extract.init: random")
         if weights:
             self.model = VGGish()
             state = torch.load(weights, map_location="cpu", weights_only=True)
@@ -185,17 +194,18 @@ class AudioEncoder:
                 raise ValueError(f"{weights}: VGGish checkpoint lacks keys {missing}")
             if unexpected:
                 log.warning("VGGish checkpoint %s: ignored keys %s", weights, unexpected)
-            self.weights_source = str(weights)
-            log.info("VGGish: weights from %s", weights)
+            self.weights_source = f"{weights} sha256:{fingerprint(weights)['sha256']}"
+            log.info("VGGish: weights from %s", self.weights_source)
         else:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 self.model = VGGish()
             self.weights_source = f"random init (seed {seed})"
-            log.warning("VGGish: no vggish_weights given; RANDOM INIT (seed %d)", seed)
+            log.info("VGGish: random init as configured (seed %d)", seed)
         self.model.eval().to(self.device)
         self.pca = load_pca_params(pca) if pca else None
         if pca:
+            self.weights_source += f"; PCA {pca} sha256:{fingerprint(pca)['sha256']}"
             log.info("VGGish: PCA postprocessing from %s", pca)
         self.dim = EMBEDDING_SIZE
 

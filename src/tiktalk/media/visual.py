@@ -1,9 +1,9 @@
 """Frame features: a torchvision ResNet with the classifier removed (global-average-pooled
 features: 2048-d for resnet50/101/152, 512-d for resnet18/34), ImageNet normalisation.
 
-Weights come from a local ``state_dict`` file (e.g. torchvision's ``resnet101-cd907fc2.pth``;
-``fc.*`` keys are ignored) or, without one, a seeded random init; the log says which. Nothing
-is ever downloaded.
+Weights come from a local ``state_dict`` file (e.g. torchvision's ``resnet101-63fe2227.pth``;
+``fc.*`` keys are ignored; its sha256 goes into the weights description) or, only when asked
+for (``random_init``), a seeded random init. Nothing is ever downloaded.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from tiktalk.io import fingerprint
+
 log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -24,10 +26,21 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 
 
-def build_backbone(name: str, weights: str | Path | None = None, seed: int = 0) -> tuple[nn.Module, int, str]:
-    """(model without fc, feature dim, weights description)."""
+def build_backbone(name: str, weights: str | Path | None = None, seed: int = 0,
+                   random_init: bool = False) -> tuple[nn.Module, int, str]:
+    """(model without fc, feature dim, weights description with the file's sha256).
+
+    Random init only when asked for (``random_init``, config ``media.extract.init: random``);
+    no weights and no request is an error, never a silent fallback.
+    """
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {BACKBONES}")
+    if weights and random_init:
+        raise ValueError(f"visual backbone {name}: both backbone_weights ({weights}) and random init requested")
+    if not weights and not random_init:
+        raise ValueError(f"visual backbone {name}: no backbone_weights given (media.extract.backbone_weights: "
+                         f"the ImageNet checkpoint, fetched by `snakemake --cores 1 fetch_weights`); "
+                         f"random init only with media.extract.init: random")
     ctor = getattr(torchvision.models, name)
     # torchvision's default random init lets activations grow through the 33 bottleneck
     # blocks of resnet101 (pooled features up to ~1.7e5: inf in float16); for random init of
@@ -49,12 +62,12 @@ def build_backbone(name: str, weights: str | Path | None = None, seed: int = 0) 
         if missing or unexpected:
             raise ValueError(f"{weights}: state_dict does not fit {name}: missing {missing[:5]}, "
                              f"unexpected {unexpected[:5]}")
-        source = str(weights)
-        log.info("visual backbone %s: weights from %s", name, weights)
+        source = f"{weights} sha256:{fingerprint(weights)['sha256']}"
+        log.info("visual backbone %s: weights from %s", name, source)
     else:
         model.fc = nn.Identity()
         source = f"random init (seed {seed})"
-        log.warning("visual backbone %s: no backbone_weights given; RANDOM INIT (seed %d)", name, seed)
+        log.info("visual backbone %s: random init as configured (seed %d)", name, seed)
     return model, dim, source
 
 
@@ -62,9 +75,10 @@ class VisualEncoder:
     """uint8 RGB frames (N, H, W, 3) -> (N, dim) float32 pooled features, in batches."""
 
     def __init__(self, backbone: str = "resnet18", weights: str | Path | None = None,
-                 input_size: int = 224, device: str = "cpu", batch_size: int = 32, seed: int = 0):
+                 input_size: int = 224, device: str = "cpu", batch_size: int = 32, seed: int = 0,
+                 random_init: bool = False):
         self.device = torch.device(device)
-        self.model, self.dim, self.weights_source = build_backbone(backbone, weights, seed)
+        self.model, self.dim, self.weights_source = build_backbone(backbone, weights, seed, random_init)
         self.model.eval().to(self.device)
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)

@@ -1,7 +1,8 @@
 """Automatic metrics (paper sec. 4.1): BLEU, METEOR, ROUGE-L, CIDEr via nlg-eval's scorers
-(pycocoevalcap) on character-tokenized Chinese, and Dist-n. See :mod:`tiktalk.metrics.evaluate`."""
+(pycocoevalcap) on character-tokenized Chinese, and Dist-n.
 
-from tiktalk.metrics.evaluate import PROTOCOLS, evaluate, evaluate_files, format_table
-from tiktalk.metrics.tokenize import char_tokenize
-
-__all__ = ["PROTOCOLS", "evaluate", "evaluate_files", "format_table", "char_tokenize"]
+Modules: :mod:`tiktalk.metrics.evaluate` (the protocol: ``evaluate``, ``evaluate_files``,
+``evaluate_many``), :mod:`tiktalk.metrics.scorers` (the scorers and the METEOR process),
+:mod:`tiktalk.metrics.tokenize` and :mod:`tiktalk.metrics.diversity`. Nothing is re-exported
+here, so importing one of them does not import the others.
+"""

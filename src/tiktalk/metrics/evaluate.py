@@ -1,4 +1,4 @@
-"""Automatic metrics of the paper (sec. 4.1) with nlg-eval's scorers; DESIGN.md sec. 4.
+"""Automatic metrics of the paper (sec. 4.1) with nlg-eval's scorers (docs/metric-protocol.md).
 
 Text: every hypothesis and reference is tokenized into characters
 (:func:`tiktalk.metrics.tokenize.char_tokenize`); nlg-eval adds no tokenization of its own.
@@ -16,6 +16,10 @@ Protocols (``protocol=``):
 Dist-1/2/3 do not depend on the references and are computed once over all hypotheses.
 All values are x100 (CIDEr too: raw CIDEr-D is in [0, 10], so x100 is in [0, 1000]).
 
+METEOR runs a Java jar; without Java, :class:`~tiktalk.metrics.scorers.MeteorUnavailable`
+says what to install. ``use_meteor=False`` leaves METEOR out of the result (no ``"meteor"``
+key, never a 0), as nlg-eval's ``metrics_to_omit`` does; the pipeline always scores it.
+
 Empty hypotheses are kept: they count in ``n`` and in every corpus average, each with score 0
 (see :mod:`tiktalk.metrics.scorers` for how each scorer reaches 0) and no n-grams for Dist-n.
 Empty references (after tokenization) are an error naming the dialogues.
@@ -25,10 +29,12 @@ CIDEr 0 by construction (log(1) = 0 weights every n-gram 0).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter
 from typing import Mapping, Sequence
 
+from tiktalk.data.predictions import read_predictions
 from tiktalk.formats import METRIC_KEYS
 from tiktalk.io import read_jsonl, write_json
 from tiktalk.metrics.diversity import distinct_n
@@ -122,8 +128,9 @@ def _checked(predictions: Sequence[dict], references: Sequence[dict], protocol: 
     return ids, raw_hyps, raw_refs, n_slots
 
 
-def _score(checked, meteor: MeteorProcess) -> dict:
-    """The metrics of :func:`_checked` inputs, METEOR from the open process ``meteor``."""
+def _score(checked, meteor: MeteorProcess | None) -> dict:
+    """The metrics of :func:`_checked` inputs, METEOR from the open process ``meteor`` (left
+    out when ``meteor`` is None)."""
     ids, raw_hyps, raw_refs, n_slots = checked
     hyps = [char_tokenize(h) for h in raw_hyps]
     refs = [[char_tokenize(r) for r in rs] for rs in raw_refs]
@@ -133,15 +140,21 @@ def _score(checked, meteor: MeteorProcess) -> dict:
     else:
         slots = [overlap_scores({i: [rs[k]] for i, rs in enumerate(refs)}, res, meteor)
                  for k in range(n_slots)]
-        overlap = {key: sum(s[key] for s in slots) / n_slots for key in OVERLAP_KEYS}
+        overlap = {key: sum(s[key] for s in slots) / n_slots for key in slots[0]}
 
-    metrics: dict = {key: 100.0 * overlap[key] for key in OVERLAP_KEYS}
+    metrics: dict = {key: 100.0 * overlap[key] for key in OVERLAP_KEYS if key in overlap}
     tokens = [char_tokens(h) for h in raw_hyps]
     for n in (1, 2, 3):
         metrics[f"dist_{n}"] = 100.0 * distinct_n(tokens, n)
     metrics["n"] = len(ids)
-    assert set(metrics) == set(METRIC_KEYS) | {"n"}
-    return {key: metrics[key] for key in (*METRIC_KEYS, "n")}
+    keys = [k for k in (*METRIC_KEYS, "n") if meteor is not None or k != "meteor"]
+    assert set(metrics) == set(keys)
+    return {key: metrics[key] for key in keys}
+
+
+def _meteor(use_meteor: bool):
+    """A fresh METEOR process to use as a context manager, or a null context yielding None."""
+    return MeteorProcess() if use_meteor else contextlib.nullcontext()
 
 
 def evaluate(
@@ -150,18 +163,19 @@ def evaluate(
     protocol: str = "per-reference",
     *,
     meteor: MeteorProcess | None = None,
+    use_meteor: bool = True,
 ) -> dict:
     """Metrics of ``predictions`` ({dialogue_id, response}) against ``references``
     ({dialogue_id, references: [str, ...]}).
 
     Returns {bleu_1..bleu_4, meteor, rouge_l, cider, dist_1..dist_3: float (x100), n: int}.
     ``meteor``: an open :class:`MeteorProcess` to reuse (it is left open); by default one is
-    started for this call and closed before returning. Inputs are validated before any JVM
-    starts.
+    started for this call and closed before returning. ``use_meteor=False``: no METEOR, no
+    ``"meteor"`` key. Inputs are validated before any JVM starts.
     """
     checked = _checked(predictions, references, protocol)
-    if meteor is not None:
-        return _score(checked, meteor)
+    if meteor is not None or not use_meteor:
+        return _score(checked, meteor if use_meteor else None)
     with MeteorProcess() as own:
         return _score(checked, own)
 
@@ -171,12 +185,14 @@ def evaluate_files(
     ref_path: str | os.PathLike,
     out_path: str | os.PathLike,
     protocol: str = "per-reference",
+    use_meteor: bool = True,
 ) -> dict:
     """:func:`evaluate` on two JSON-lines files; writes the metrics JSON atomically and returns it.
 
     Validation errors are re-raised as ValueError prefixed with both file names.
     """
-    return evaluate_many({"system": pred_path}, ref_path, {"system": out_path}, protocol)["system"]
+    return evaluate_many({"system": pred_path}, ref_path, {"system": out_path}, protocol,
+                         use_meteor=use_meteor)["system"]
 
 
 def evaluate_many(
@@ -184,6 +200,7 @@ def evaluate_many(
     ref_path: str | os.PathLike,
     out_paths: Mapping[str, str | os.PathLike],
     protocol: str = "per-reference",
+    use_meteor: bool = True,
 ) -> dict[str, dict]:
     """:func:`evaluate_files` for several systems against one reference file, with ONE METEOR
     JVM (its start, loading the paraphrase table, costs ~10 CPU seconds; scoring 50 lines
@@ -199,10 +216,10 @@ def evaluate_many(
     checked = {}
     for name, path in pred_paths.items():
         try:
-            checked[name] = _checked(read_jsonl(path), references, protocol)
+            checked[name] = _checked(read_predictions(path), references, protocol)
         except ValueError as exc:
             raise ValueError(f"{path} vs {ref_path}: {exc}") from None
-    with MeteorProcess() as meteor:
+    with _meteor(use_meteor) as meteor:
         results = {name: _score(c, meteor) for name, c in checked.items()}
     for name, metrics in results.items():
         write_json(out_paths[name], metrics)
@@ -217,10 +234,11 @@ _LABELS = {
 
 
 def format_table(metrics: dict, title: str | None = None) -> str:
-    """A plain two-column text table of a metrics dict (values x100, 2 decimals as in the paper)."""
+    """A plain two-column text table of a metrics dict (values x100, 2 decimals as in the paper);
+    metrics left out (METEOR without Java) are left out here too."""
     lines = [title] if title else []
     lines.append(f"{'metric':<8} {'value':>8}")
-    for key in METRIC_KEYS:
+    for key in (k for k in METRIC_KEYS if k in metrics):
         lines.append(f"{_LABELS[key]:<8} {metrics[key]:>8.2f}")
     lines.append(f"{'n':<8} {metrics['n']:>8d}")
     return "\n".join(lines)

@@ -40,6 +40,13 @@ Corpus = Mapping[int, Sequence[str]]
 #: keys of :func:`overlap_scores`, raw scale (BLEU/METEOR/ROUGE-L in [0, 1], CIDEr in [0, 10])
 OVERLAP_KEYS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider")
 
+JAVA_MISSING = ("METEOR needs Java 8+ ('java' on PATH; e.g. apt-get install "
+                "openjdk-17-jre-headless, or conda install -c conda-forge openjdk=17)")
+
+
+class MeteorUnavailable(RuntimeError):
+    """No Java runtime to run METEOR's jar; the message says what to install."""
+
 
 class MeteorProcess:
     """One METEOR 1.5 JVM (pycocoevalcap's ``Meteor``) reused for many corpus scores.
@@ -51,7 +58,7 @@ class MeteorProcess:
 
     def __init__(self) -> None:
         if shutil.which("java") is None:
-            raise RuntimeError("METEOR needs a Java runtime ('java' on PATH); none was found")
+            raise MeteorUnavailable(JAVA_MISSING)
         from pycocoevalcap.meteor.meteor import Meteor
 
         #: the underlying pycocoevalcap ``Meteor`` (its ``compute_score`` may be called directly)
@@ -114,11 +121,13 @@ class MeteorProcess:
         self.close()
 
 
-def overlap_scores(gts: Corpus, res: Corpus, meteor: MeteorProcess) -> dict[str, float]:
+def overlap_scores(gts: Corpus, res: Corpus, meteor: MeteorProcess | None) -> dict[str, float]:
     """Corpus-level BLEU-1..4, METEOR, ROUGE-L, CIDEr-D of one corpus, raw scale.
 
     ``gts`` maps an index to the list of (tokenized) references, ``res`` the same index to a
     one-element list with the (tokenized) hypothesis, exactly as nlg-eval passes them.
+    ``meteor=None`` leaves METEOR out (no ``"meteor"`` key), like nlg-eval's
+    ``metrics_to_omit``.
     """
     if not res:
         raise ValueError("cannot score an empty corpus")
@@ -128,7 +137,8 @@ def overlap_scores(gts: Corpus, res: Corpus, meteor: MeteorProcess) -> dict[str,
     rouge, _ = Rouge().compute_score(gts, res)
     cider, _ = Cider().compute_score(gts, res)
     scores = {f"bleu_{i + 1}": float(b) for i, b in enumerate(bleu)}
-    scores["meteor"] = meteor.compute_score(gts, res)
+    if meteor is not None:
+        scores["meteor"] = meteor.compute_score(gts, res)
     scores["rouge_l"] = float(rouge)
     scores["cider"] = float(cider)
     return scores

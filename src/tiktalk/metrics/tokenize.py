@@ -1,4 +1,4 @@
-"""Character-level tokenization of Chinese text for the automatic metrics (DESIGN.md sec. 4).
+"""Character-level tokenization of Chinese text for the automatic metrics.
 
 Every non-whitespace code point is one token; tokens are joined by a single space; nothing
 is lowercased or otherwise normalised. nlg-eval itself does no tokenization (it only strips

@@ -1,6 +1,7 @@
 """The paper's ChatGLM-6B row: a causal LM fine-tuned with LoRA on prompt -> response.
 
-Prompt format: ChatGLM-6B's own fine-tuning recipe (``ptuning/main.py``), which turns
+Prompt format (built by :mod:`tiktalk.models.prompts`): ChatGLM-6B's own fine-tuning recipe
+(``ptuning/main.py``), which turns
 ``{"prompt", "response", "history": [[q, a], ...]}`` into::
 
     [Round 0]\\n问：q0\\n答：a0\\n[Round 1]\\n问：q1\\n答：a1\\n...[Round n]\\n问：prompt\\n答：
@@ -32,7 +33,6 @@ the adapters (and ``modules_to_save``) only, so checkpoints never copy the froze
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -88,42 +88,6 @@ class CausalLMConfig:
     def dtype(self) -> torch.dtype:
         return llm_loading.torch_dtype(self.torch_dtype)
 
-    def base_id(self) -> dict:
-        """What identifies the frozen base in a saved model: hub id/dir and revision."""
-        return {"base_model": self.base_model, "revision": self.revision}
-
-
-# -- prompt construction --------------------------------------------------------------------
-def context_to_chat(context: Sequence[str]) -> tuple[str, list[list[str]]]:
-    """(prompt, history) from TikTalk context turns (see the module docstring)."""
-    turns = [str(t) for t in context]
-    if not turns:
-        return "", []
-    prompt, earlier = turns[-1], turns[:-1]
-    history: list[list[str]] = []
-    i = len(earlier)
-    while i >= 2:
-        history.append([earlier[i - 2], earlier[i - 1]])
-        i -= 2
-    if i == 1:
-        history.append(["", earlier[0]])
-    history.reverse()
-    return prompt, history
-
-
-def chatglm_prompt(prompt: str, history: Sequence[Sequence[str]], max_history: int) -> str:
-    """ChatGLM-6B ``ptuning/main.py`` prompt text (last ``max_history`` rounds kept)."""
-    history = list(history)[-max_history:] if max_history > 0 else []
-    text = ""
-    for turn_idx, (old_query, response) in enumerate(history):
-        text += "[Round {}]\n问：{}\n答：{}\n".format(turn_idx, old_query, response)
-    text += "[Round {}]\n问：{}\n答：".format(len(history), prompt)
-    return text
-
-
-def build_prompt(context: Sequence[str], max_history: int) -> str:
-    prompt, history = context_to_chat(context)
-    return chatglm_prompt(prompt, history, max_history)
 
 
 def end_token_id(tokenizer) -> int:
@@ -260,41 +224,3 @@ def strip_generated(rows: list[list[int]], eos_id: int, pad_id: int | None) -> l
             toks.append(t)
         result.append(toks)
     return result
-
-
-# -- batching helpers shared by the text baselines ------------------------------------------
-def pad_batch(examples: list[dict], pad_values: dict[str, int], mask_from: str | None = None,
-              side: str = "right") -> dict[str, torch.Tensor]:
-    """Pad the list-valued ``pad_values`` keys of ``examples`` into (B, L) long tensors.
-
-    ``side``: "right" for training, "left" for decoder-only generation. With ``mask_from``,
-    an ``attention_mask`` (1 = real token) is built from that key's lengths.
-    """
-    if side not in ("left", "right"):
-        raise ValueError(f"side must be left or right, got {side!r}")
-    out: dict[str, torch.Tensor] = {}
-    for key, pad in pad_values.items():
-        seqs = [list(ex[key]) for ex in examples]
-        width = max((len(s) for s in seqs), default=0)
-        t = torch.full((len(seqs), width), pad, dtype=torch.long)
-        for i, s in enumerate(seqs):
-            if s:
-                if side == "right":
-                    t[i, :len(s)] = torch.tensor(s, dtype=torch.long)
-                else:
-                    t[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
-        out[key] = t
-    if mask_from is not None:
-        lens = torch.tensor([len(ex[mask_from]) for ex in examples])
-        width = out[mask_from].shape[1]
-        pos = torch.arange(width)[None, :]
-        if side == "right":
-            out["attention_mask"] = (pos < lens[:, None]).long()
-        else:
-            out["attention_mask"] = (pos >= (width - lens)[:, None]).long()
-    return out
-
-
-def lm_collate(examples: list[dict], pad_id: int) -> dict:
-    """Right-pad ``input_ids``/``labels`` (labels with -100) and build the attention mask."""
-    return pad_batch(examples, {"input_ids": pad_id, "labels": -100}, mask_from="input_ids")

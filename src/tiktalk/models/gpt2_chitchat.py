@@ -18,7 +18,7 @@ loaded with ``GPT2LMHeadModel.from_pretrained(pretrained)``; the demo builds a t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -27,8 +27,11 @@ from torch import nn
 IGNORE = -100
 
 
-@dataclass
+@dataclass(frozen=True)
 class ChitchatConfig:
+    """One GPT2-chitchat model and its decoding; immutable (built once with
+    :func:`tiktalk.settings.from_mapping` from the baseline's ``model:`` block)."""
+
     pretrained: str | None = None      # dir / hub name of a GPT2-chitchat checkpoint; None = scratch
     n_layer: int = 12                  # used only when pretrained is None
     n_embd: int = 768
@@ -45,18 +48,6 @@ class ChitchatConfig:
     temperature: float = 1.0
     repetition_penalty: float = 1.0
     max_new_tokens: int = 25
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "ChitchatConfig":
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown DialoGPT (GPT2-chitchat) keys {unknown}; known: {sorted(known)}")
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def encode_dialogue(tokenizer, context: Sequence[str], response: str | None, cfg: ChitchatConfig

@@ -22,15 +22,19 @@ mean over non-pad target tokens (the original averages over pad positions too); 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
-@dataclass
+@dataclass(frozen=True)
 class LivebotConfig:
+    """One Livebot model; immutable. The adapter builds it once with
+    :func:`tiktalk.settings.from_mapping` from the ``model:`` block, the vocabulary and the
+    feature dimension."""
+
     vocab_size: int
     feature_dim: int                  # dimension of the stored frame features
     hidden: int = 512
@@ -43,19 +47,9 @@ class LivebotConfig:
     bos_id: int = 1
     eos_id: int = 2
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "LivebotConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown Livebot config keys {unknown}; known: {sorted(known)}")
-        cfg = cls(**d)
-        if cfg.hidden % cfg.heads:
-            raise ValueError(f"hidden {cfg.hidden} not divisible by heads {cfg.heads}")
-        return cfg
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def __post_init__(self) -> None:
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden {self.hidden} not divisible by heads {self.heads}")
 
 
 class _MHA(nn.Module):

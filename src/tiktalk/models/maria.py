@@ -41,8 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -55,11 +54,19 @@ TYPE_RESPONSE, TYPE_CONTEXT, TYPE_KNOWLEDGE, TYPE_VISUAL, TYPE_AUDIO = 0, 1, 2, 
 N_TYPES = 5
 
 
-@dataclass
+@dataclass(frozen=True)
 class MariaConfig:
+    """Everything that defines one Maria model; immutable.
+
+    Built once, by the adapter (:mod:`tiktalk.baselines.maria`), from the baseline's ``model:``
+    block plus what it derives: the vocabulary and special-token ids
+    (:func:`tokenizer_fields`), the feature dimensions of the shards, and the encoder's
+    architecture (:func:`build_backbone` returns the config completed with ``bert_config``).
+    """
+
     # --- backbone ---
     init: str = "scratch"              # "scratch" | hub name ("bert-base-chinese") | local dir
-    vocab_size: int = 21128            # overwritten with len(tokenizer)
+    vocab_size: int = 21128            # len(tokenizer): see tokenizer_fields
     hidden_size: int = 768             # scratch only (pretrained: taken from its config)
     num_hidden_layers: int = 12
     num_attention_heads: int = 12
@@ -89,31 +96,17 @@ class MariaConfig:
     repetition_penalty: float = 3.0
     max_decode_len: int = 40           # capped at max_response_len - 2 tokens (+ [SEP])
     min_decode_len: int = 1
-    # --- special token ids (filled from the tokenizer) ---
+    # --- special token ids (from the tokenizer: tokenizer_fields) ---
     pad_token_id: int = 0
     cls_token_id: int = 101
     sep_token_id: int = 102
     mask_token_id: int = 103
     unk_token_id: int = 100
     know_token_id: int | None = None
-    banned_token_ids: list[int] = field(default_factory=list)  # never generated (specials)
-    bert_config: dict | None = None    # full BertConfig (set once the backbone is built)
+    banned_token_ids: tuple[int, ...] = ()  # never generated (specials)
+    bert_config: dict | None = None    # the encoder's full BertConfig (from build_backbone)
 
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "MariaConfig":
-        d = dict(d or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown MariaConfig keys {unknown}; known: {sorted(known)}")
-        cfg = cls(**d)
-        cfg.validate()
-        return cfg
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         if self.max_response_len < 3:
             raise ValueError("max_response_len must leave room for [CLS], a token and [SEP]")
         if self.max_text_len <= self.max_response_len:
@@ -127,45 +120,37 @@ class MariaConfig:
         for p in ("mask_prob_response", "mask_prob_context", "mask_prob_knowledge"):
             if not 0.0 <= getattr(self, p) <= 1.0:
                 raise ValueError(f"{p} must be in [0, 1]")
+        object.__setattr__(self, "banned_token_ids", tuple(self.banned_token_ids))
 
-    def set_tokenizer(self, tokenizer) -> None:
-        """Copy vocabulary size and special-token ids from a BERT tokenizer."""
-        self.vocab_size = len(tokenizer)
-        self.pad_token_id = tokenizer.pad_token_id
-        self.cls_token_id = tokenizer.cls_token_id
-        self.sep_token_id = tokenizer.sep_token_id
-        self.mask_token_id = tokenizer.mask_token_id
-        self.unk_token_id = tokenizer.unk_token_id
-        know = tokenizer.convert_tokens_to_ids("[KNOW]")
-        self.know_token_id = know if know != tokenizer.unk_token_id else None
-        self.banned_token_ids = sorted(set(tokenizer.all_special_ids) - {tokenizer.sep_token_id})
+
+def tokenizer_fields(tokenizer) -> dict:
+    """The MariaConfig fields a BERT tokenizer decides: vocabulary size and special-token ids."""
+    know = tokenizer.convert_tokens_to_ids("[KNOW]")
+    return {
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "cls_token_id": tokenizer.cls_token_id,
+        "sep_token_id": tokenizer.sep_token_id,
+        "mask_token_id": tokenizer.mask_token_id,
+        "unk_token_id": tokenizer.unk_token_id,
+        "know_token_id": know if know != tokenizer.unk_token_id else None,
+        "banned_token_ids": tuple(sorted(set(tokenizer.all_special_ids) - {tokenizer.sep_token_id})),
+    }
 
 
 # --------------------------------------------------------------------------------------------
 # model
 
 
-def _build_bert(cfg: MariaConfig):
-    """BertForMaskedLM: pretrained (``cfg.init``) or from ``cfg.bert_config`` / scratch dims."""
+def _bert_from_config(cfg: MariaConfig):
+    """A randomly initialised encoder of the architecture ``cfg`` describes."""
     from transformers import BertConfig, BertForMaskedLM
 
-    if cfg.bert_config is not None:  # reloading a trained model: the architecture is known
-        bc = BertConfig(**cfg.bert_config)
-        return BertForMaskedLM(bc), False
-    if cfg.init and cfg.init != "scratch":
-        try:
-            try:
-                mlm = BertForMaskedLM.from_pretrained(cfg.init, local_files_only=True,
-                                                      attn_implementation="sdpa")
-            except OSError:
-                if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
-                    raise
-                mlm = BertForMaskedLM.from_pretrained(cfg.init, attn_implementation="sdpa")
-        except OSError as exc:
-            raise RuntimeError(
-                f"could not load the pretrained encoder {cfg.init!r} (offline and not cached? "
-                f"set HF_HOME to a cache holding it, or use init: scratch): {exc}") from exc
-        return mlm, True
+    if cfg.bert_config is not None:  # the architecture is known (a trained model, a resume)
+        return BertForMaskedLM(BertConfig(**cfg.bert_config))
+    if cfg.init != "scratch":
+        raise ValueError(f"MariaConfig(init={cfg.init!r}) has no bert_config: build the "
+                         f"pretrained encoder with build_backbone(cfg) and pass it to Maria")
     bc = BertConfig(
         vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size,
         num_hidden_layers=cfg.num_hidden_layers, num_attention_heads=cfg.num_attention_heads,
@@ -176,34 +161,72 @@ def _build_bert(cfg: MariaConfig):
         type_vocab_size=N_TYPES, pad_token_id=cfg.pad_token_id,
     )
     bc._attn_implementation = "sdpa"
-    return BertForMaskedLM(bc), False
+    return BertForMaskedLM(bc)
+
+
+def _pretrained_bert(cfg: MariaConfig):
+    """``cfg.init``'s pretrained encoder, resized to the vocabulary, with 5 token types (the
+    new rows initialised from row 1)."""
+    from transformers import BertForMaskedLM
+
+    try:
+        try:
+            mlm = BertForMaskedLM.from_pretrained(cfg.init, local_files_only=True,
+                                                  attn_implementation="sdpa")
+        except OSError:
+            if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
+                raise
+            mlm = BertForMaskedLM.from_pretrained(cfg.init, attn_implementation="sdpa")
+    except OSError as exc:
+        raise RuntimeError(
+            f"could not load the pretrained encoder {cfg.init!r} (offline and not cached? "
+            f"set HF_HOME to a cache holding it, or use init: scratch): {exc}") from exc
+    if mlm.config.vocab_size != cfg.vocab_size:
+        mlm.resize_token_embeddings(cfg.vocab_size)
+    emb = mlm.bert.embeddings
+    if emb.token_type_embeddings.num_embeddings < N_TYPES:
+        old = emb.token_type_embeddings
+        new = nn.Embedding(N_TYPES, old.embedding_dim)
+        with torch.no_grad():
+            new.weight[: old.num_embeddings] = old.weight
+            new.weight[old.num_embeddings:] = old.weight[min(1, old.num_embeddings - 1)]
+        emb.token_type_embeddings = new
+        mlm.config.type_vocab_size = N_TYPES
+    return mlm
+
+
+_BACKBONE_DIMS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                  "max_position_embeddings")
+
+
+def build_backbone(cfg: MariaConfig):
+    """(encoder, config): the BERT encoder ``cfg`` asks for (pretrained weights for a hub/dir
+    ``init``, random for scratch or a known ``bert_config``) and a new MariaConfig completed
+    with its architecture (``bert_config`` and the dims), which is what a trained model saves."""
+    mlm = _pretrained_bert(cfg) if (cfg.bert_config is None and cfg.init != "scratch") \
+        else _bert_from_config(cfg)
+    bc = mlm.config
+    filled = dataclasses.replace(cfg, bert_config=bc.to_dict(),
+                                 **{k: getattr(bc, k) for k in _BACKBONE_DIMS})
+    return mlm, filled
 
 
 class Maria(nn.Module):
-    def __init__(self, cfg: MariaConfig):
+    def __init__(self, cfg: MariaConfig, mlm=None):
+        """``mlm``: the encoder from :func:`build_backbone`; None builds it from ``cfg``
+        (scratch or a known ``bert_config``), randomly initialised."""
         super().__init__()
-        cfg.validate()
-        self.cfg = cfg
-        mlm, pretrained = _build_bert(cfg)
+        if mlm is None:
+            mlm = _bert_from_config(cfg)
         bc = mlm.config
         if bc.vocab_size != cfg.vocab_size:
-            mlm.resize_token_embeddings(cfg.vocab_size)
-        emb = mlm.bert.embeddings
-        if emb.token_type_embeddings.num_embeddings < N_TYPES:
-            old = emb.token_type_embeddings
-            new = nn.Embedding(N_TYPES, old.embedding_dim)
-            with torch.no_grad():
-                new.weight[: old.num_embeddings] = old.weight
-                new.weight[old.num_embeddings:] = old.weight[min(1, old.num_embeddings - 1)]
-            emb.token_type_embeddings = new
-            bc.type_vocab_size = N_TYPES
+            raise ValueError(f"the encoder has {bc.vocab_size} tokens, the config {cfg.vocab_size}")
+        if bc.type_vocab_size < N_TYPES:
+            raise ValueError(f"the encoder has {bc.type_vocab_size} token types, Maria needs {N_TYPES}")
         if cfg.max_text_len > bc.max_position_embeddings:
             raise ValueError(f"max_text_len {cfg.max_text_len} > the encoder's "
                              f"{bc.max_position_embeddings} positions")
-        cfg.bert_config = bc.to_dict()
-        for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                  "max_position_embeddings"):
-            setattr(cfg, k, getattr(bc, k))
+        self.cfg = cfg
         self.mlm = mlm
         H = bc.hidden_size
         self.visual_proj = nn.Linear(cfg.visual_dim, H) if cfg.use_visual else None
@@ -360,22 +383,6 @@ class Maria(nn.Module):
                           banned_ids=cfg.banned_token_ids, device=device)
         self.train(was)
         return [seq[:max_len] for seq in out]
-
-    # ---- persistence ---------------------------------------------------------------------------
-
-    def save(self, path: str | os.PathLike) -> None:
-        from tiktalk.io import atomic_path
-
-        with atomic_path(path) as tmp:
-            torch.save({"config": self.cfg.to_dict(), "state_dict": self.state_dict()}, tmp)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, map_location: Any = "cpu") -> "Maria":
-        blob = torch.load(path, map_location=map_location, weights_only=True)
-        model = cls(MariaConfig.from_dict(blob["config"]))
-        model.load_state_dict(blob["state_dict"])
-        model.eval()
-        return model
 
 
 # --------------------------------------------------------------------------------------------

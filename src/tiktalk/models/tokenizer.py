@@ -154,30 +154,3 @@ def decode_tokens(tokenizer, ids: Sequence[int], skip_special_tokens: bool = Tru
         else:
             out.append(token)
     return "".join(out)
-
-
-def tokenizer_corpus(dialogue_paths, c3kg_path=None) -> list[str]:
-    """Texts a demo vocabulary is trained on: every utterance of the dialogue tables, the C3KG
-    table's heads/tails, the relation labels the Maria family writes into its knowledge
-    segment, and the ChatGLM prompt template the causal-LM baselines wrap dialogues in."""
-    from tiktalk.io import read_jsonl
-
-    if isinstance(dialogue_paths, (str, os.PathLike)):
-        dialogue_paths = [dialogue_paths]
-    texts: list[str] = []
-    for path in dialogue_paths:
-        for row in read_jsonl(path):
-            texts.extend(row["context"])
-            texts.extend(row["responses"])
-    if c3kg_path:
-        from tiktalk.knowledge.c3kg import read_c3kg_table
-
-        table = read_c3kg_table(c3kg_path)
-        texts.extend(table["head"].tolist())
-        texts.extend(table["tail"].tolist())
-    from tiktalk.baselines.common import RELATION_TEXT
-    from tiktalk.models.causal_lm import chatglm_prompt
-
-    texts.extend(RELATION_TEXT.values())
-    texts.append(chatglm_prompt("问", [["问", "答"]], max_history=3))
-    return texts

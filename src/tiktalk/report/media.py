@@ -10,17 +10,15 @@ import pandas as pd
 
 from tiktalk.formats import MANIFEST_COLUMNS, STATUS_COLUMNS
 from tiktalk.io import atomic_path
+from tiktalk.media.tables import read_status
 from tiktalk.report.plots import plot_histogram
 
 
 def read_status_tables(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
     frames = []
     for path in paths:
-        df = pd.read_csv(path, sep="\t", dtype={"video_id": str, "reason": str},
-                         keep_default_na=False)
-        missing = [c for c in STATUS_COLUMNS if c not in df.columns]
-        if missing:
-            raise ValueError(f"{path}: status table lacks columns {missing}")
+        # the status table's one reader (checks its header, i.e. its version)
+        df = pd.DataFrame(read_status(path), columns=list(STATUS_COLUMNS))
         df["shard"] = Path(path).name.split(".")[0]
         frames.append(df)
     if not frames:

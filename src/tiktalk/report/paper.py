@@ -57,3 +57,41 @@ def paper_row(name: str) -> dict[str, float]:
         raise KeyError(
             f"{name!r} is not a row of the paper's Table 3 (rows: {', '.join(TABLE3_ROWS)})"
         ) from None
+
+
+# ---- Table 4: human evaluation (paper sec. 4.1.2, appendix B) -----------------------------
+# Four criteria, each rated 1 (worst) .. 5 (best); 100 random test dialogues; three annotators;
+# the score is the mean of the ratings; Fleiss' kappa over the three annotators: 0.52.
+TABLE4_CRITERIA = ("Sensible", "Specific", "MM Relevant", "Quality")
+TABLE4_SCALE = (1, 5)
+TABLE4_DIALOGUES = 100
+TABLE4_ANNOTATORS = 3
+TABLE4_KAPPA = 0.52
+_TABLE4_ROWS = (
+    # Methods        Sensible Specific MM-Relevant Quality
+    ("DialoGPT",     2.37, 1.91, 1.73, 2.00),
+    ("ChatGLM-6B",   2.87, 2.12, 2.07, 2.36),
+    ("Livebot",      2.29, 1.03, 1.68, 1.68),
+    ("BLIP-2_Img",   2.66, 2.25, 2.03, 2.33),
+    ("BLIP-2_Video", 2.79, 2.43, 2.14, 2.48),
+    ("Maria",        3.06, 2.27, 2.15, 2.53),
+    ("Maria+Audio",  2.98, 2.17, 2.15, 2.45),
+    ("Maria+C3KG",   3.29, 2.41, 2.31, 2.71),
+)
+#: paper row name -> {criterion: mean rating}, rows in the paper's order.
+TABLE4: dict[str, dict[str, float]] = {
+    name: dict(zip(TABLE4_CRITERIA, values)) for name, *values in _TABLE4_ROWS
+}
+TABLE4_ROWS = tuple(TABLE4)
+
+# ---- Figure 2(b): responses that cannot be understood without each context source ----------
+# TikTalk's bars (sec. 3.3.1): 300 sampled videos, 2,472 responses; a response may need several
+# sources, and annotators may skip a response. Text is given as "close to 80%".
+FIGURE2_SOURCES = ("vision", "audio", "text", "knowledge")
+FIGURE2B_TIKTALK = {"vision": 42.0, "audio": 10.0, "text": 80.0, "knowledge": 34.0}
+FIGURE2B_APPROXIMATE = frozenset({"text"})
+FIGURE2B_VIDEOS = 300
+FIGURE2B_RESPONSES = 2472
+# Figure 2(c) splits by the response's level in its comment thread; its TikTalk bars are only
+# drawn in the paper (the text: "still 35% utterances are related to vision" at deeper levels).
+FIGURE2C_LEVELS = ("Level-2", "Level-3", "Level-4", "Level-5+")

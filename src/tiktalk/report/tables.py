@@ -9,6 +9,10 @@ Layout: first block ``source = "ours"`` (one row per run, in the paper's row ord
 runs last in the given order), then block ``source = "paper"`` with the paper's own numbers
 for the rows the runs are labelled with (or all rows with ``all_paper_rows=True``). Metrics are
 in the paper's column order, 2 decimals.
+
+Missing rows: ``missing`` maps a run without metrics to the reason (e.g. its training failed);
+its row has empty metric cells and the reason in the ``note`` column (CSV), a Note column
+(Markdown) or the caption (LaTeX). The CSV always has the ``note`` column (empty when complete).
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from tiktalk.report.paper import (
 SOURCE_OURS = "ours"
 SOURCE_PAPER = "paper"
 PAPER_CITATION = "TikTalk, arXiv 2301.05880, Table 3"
-TABLE_COLUMNS = ("source", "type", "baseline", "paper_row") + TABLE3_COLUMNS + ("n",)
+TABLE_COLUMNS = ("source", "type", "baseline", "paper_row") + TABLE3_COLUMNS + ("n", "note")
+MISSING_CELL = {"md": "—", "tex": "--"}
 
 
 def load_metrics(paths_by_baseline: Mapping[str, str | os.PathLike]) -> dict[str, dict]:
@@ -61,14 +66,18 @@ def _metric_values(name: str, metrics: Mapping) -> dict[str, float]:
 
 
 def table3_rows(metrics_by_baseline: Mapping[str, Mapping],
-                labels: Mapping[str, str], all_paper_rows: bool = False) -> list[dict]:
-    """The table as a list of row dicts (keys :data:`TABLE_COLUMNS`), values as floats.
+                labels: Mapping[str, str], all_paper_rows: bool = False,
+                missing: Mapping[str, str] | None = None) -> list[dict]:
+    """The table as a list of row dicts (keys :data:`TABLE_COLUMNS`), values as floats (None
+    in the rows of ``missing``, whose ``note`` is the reason).
 
     Raises KeyError naming the baseline when a metric key is missing, ValueError for a label
-    that is not a paper row or a non-numeric metric. Labels of runs not in
-    ``metrics_by_baseline`` are ignored (a config may label more runs than were made).
+    that is not a paper row or a non-numeric metric. Labels of runs neither in
+    ``metrics_by_baseline`` nor in ``missing`` are ignored (a config may label more runs than
+    were made).
     """
-    if not metrics_by_baseline:
+    missing = {name: str(why) for name, why in (missing or {}).items() if name not in metrics_by_baseline}
+    if not metrics_by_baseline and not missing:
         raise ValueError("no baseline metrics to tabulate")
     for name, label in labels.items():
         if label not in TABLE3:
@@ -77,18 +86,21 @@ def table3_rows(metrics_by_baseline: Mapping[str, Mapping],
                 f"(rows: {', '.join(TABLE3_ROWS)})"
             )
     position = {row: i for i, row in enumerate(TABLE3_ROWS)}
-    given = list(metrics_by_baseline)
+    given = list(metrics_by_baseline) + list(missing)
     names = sorted(given, key=lambda n: (position.get(labels.get(n), len(position)), given.index(n)))
 
     rows = []
     for name in names:
-        values = _metric_values(name, metrics_by_baseline[name])
         label = labels.get(name, "")
-        n = metrics_by_baseline[name].get("n")
+        if name in missing:
+            values, n, note = dict.fromkeys(TABLE3_METRIC_KEYS), None, missing[name]
+        else:
+            values, n, note = _metric_values(name, metrics_by_baseline[name]), metrics_by_baseline[name].get("n"), ""
         rows.append({
             "source": SOURCE_OURS, "type": ROW_TYPE.get(label, ""), "baseline": name,
             "paper_row": label, **{col: values[key] for key, col in zip(TABLE3_METRIC_KEYS, TABLE3_COLUMNS)},
             "n": int(n) if isinstance(n, (int, float)) and not isinstance(n, bool) else None,
+            "note": note,
         })
     wanted = set(TABLE3_ROWS) if all_paper_rows else {labels[n] for n in names if n in labels}
     for row in TABLE3_ROWS:
@@ -96,13 +108,13 @@ def table3_rows(metrics_by_baseline: Mapping[str, Mapping],
             rows.append({
                 "source": SOURCE_PAPER, "type": ROW_TYPE[row], "baseline": "", "paper_row": row,
                 **{col: TABLE3[row][key] for key, col in zip(TABLE3_METRIC_KEYS, TABLE3_COLUMNS)},
-                "n": None,
+                "n": None, "note": "",
             })
     return rows
 
 
-def _fmt(v) -> str:
-    return "" if v is None else f"{v:.2f}"
+def _fmt(v, missing: str = "") -> str:
+    return missing if v is None else f"{v:.2f}"
 
 
 def to_csv_text(rows: list[dict]) -> str:
@@ -123,12 +135,14 @@ def to_markdown(rows: list[dict]) -> str:
     out = []
     ours = [r for r in rows if r["source"] == SOURCE_OURS]
     paper = [r for r in rows if r["source"] == SOURCE_PAPER]
-    head = ("Type", "Baseline", "Paper row") + TABLE3_COLUMNS
+    notes = any(r["note"] for r in ours)   # a Note column only when a row is missing
+    head = ("Type", "Baseline", "Paper row") + TABLE3_COLUMNS + (("Note",) if notes else ())
     out.append("### Ours\n")
     out.append("| " + " | ".join(head) + " |")
-    out.append("|" + "|".join(["---"] * 3 + ["---:"] * len(TABLE3_COLUMNS)) + "|")
+    out.append("|" + "|".join(["---"] * 3 + ["---:"] * len(TABLE3_COLUMNS) + ["---"] * notes) + "|")
     for r in ours:
-        cells = [r["type"], r["baseline"], r["paper_row"]] + [_fmt(r[c]) for c in TABLE3_COLUMNS]
+        cells = [r["type"], r["baseline"], r["paper_row"]] + [_fmt(r[c], MISSING_CELL["md"]) for c in TABLE3_COLUMNS]
+        cells += [r["note"]] if notes else []
         out.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
     if paper:
         head = ("Type", "Method") + TABLE3_COLUMNS
@@ -177,13 +191,17 @@ def to_latex(rows: list[dict], caption: str | None = None, label: str = "tab:tab
                 method = r["baseline"] + (f" ({r['paper_row']})" if r["paper_row"] and r["paper_row"] != r["baseline"] else "")
             else:
                 method = r["paper_row"]
-            cells = [latex_escape(r["type"]), latex_escape(method)] + [_fmt(r[c]) for c in TABLE3_COLUMNS]
+            cells = [latex_escape(r["type"]), latex_escape(method)] + [_fmt(r[c], MISSING_CELL["tex"]) for c in TABLE3_COLUMNS]
             lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     caption = caption or (
         "Automatic metrics on the TikTalk test set: our runs, and the numbers reported in the "
         "paper's Table 3. All values $\\times$100."
     )
+    missing = [r for r in rows if r["source"] == SOURCE_OURS and r["note"]]
+    if missing:
+        caption += " Missing rows: " + "; ".join(
+            f"{latex_escape(r['baseline'])}: {latex_escape(r['note'])}" for r in missing) + "."
     lines += [rf"\caption{{{caption}}}", rf"\label{{{label}}}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
@@ -191,12 +209,13 @@ def to_latex(rows: list[dict], caption: str | None = None, label: str = "tab:tab
 def build_table3(metrics_by_baseline: Mapping[str, Mapping], labels: Mapping[str, str],
                  out_csv: str | os.PathLike, out_md: str | os.PathLike,
                  out_tex: str | os.PathLike, all_paper_rows: bool = False,
-                 caption: str | None = None) -> pd.DataFrame:
-    """Write Table 3 (ours, then the paper's numbers) as CSV, Markdown and LaTeX.
+                 caption: str | None = None, missing: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Write Table 3 (ours, then the paper's numbers) as CSV, Markdown and LaTeX; ``missing``
+    adds a row per run without metrics, saying why (module docstring).
 
-    Returns the table as a DataFrame (metric values as floats).
+    Returns the table as a DataFrame (metric values as floats, NaN in missing rows).
     """
-    rows = table3_rows(metrics_by_baseline, labels, all_paper_rows=all_paper_rows)
+    rows = table3_rows(metrics_by_baseline, labels, all_paper_rows=all_paper_rows, missing=missing)
     write_text_atomic(out_csv, to_csv_text(rows))
     write_text_atomic(out_md, to_markdown(rows))
     write_text_atomic(out_tex, to_latex(rows, caption=caption))

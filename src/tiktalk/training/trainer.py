@@ -5,6 +5,14 @@ whatever ``collate_fn`` returns (dicts / lists / tuples of tensors are moved to 
 :func:`move_to_device`). Only parameters with ``requires_grad=True`` are optimised (AdamW; no
 weight decay on biases and LayerNorm/1-d weights), so frozen encoders stay frozen.
 
+The loop reads top to bottom (:func:`train` -> :func:`_train`): seed, plan the schedule, build
+the optimizer, :func:`restore` the last checkpoint, then per epoch :func:`run_epoch`,
+:func:`evaluate_loss` on the validation set, :func:`end_epoch` (history and log line) and
+:func:`checkpoint`. Three small state objects carry what moves between them: :class:`Plan`
+(batches and optimizer steps, fixed for the run), :class:`Optim` (optimizer, scheduler, grad
+scaler) and :class:`Progress` (epoch, position inside it, global step, history: exactly what a
+checkpoint restores).
+
 Robustness:
 
 * a checkpoint is written atomically to ``out_dir/checkpoints/last.pt`` at the end of every
@@ -29,9 +37,16 @@ of the epoch's permutation (the DistributedSampler scheme: pad to a multiple of 
 take ``rank::world``), and only rank 0 writes checkpoints and logs. The stop signal is agreed on
 by all ranks (all-reduce) so every rank stops at the same step.
 
+Monitoring: every ``log_every`` optimizer steps and at the end of every epoch, one log line
+``epoch i/N, step s/S: loss 0.6671, lr 3e-05, ETA 4m12s`` (S: optimizer steps of the whole run;
+loss to 4 significant digits; the ETA from the mean wall time per step so far in this process,
+evaluation and checkpoints included) and one record in ``out_dir/train_log.jsonl``:
+``{"epoch", "step", "loss", "val_loss", "lr", "seconds", "epochs", "total_steps",
+"eta_seconds"}`` (``epoch`` 0-based; ``val_loss`` None on step records).
+
 Public API::
 
-    TrainConfig(...); TrainConfig.from_dict(d)
+    TrainConfig(...); TrainConfig.from_dict(d)       # frozen; unknown keys are an error
     train(model, train_set, collate_fn, cfg, out_dir, val_set=None, params=None) -> list[dict]
     move_to_device(obj, device)
     EpochSampler(n, seed, epoch, shuffle=True, rank=0, world_size=1, skip=0)  # for own loaders
@@ -39,6 +54,7 @@ Public API::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -46,16 +62,20 @@ import math
 import os
 import random
 import signal
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from tiktalk.io import atomic_path
+from tiktalk.logs import format_duration
+from tiktalk.runtime import resolve_device
+from tiktalk.settings import from_mapping
 
 log = logging.getLogger("tiktalk.training")
 
@@ -63,7 +83,7 @@ CHECKPOINT_NAME = "last.pt"
 LOG_NAME = "train_log.jsonl"
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 1
     batch_size: int = 8
@@ -85,18 +105,14 @@ class TrainConfig:
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     @classmethod
-    def from_dict(cls, d: dict | None) -> "TrainConfig":
-        d = dict(d or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig keys {unknown}; known: {sorted(known)}")
-        if "adam_betas" in d:
-            d["adam_betas"] = tuple(d["adam_betas"])
-        cfg = cls(**d)
-        cfg.validate()
-        return cfg
+    def from_dict(cls, d: Mapping | None, where: str | None = None) -> "TrainConfig":
+        """A config block (e.g. a baseline's ``params.train``) as a TrainConfig; an unknown key
+        is an error naming ``where`` and the closest field (:func:`tiktalk.settings.from_mapping`)."""
+        return from_mapping(cls, d, where)
 
     def validate(self) -> None:
         if self.epochs < 0 or self.batch_size < 1 or self.grad_accum_steps < 1:
@@ -119,6 +135,319 @@ class TrainingInterrupted(SystemExit):
 
 
 # --------------------------------------------------------------------------------------------
+# the loop
+
+
+def train(model: nn.Module, train_set, collate_fn: Callable | None, cfg: TrainConfig | Mapping,
+          out_dir: str | os.PathLike, val_set=None, params: dict | None = None) -> list[dict]:
+    """Train ``model`` on ``train_set``; return the per-epoch history.
+
+    History records: ``{"epoch", "global_step", "train_loss", "val_loss", "lr", "seconds"}``
+    (``val_loss`` None without ``val_set``). ``params`` (e.g. the baseline's config block) is
+    stored in the checkpoint for provenance. Writes ``out_dir/train_log.jsonl`` and
+    ``out_dir/checkpoints/last.pt``; the model is left on the training device with the final
+    weights, in eval mode.
+    """
+    if not isinstance(cfg, TrainConfig):
+        cfg = TrainConfig.from_dict(cfg)
+    out_dir = Path(out_dir)
+    dist_ = _Dist(cfg.device)
+    try:
+        if dist_.is_main:
+            (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        dist_.barrier()
+        return _train(_Run(cfg=cfg, dist=dist_, out_dir=out_dir, params=params,
+                           collate_fn=collate_fn), model, train_set, val_set)
+    finally:
+        dist_.close()
+
+
+def _train(run: "_Run", model: nn.Module, train_set, val_set) -> list[dict]:
+    cfg, dist_ = run.cfg, run.dist
+    _seed_everything(cfg.seed)
+    model.to(dist_.device)
+    model.train()
+    plan = Plan.for_run(len(train_set), dist_.world, cfg)
+    optim = Optim.build(model, cfg, plan.total_steps, dist_.device)
+    progress = restore(run, model, optim)
+    train_model = _wrap_ddp(model, cfg, dist_)
+    pace = _Pace(progress.global_step, plan.total_steps)
+    with _SignalFlag() as stop:
+        for epoch in range(progress.epoch, cfg.epochs):
+            train_loss = run_epoch(run, plan, train_model, optim, progress, pace, epoch, train_set, stop)
+            val_loss = None
+            if val_set is not None and len(val_set):
+                val_loss = evaluate_loss(train_model, val_set, run.collate_fn, cfg, dist_.device, dist_)
+            end_epoch(run, plan, optim, progress, pace, epoch, train_loss, val_loss)
+            stopping = dist_.any_flag(stop.signum is not None)
+            last = epoch == cfg.epochs - 1
+            if cfg.checkpoint_every_epoch or last or stopping:
+                checkpoint(run, train_model, optim, progress)
+            if stopping and not last:
+                raise TrainingInterrupted(stop.signum or signal.SIGTERM, run.checkpoint_path)
+    model.eval()
+    return progress.history
+
+
+def restore(run: "_Run", model: nn.Module, optim: "Optim") -> "Progress":
+    """Load ``last.pt`` into the model and optimizer when it exists; where to continue from."""
+    path = run.checkpoint_path
+    if not path.exists():
+        return Progress()
+    ckpt = load_checkpoint(path, map_location="cpu")
+    model.load_state_dict(ckpt["model"])
+    optim.load_state_dict(ckpt)
+    progress = Progress(epoch=int(ckpt["epoch"]), batches_done=int(ckpt["batches_done"]),
+                        global_step=int(ckpt["global_step"]), history=list(ckpt.get("history", [])))
+    rng = ckpt.get("rng", {}).get(run.dist.rank) or ckpt.get("rng", {}).get(0)
+    if rng is not None:
+        _set_rng_state(rng)
+    if run.dist.is_main:
+        log.info("resumed from %s: epoch %d, batch %d, step %d", path, progress.epoch,
+                 progress.batches_done, progress.global_step)
+    return progress
+
+
+def run_epoch(run: "_Run", plan: "Plan", train_model: nn.Module, optim: "Optim",
+              progress: "Progress", pace: "_Pace", epoch: int, train_set, stop: "_SignalFlag") -> float:
+    """One epoch (the rest of it, when resuming mid-epoch); returns the mean training loss of
+    the batches run here, over all ranks. On a stop signal: a mid-epoch checkpoint, then
+    :class:`TrainingInterrupted`."""
+    cfg, dist_, device = run.cfg, run.dist, run.dist.device
+    progress.epoch = epoch
+    sampler = EpochSampler(len(train_set), cfg.seed, epoch, cfg.shuffle, dist_.rank, dist_.world,
+                           skip=progress.batches_done * cfg.batch_size)
+    loader = torch.utils.data.DataLoader(
+        train_set, batch_size=cfg.batch_size, sampler=sampler, collate_fn=run.collate_fn,
+        num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
+        persistent_workers=False, generator=_loader_generator(cfg.seed, epoch))
+    amp_ctx = _autocast(cfg, device)
+    window = _LossSum()   # since the last log line
+    whole = _LossSum()    # this epoch, in this process
+    optim.optimizer.zero_grad(set_to_none=True)
+    for batch in loader:
+        batch = move_to_device(batch, device, non_blocking=True)
+        progress.batches_done += 1
+        done = progress.batches_done
+        is_step = done % cfg.grad_accum_steps == 0 or done == plan.batches_per_epoch
+        sync = train_model.no_sync() if dist_.enabled and not is_step else contextlib.nullcontext()
+        with sync:
+            with amp_ctx():
+                loss = train_model(batch)
+            _check_loss(loss, epoch, done)
+            optim.scaler.scale(loss / cfg.grad_accum_steps).backward()
+        value = float(loss.detach())
+        window.add(value)
+        whole.add(value)
+        if not is_step:
+            continue
+        optim.step(cfg.max_grad_norm)
+        progress.global_step += 1
+        if cfg.log_every and progress.global_step % cfg.log_every == 0:
+            _log_step(run, plan, optim, progress, pace, epoch, window.mean(dist_))
+            window = _LossSum()
+        if dist_.any_flag(stop.signum is not None) and done < plan.batches_per_epoch:
+            checkpoint(run, train_model, optim, progress)
+            if dist_.is_main:
+                log.warning("checkpointed epoch %d at batch %d/%d; exiting", epoch, done,
+                            plan.batches_per_epoch)
+            raise TrainingInterrupted(stop.signum or signal.SIGTERM, run.checkpoint_path)
+    progress.batches_done = 0
+    return whole.mean(dist_)
+
+
+def end_epoch(run: "_Run", plan: "Plan", optim: "Optim", progress: "Progress", pace: "_Pace",
+              epoch: int, train_loss: float, val_loss: float | None) -> None:
+    """Close an epoch: its history record, its log line and train_log.jsonl record; the
+    progress now points at the start of the next epoch."""
+    rec = _record(run, plan, optim, progress, pace, epoch, train_loss, val_loss)
+    progress.history.append({"epoch": epoch, "global_step": progress.global_step,
+                             "train_loss": train_loss, "val_loss": val_loss, "lr": rec["lr"],
+                             "seconds": rec["seconds"]})
+    progress.epoch, progress.batches_done = epoch + 1, 0
+    if run.dist.is_main:
+        log.info("epoch %d/%d done, step %d/%d: train loss %s, val loss %s, lr %.3g, ETA %s",
+                 epoch + 1, run.cfg.epochs, progress.global_step, plan.total_steps,
+                 _sig4(train_loss), _sig4(val_loss), rec["lr"], format_duration(rec["eta_seconds"]))
+        _append_log(run.log_path, rec)
+
+
+def checkpoint(run: "_Run", train_model: nn.Module, optim: "Optim", progress: "Progress") -> None:
+    """Write ``last.pt`` atomically (rank 0) at the position ``progress`` points at. A collective
+    under DDP: every rank contributes its RNG states, so each resumes its own dropout stream."""
+    rng_all = {run.dist.rank: _rng_state()}
+    if run.dist.enabled:
+        gathered = [None] * run.dist.world
+        run.dist.dist.all_gather_object(gathered, rng_all[run.dist.rank])
+        rng_all = dict(enumerate(gathered))
+    state = {
+        "model": _unwrap(train_model).state_dict(),
+        **optim.state_dict(),
+        "epoch": progress.epoch, "batches_done": progress.batches_done,
+        "global_step": progress.global_step, "rng": rng_all, "history": progress.history,
+        "train_config": dataclasses.asdict(run.cfg), "params": run.params,
+        "world_size": run.dist.world,
+    }
+    if run.dist.is_main:
+        with atomic_path(run.checkpoint_path) as tmp:
+            torch.save(state, tmp)
+    run.dist.barrier()
+
+
+# --------------------------------------------------------------------------------------------
+# the loop's state
+
+
+@dataclass
+class _Run:
+    """What stays fixed for one call of :func:`train`."""
+
+    cfg: TrainConfig
+    dist: "_Dist"
+    out_dir: Path
+    params: dict | None
+    collate_fn: Callable | None
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoints" / CHECKPOINT_NAME
+
+    @property
+    def log_path(self) -> Path:
+        return self.out_dir / LOG_NAME
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Batches and optimizer steps: per rank and epoch, and for the whole run (the schedule)."""
+
+    batches_per_epoch: int
+    steps_per_epoch: int
+    total_steps: int
+
+    @classmethod
+    def for_run(cls, n_samples: int, world: int, cfg: TrainConfig) -> "Plan":
+        per_rank = int(math.ceil(n_samples / world)) if n_samples else 0
+        batches = int(math.ceil(per_rank / cfg.batch_size))
+        steps = int(math.ceil(batches / cfg.grad_accum_steps)) if batches else 0
+        return cls(batches, steps, max(1, steps * cfg.epochs))
+
+
+@dataclass
+class Progress:
+    """Where the run is: what a checkpoint stores and :func:`restore` gives back."""
+
+    epoch: int = 0
+    batches_done: int = 0          # batches of ``epoch`` already consumed (this rank)
+    global_step: int = 0           # optimizer steps so far
+    history: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class Optim:
+    """AdamW (no weight decay on biases / 1-d weights), the LR schedule and the grad scaler."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    use_scaler: bool
+
+    @classmethod
+    def build(cls, model: nn.Module, cfg: TrainConfig, total_steps: int, device: torch.device) -> "Optim":
+        optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr,
+                                      betas=cfg.adam_betas, eps=cfg.adam_eps, foreach=True)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, total_steps))
+        use_scaler = cfg.amp and device.type == "cuda" and cfg.amp_dtype == "float16"
+        return cls(optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=use_scaler), use_scaler)
+
+    @property
+    def lr(self) -> float:
+        return self.scheduler.get_last_lr()[0]
+
+    def step(self, max_grad_norm: float | None) -> None:
+        """Clip (when configured), step the optimizer and the schedule, clear the gradients."""
+        if max_grad_norm and max_grad_norm > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(
+                [p for g in self.optimizer.param_groups for p in g["params"]], max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict() if self.use_scaler else None}
+
+    def load_state_dict(self, ckpt: Mapping) -> None:
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("scaler") and self.use_scaler:
+            self.scaler.load_state_dict(ckpt["scaler"])
+
+
+class _LossSum:
+    """Sum and count of batch losses; :meth:`mean` over all ranks."""
+
+    def __init__(self) -> None:
+        self.total, self.count = 0.0, 0
+
+    def add(self, value: float) -> None:
+        self.total += value
+        self.count += 1
+
+    def mean(self, dist_: "_Dist") -> float:
+        total, count = dist_.sum([self.total, self.count])
+        return total / max(1, count)
+
+
+class _Pace:
+    """Wall time since the loop started here, and the ETA from the mean time per step so far."""
+
+    def __init__(self, start_step: int, total_steps: int):
+        self.t0 = time.time()
+        self.start_step, self.total_steps = start_step, total_steps
+
+    def seconds(self) -> float:
+        return round(time.time() - self.t0, 3)
+
+    def eta(self, step: int) -> float | None:
+        done = step - self.start_step
+        if done <= 0:
+            return None
+        return round((time.time() - self.t0) / done * max(0, self.total_steps - step), 1)
+
+
+def _record(run: "_Run", plan: Plan, optim: Optim, progress: Progress, pace: _Pace, epoch: int,
+            loss: float, val_loss: float | None) -> dict:
+    """One train_log.jsonl record (the first six keys are the original format)."""
+    return {"epoch": epoch, "step": progress.global_step, "loss": loss, "val_loss": val_loss,
+            "lr": optim.lr, "seconds": pace.seconds(), "epochs": run.cfg.epochs,
+            "total_steps": plan.total_steps, "eta_seconds": pace.eta(progress.global_step)}
+
+
+def _log_step(run: "_Run", plan: Plan, optim: Optim, progress: Progress, pace: _Pace, epoch: int,
+              loss: float) -> None:
+    rec = _record(run, plan, optim, progress, pace, epoch, loss, None)
+    if run.dist.is_main:
+        log.info("epoch %d/%d, step %d/%d: loss %s, lr %.3g, ETA %s", epoch + 1, run.cfg.epochs,
+                 progress.global_step, plan.total_steps, _sig4(loss), rec["lr"],
+                 format_duration(rec["eta_seconds"]))
+        _append_log(run.log_path, rec)
+
+
+def _sig4(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def _check_loss(loss: torch.Tensor, epoch: int, batch: int) -> None:
+    if loss.ndim:
+        raise ValueError(f"model(batch) must return a scalar loss, got shape {tuple(loss.shape)}")
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"non-finite loss {loss.item()} at epoch {epoch} batch {batch}")
+
+
+# --------------------------------------------------------------------------------------------
 # helpers
 
 
@@ -133,15 +462,6 @@ def move_to_device(obj: Any, device: torch.device | str, non_blocking: bool = Fa
     if isinstance(obj, (list, tuple)):
         return type(obj)(move_to_device(v, device, non_blocking) for v in obj)
     return obj
-
-
-def resolve_device(spec: str = "auto") -> torch.device:
-    if spec == "auto":
-        if torch.cuda.is_available():
-            local = int(os.environ.get("LOCAL_RANK", "0"))
-            return torch.device("cuda", local % max(1, torch.cuda.device_count()))
-        return torch.device("cpu")
-    return torch.device(spec)
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -177,11 +497,6 @@ class EpochSampler(torch.utils.data.Sampler):
         return max(0, per_rank - self.skip)
 
 
-def _per_rank_batches(n: int, world: int, batch_size: int) -> int:
-    per_rank = int(math.ceil(n / world)) if n else 0
-    return int(math.ceil(per_rank / batch_size))
-
-
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -211,6 +526,12 @@ def _lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
     return f
 
 
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+
+
 def _rng_state() -> dict:
     state = {
         "python": random.getstate(),
@@ -231,6 +552,15 @@ def _set_rng_state(state: dict) -> None:
             torch.cuda.set_rng_state_all(state["cuda"])
         except (RuntimeError, IndexError):  # different GPU count after requeue
             log.warning("could not restore CUDA RNG states (GPU count changed)")
+
+
+def _loader_generator(seed: int, epoch: int) -> torch.Generator:
+    # DataLoader draws its workers' base seed from this generator; without one it draws from
+    # the global RNG at every iterator creation, which would shift the dropout/masking stream
+    # of a resumed epoch (the resumed run creates one more iterator than the uninterrupted one).
+    g = torch.Generator()
+    g.manual_seed(1_000_003 * (int(seed) + 1) + int(epoch))
+    return g
 
 
 class _Dist:
@@ -288,6 +618,19 @@ class _Dist:
             self.dist.destroy_process_group()
 
 
+def _wrap_ddp(model: nn.Module, cfg: TrainConfig, dist_: _Dist) -> nn.Module:
+    if not dist_.enabled:
+        return model
+    device = dist_.device
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=cfg.find_unused_parameters)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
 class _SignalFlag:
     """Installs SIGTERM/SIGUSR1 handlers that set a flag; restores the old ones on exit."""
 
@@ -303,8 +646,6 @@ class _SignalFlag:
             log.warning("received signal %d: will checkpoint and stop after this step", signum)
 
     def __enter__(self):
-        import threading
-
         if threading.current_thread() is threading.main_thread():
             for s in self.SIGNALS:
                 self._old[s] = signal.signal(s, self._handler)
@@ -316,19 +657,9 @@ class _SignalFlag:
         return False
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") and isinstance(
-        model, torch.nn.parallel.DistributedDataParallel) else model
-
-
 def _append_log(path: Path, record: dict) -> None:
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(record) + "\n")
-
-
-def _save_checkpoint(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
@@ -375,208 +706,9 @@ def _batch_len(batch: Any) -> int:
     return 1
 
 
-def _autocast(cfg: TrainConfig, device: torch.device):
-    import contextlib
-
+def _autocast(cfg: TrainConfig, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
+    """A factory of the forward pass's autocast context (a null context off CUDA / without amp)."""
     if cfg.amp and device.type == "cuda":
         dtype = torch.float16 if cfg.amp_dtype == "float16" else torch.bfloat16
         return lambda: torch.autocast(device_type="cuda", dtype=dtype)
     return contextlib.nullcontext
-
-
-# --------------------------------------------------------------------------------------------
-# the loop
-
-
-def train(model: nn.Module, train_set, collate_fn: Callable | None, cfg: TrainConfig | dict,
-          out_dir: str | os.PathLike, val_set=None, params: dict | None = None) -> list[dict]:
-    """Train ``model`` on ``train_set``; return the per-epoch history.
-
-    History records: ``{"epoch", "global_step", "train_loss", "val_loss", "lr", "seconds"}``
-    (``val_loss`` None without ``val_set``). ``params`` (e.g. the baseline's config block) is
-    stored in the checkpoint for provenance. Writes ``out_dir/train_log.jsonl`` and
-    ``out_dir/checkpoints/last.pt``; the model is left on the training device with the final
-    weights, in eval mode.
-    """
-    if isinstance(cfg, dict):
-        cfg = TrainConfig.from_dict(cfg)
-    cfg.validate()
-    out_dir = Path(out_dir)
-    ckpt_path = out_dir / "checkpoints" / CHECKPOINT_NAME
-    log_path = out_dir / LOG_NAME
-    dist_ = _Dist(cfg.device)
-    device = dist_.device
-    try:
-        if dist_.is_main:
-            ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-        dist_.barrier()
-        return _train(model, train_set, collate_fn, cfg, ckpt_path, log_path, val_set,
-                      params, dist_, device)
-    finally:
-        dist_.close()
-
-
-def _train(model, train_set, collate_fn, cfg, ckpt_path, log_path, val_set, params, dist_, device):
-    torch.manual_seed(cfg.seed)
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    model.to(device)
-    model.train()
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr,
-                                  betas=cfg.adam_betas, eps=cfg.adam_eps, foreach=True)
-    n_batches = _per_rank_batches(len(train_set), dist_.world, cfg.batch_size)
-    steps_per_epoch = int(math.ceil(n_batches / cfg.grad_accum_steps)) if n_batches else 0
-    total_steps = max(1, steps_per_epoch * cfg.epochs)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, total_steps))
-    use_scaler = cfg.amp and device.type == "cuda" and cfg.amp_dtype == "float16"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-    amp_ctx = _autocast(cfg, device)
-
-    start_epoch, batches_done, global_step, history = 0, 0, 0, []
-    if ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path, map_location="cpu")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if ckpt.get("scaler") and use_scaler:
-            scaler.load_state_dict(ckpt["scaler"])
-        start_epoch, batches_done = int(ckpt["epoch"]), int(ckpt["batches_done"])
-        global_step = int(ckpt["global_step"])
-        history = list(ckpt.get("history", []))
-        rng = ckpt.get("rng", {}).get(dist_.rank) or ckpt.get("rng", {}).get(0)
-        if rng is not None:
-            _set_rng_state(rng)
-        if dist_.is_main:
-            log.info("resumed from %s: epoch %d, batch %d, step %d", ckpt_path, start_epoch,
-                     batches_done, global_step)
-        del ckpt
-
-    train_model = model
-    if dist_.enabled:
-        train_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=cfg.find_unused_parameters)
-
-    def make_state(epoch: int, done: int) -> dict:
-        # RNG states of every rank so each resumes its own dropout/masking stream.
-        rng_all = {dist_.rank: _rng_state()}
-        if dist_.enabled:
-            gathered = [None] * dist_.world
-            dist_.dist.all_gather_object(gathered, rng_all[dist_.rank])
-            rng_all = dict(enumerate(gathered))
-        return {
-            "model": _unwrap(train_model).state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict() if use_scaler else None,
-            "epoch": epoch, "batches_done": done, "global_step": global_step,
-            "rng": rng_all, "history": history, "train_config": dataclasses.asdict(cfg),
-            "params": params, "world_size": dist_.world,
-        }
-
-    def save(epoch: int, done: int) -> None:
-        state = make_state(epoch, done)  # collective under DDP: every rank takes part
-        if dist_.is_main:
-            _save_checkpoint(ckpt_path, state)
-        dist_.barrier()
-
-    t0 = time.time()
-    with _SignalFlag() as stop:
-        for epoch in range(start_epoch, cfg.epochs):
-            skip = batches_done * cfg.batch_size
-            sampler = EpochSampler(len(train_set), cfg.seed, epoch, cfg.shuffle, dist_.rank,
-                                   dist_.world, skip=skip)
-            loader = torch.utils.data.DataLoader(
-                train_set, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate_fn,
-                num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
-                persistent_workers=False, generator=_loader_generator(cfg.seed, epoch))
-            run_loss, run_n, epoch_loss, epoch_n = 0.0, 0, 0.0, 0
-            done = batches_done
-            optimizer.zero_grad(set_to_none=True)
-            for batch in loader:
-                batch = move_to_device(batch, device, non_blocking=True)
-                done += 1
-                is_step = (done % cfg.grad_accum_steps == 0) or done == n_batches
-                sync_ctx = _no_sync(train_model) if (dist_.enabled and not is_step) else None
-                with (sync_ctx or _null()):
-                    with amp_ctx():
-                        loss = train_model(batch)
-                    if loss.ndim:
-                        raise ValueError(f"model(batch) must return a scalar loss, got shape {tuple(loss.shape)}")
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(f"non-finite loss {loss.item()} at epoch {epoch} batch {done}")
-                    scaler.scale(loss / cfg.grad_accum_steps).backward()
-                lv = float(loss.detach())
-                run_loss += lv
-                run_n += 1
-                epoch_loss += lv
-                epoch_n += 1
-                if not is_step:
-                    continue
-                if cfg.max_grad_norm and cfg.max_grad_norm > 0:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(
-                        [p for g in optimizer.param_groups for p in g["params"]], cfg.max_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                global_step += 1
-                if cfg.log_every and global_step % cfg.log_every == 0:
-                    avg = dist_.sum([run_loss, run_n])
-                    rec = {"epoch": epoch, "step": global_step, "loss": avg[0] / max(1, avg[1]),
-                           "val_loss": None, "lr": scheduler.get_last_lr()[0],
-                           "seconds": round(time.time() - t0, 3)}
-                    if dist_.is_main:
-                        log.info("epoch %d step %d loss %.4f lr %.3g", epoch, global_step,
-                                 rec["loss"], rec["lr"])
-                        _append_log(log_path, rec)
-                    run_loss, run_n = 0.0, 0
-                if dist_.any_flag(stop.signum is not None) and done < n_batches:
-                    signum = stop.signum or signal.SIGTERM
-                    save(epoch, done)
-                    if dist_.is_main:
-                        log.warning("checkpointed epoch %d at batch %d/%d; exiting", epoch, done,
-                                    n_batches)
-                    raise TrainingInterrupted(signum, ckpt_path)
-            batches_done = 0
-            val_loss = None
-            if val_set is not None and len(val_set):
-                val_loss = evaluate_loss(train_model, val_set, collate_fn, cfg, device, dist_)
-            tot = dist_.sum([epoch_loss, epoch_n])
-            rec = {"epoch": epoch, "step": global_step, "loss": tot[0] / max(1, tot[1]),
-                   "val_loss": val_loss, "lr": scheduler.get_last_lr()[0],
-                   "seconds": round(time.time() - t0, 3)}
-            history.append({"epoch": epoch, "global_step": global_step, "train_loss": rec["loss"],
-                            "val_loss": val_loss, "lr": rec["lr"], "seconds": rec["seconds"]})
-            if dist_.is_main:
-                log.info("epoch %d done: train loss %.4f val loss %s", epoch, rec["loss"], val_loss)
-                _append_log(log_path, rec)
-            last = epoch == cfg.epochs - 1
-            if cfg.checkpoint_every_epoch or last or stop.signum is not None:
-                save(epoch + 1, 0)
-            if dist_.any_flag(stop.signum is not None) and not last:
-                raise TrainingInterrupted(stop.signum or signal.SIGTERM, ckpt_path)
-    model.eval()
-    return history
-
-
-def _loader_generator(seed: int, epoch: int) -> torch.Generator:
-    # DataLoader draws its workers' base seed from this generator; without one it draws from
-    # the global RNG at every iterator creation, which would shift the dropout/masking stream
-    # of a resumed epoch (the resumed run creates one more iterator than the uninterrupted one).
-    g = torch.Generator()
-    g.manual_seed(1_000_003 * (int(seed) + 1) + int(epoch))
-    return g
-
-
-def _no_sync(ddp_model):
-    return ddp_model.no_sync()
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

@@ -4,11 +4,12 @@ A training job keeps its checkpoints in ``out_dir/checkpoints`` and resumes from
 started again (a SLURM job killed at its time limit or pre-empted). Those checkpoints are only
 valid for the same parameters and code: :func:`prepare_out_dir` compares a fingerprint of both
 and discards stale checkpoints, so changing a hyper-parameter never resumes an old run.
+
+Each torchrun worker runs ``python -m tiktalk.baselines.launch SPEC.json``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -18,8 +19,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tiktalk.baselines import BaselineInputs, get_family
+from tiktalk.baselines.inputs import BaselineInputs
+from tiktalk.baselines.registry import get_family
 from tiktalk.io import write_json
+from tiktalk.runtime import rank
 
 log = logging.getLogger(__name__)
 
@@ -48,21 +51,6 @@ def prepare_out_dir(out_dir: str | Path, fp: str) -> bool:
     return resumable
 
 
-def _inputs_to_json(inputs: BaselineInputs) -> dict:
-    return json.loads(json.dumps(dataclasses.asdict(inputs), default=str))
-
-
-def _inputs_from_json(d: dict) -> BaselineInputs:
-    return BaselineInputs(
-        dialogues={k: Path(v) for k, v in d["dialogues"].items()},
-        features=[Path(p) for p in d.get("features", [])],
-        knowledge={k: Path(v) for k, v in d.get("knowledge", {}).items()},
-        tokenizer=d.get("tokenizer"),
-        extra_features=[Path(p) for p in d.get("extra_features", [])],
-        seed=int(d.get("seed", 0)),
-    )
-
-
 def run_training(family: str, params: dict, inputs: BaselineInputs, out_dir: str | Path,
                  gpus: int = 0) -> None:
     """Train in this process (0 or 1 GPU) or with ``torchrun --standalone`` (gpus > 1)."""
@@ -72,10 +60,10 @@ def run_training(family: str, params: dict, inputs: BaselineInputs, out_dir: str
         module.train(params, inputs, out_dir)
         return
     spec = out_dir / "launch.json"
-    write_json(spec, {"family": family, "params": params, "inputs": _inputs_to_json(inputs),
+    write_json(spec, {"family": family, "params": params, "inputs": inputs.to_json(),
                       "out_dir": str(out_dir)})
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc_per_node={gpus}", "-m", "tiktalk.training.launch", str(spec)]
+           f"--nproc_per_node={gpus}", "-m", "tiktalk.baselines.launch", str(spec)]
     log.info("launching DDP: %s", " ".join(cmd))
     proc = subprocess.run(cmd, env=os.environ.copy())
     if proc.returncode != 0:
@@ -83,15 +71,15 @@ def run_training(family: str, params: dict, inputs: BaselineInputs, out_dir: str
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of each torchrun worker: ``python -m tiktalk.training.launch spec.json``."""
+    """Entry point of each torchrun worker: ``python -m tiktalk.baselines.launch spec.json``."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m tiktalk.training.launch SPEC.json", file=sys.stderr)
+        print("usage: python -m tiktalk.baselines.launch SPEC.json", file=sys.stderr)
         return 2
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s rank" +
-                        os.environ.get("RANK", "0") + " %(levelname)s %(name)s: %(message)s")
-    get_family(spec["family"]).train(spec["params"], _inputs_from_json(spec["inputs"]),
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s rank{rank()} "
+                        "%(levelname)s %(name)s: %(message)s")
+    get_family(spec["family"]).train(spec["params"], BaselineInputs.from_json(spec["inputs"]),
                                      Path(spec["out_dir"]))
     return 0
 

@@ -1,0 +1,126 @@
+"""Which hosts a fetch may reach: a guard against server-side request forgery.
+
+A release or an ``id,url`` CSV is data from outside, and so is every redirect a server sends.
+Without a check, a URL (or a redirect) to ``http://127.0.0.1:8080/``, to the cloud metadata
+service ``http://169.254.169.254/`` or to a machine of the cluster's private network would be
+fetched from inside it. So every hop's host is resolved, and the request is refused when any of
+its addresses is loopback, link-local, private or otherwise not public, unless the config says
+so (``media.download.allow_private_hosts``, or a list of allowed networks in
+``media.download.private_allowlist``, e.g. an institutional mirror on ``10.1.2.0/24``).
+
+:func:`vet_host` returns the addresses it checked; the downloader connects to one of exactly
+those addresses (it does not resolve the name a second time), so a DNS answer that changes
+between the check and the connection cannot send it elsewhere.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Resolve = Callable[[str, int], Sequence[str]]
+
+ALLOW_SWITCH = "media.download.allow_private_hosts"
+
+
+class HostRefused(ValueError):
+    """A host that resolves to an address the policy does not allow; ``str(exc)`` says why."""
+
+
+class HostUnresolved(OSError):
+    """The host name could not be resolved (may be transient)."""
+
+
+def system_resolve(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to (IPv4 and IPv6), in the resolver's order."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise HostUnresolved(f"cannot resolve host {host!r}: {exc}") from None
+    out: list[str] = []
+    for info in infos:
+        addr = info[4][0]
+        if addr not in out:
+            out.append(addr)
+    return out
+
+
+def address_kind(ip: Address) -> str | None:
+    """Why ``ip`` is not a public address ("loopback", "link-local", ...), None if it is."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_link_local:
+        return "link-local"
+    if ip.is_unspecified:
+        return "unspecified"
+    if ip.is_multicast:
+        return "multicast"
+    if ip.is_private:
+        return "private"
+    if ip.is_reserved or not ip.is_global:
+        return "non-public"
+    return None
+
+
+def parse_networks(values: Sequence[str], where: str = "private_allowlist") -> tuple[Network, ...]:
+    """``["10.1.2.0/24", "127.0.0.1"]`` -> networks; a bad entry is a ValueError naming it."""
+    nets = []
+    for value in values:
+        try:
+            nets.append(ipaddress.ip_network(str(value), strict=False))
+        except ValueError as exc:
+            raise ValueError(f"{where}: {value!r} is not an IP address or network ({exc})") from None
+    return tuple(nets)
+
+
+@dataclass(frozen=True)
+class HostPolicy:
+    """``allow_private``: reach any address; else only public ones and ``allowlist``."""
+
+    allow_private: bool = False
+    allowlist: tuple[Network, ...] = ()
+
+    def refusal(self, ip: Address) -> str | None:
+        """Why a connection to ``ip`` is refused, None when it is allowed."""
+        if self.allow_private:
+            return None
+        kind = address_kind(ip)
+        if kind is None:
+            return None
+        plain = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped else ip
+        if any(plain in net for net in self.allowlist):
+            return None
+        return f"{kind} address {ip}"
+
+
+def vet_host(host: str | None, port: int, policy: HostPolicy,
+             resolve: Resolve = system_resolve) -> list[str]:
+    """Resolve ``host`` and return its addresses if the policy allows every one of them.
+
+    Raises :class:`HostRefused` naming the host, the address and how to allow it, or
+    :class:`HostUnresolved`. A host whose addresses are mixed (public and private) is refused:
+    that is what a DNS rebinding attack looks like.
+    """
+    if not host:
+        raise HostRefused("URL without a host")
+    name = host.strip("[]")
+    addresses = list(resolve(name, port))
+    if not addresses:
+        raise HostUnresolved(f"host {host!r} resolves to no address")
+    for addr in addresses:
+        try:
+            ip = ipaddress.ip_address(addr.split("%", 1)[0])
+        except ValueError:
+            raise HostRefused(f"host {host!r} resolves to {addr!r}, not an IP address") from None
+        why = policy.refusal(ip)
+        if why:
+            shown = host if host == str(ip) else f"{host} ({ip})"
+            raise HostRefused(f"refused host {shown}: {why}; set {ALLOW_SWITCH} (or list the "
+                              f"network in media.download.private_allowlist) to allow it")
+    return addresses

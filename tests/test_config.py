@@ -1,0 +1,261 @@
+"""The config the jobs see, and its validation at DAG time.
+
+* A config file given on the command line (or by the SLURM profile) replaces the demo default:
+  the effective config equals the file, key for key; several files merge in order, and
+  ``--config k=v`` applies on top.
+* Every block of config/schema.yaml is closed (``additionalProperties: false``), and the
+  blocks read by a settings dataclass list exactly that dataclass's fields, read from the code.
+* A typo anywhere fails the dry-run with one line naming its path and the closest key.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tiktalk.config_check import config_problems, key_path, load_schema
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "config" / "schema.yaml"
+
+
+def _yaml(name: str) -> dict:
+    return yaml.safe_load((ROOT / "config" / name).read_text(encoding="utf-8"))
+
+
+def _dry_run(tmp_path: Path, *args: str, cwd: Path = ROOT) -> tuple[subprocess.CompletedProcess, dict | None]:
+    """A dry-run that dumps the effective config (TIKTALK_DUMP_CONFIG); (result, dump)."""
+    dump = tmp_path / "effective.json"
+    dump.unlink(missing_ok=True)
+    env = dict(os.environ, TIKTALK_DUMP_CONFIG=str(dump))
+    env.pop("HF_HUB_OFFLINE", None)
+    res = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--directory", str(tmp_path),
+                          "--snakefile", str(ROOT / "Snakefile"), *args],
+                         cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return res, (json.loads(dump.read_text(encoding="utf-8")) if dump.exists() else None)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """Deep merge, ``over`` winning (what several --configfile files do among themselves)."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+# ---- the config the jobs see -----------------------------------------------------------------
+
+def test_demo_is_the_default_config(tmp_path):
+    res, dump = _dry_run(tmp_path, "--cores", "1")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert dump["config"] == _yaml("config.yaml")
+
+
+def test_paper_config_replaces_the_demo_key_for_key(tmp_path):
+    res, dump = _dry_run(tmp_path, "--cores", "1", "--configfile", str(ROOT / "config/tiktalk.yaml"))
+    assert dump is not None, res.stderr[-3000:]
+    paper = _yaml("tiktalk.yaml")
+    assert dump["config"] == paper
+    # what the issue found inherited from the demo is gone
+    assert "demo" not in dump["config"]
+    assert "pooled" not in dump["config"]["media"]["image_encoder"]
+    assert "torch_threads" not in dump["config"]["media"]["extract"]
+    # and no job reaches the hub
+    assert dump["env"] == {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def test_profile_runs_the_paper_config_with_conda_envs(tmp_path):
+    profile = yaml.safe_load((ROOT / "slurm/config.yaml").read_text(encoding="utf-8"))
+    assert profile["software-deployment-method"] == "conda"
+    # the profile resolves as `snakemake --profile slurm` does from the repo root; the config
+    # is dumped when the Snakefile is read, before the DAG (no SLURM, no conda needed for it)
+    res, dump = _dry_run(tmp_path, "--profile", "slurm")
+    assert dump is not None, res.stderr[-3000:]
+    assert dump["config"] == _yaml("tiktalk.yaml")
+    # --configfile on the command line still replaces the profile's file
+    res, dump = _dry_run(tmp_path, "--profile", "slurm", "--configfile", str(ROOT / "config/config.yaml"))
+    assert dump is not None, res.stderr[-3000:]
+    assert dump["config"] == _yaml("config.yaml")
+
+
+def test_several_files_merge_in_order_and_config_args_apply_on_top(tmp_path):
+    overlay = {"seed": 99, "baselines": {"chatglm": {"params": {"train": {"epochs": 1}}}},
+               "media": {"extract": {"batch_size": 8}}}
+    (tmp_path / "overlay.yaml").write_text(yaml.safe_dump(overlay), encoding="utf-8")
+    res, dump = _dry_run(tmp_path, "--cores", "1", "--configfile", str(ROOT / "config/tiktalk.yaml"),
+                         str(tmp_path / "overlay.yaml"), "--config", "seed=7")
+    assert dump is not None, res.stderr[-3000:]
+    expected = _merge(_yaml("tiktalk.yaml"), overlay)
+    expected["seed"] = 7
+    assert dump["config"] == expected
+    assert dump["config"]["baselines"]["chatglm"]["params"]["train"]["lr"] == 2.0e-4  # kept
+
+
+# ---- the schema ------------------------------------------------------------------------------
+
+def _init_fields(cls) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls) if f.init}
+
+
+def test_schema_blocks_list_exactly_the_settings_fields():
+    """Read from the code, so a field added to (or renamed in) a settings dataclass fails here
+    until the schema follows."""
+    from tiktalk.data.release import ReleaseFields, ValCarving
+    from tiktalk.media.config import MediaConfig
+    from tiktalk.media.download import DownloadConfig
+    from tiktalk.media.image_encoder import ImageEncoderConfig
+    from tiktalk.models.blip2 import Blip2Config, PretrainedQFormer, QFormerSettings
+    from tiktalk.models.causal_lm import CausalLMConfig, LoraSettings
+    from tiktalk.models.gpt2_chitchat import ChitchatConfig
+    from tiktalk.models.livebot import LivebotConfig
+    from tiktalk.models.maria import MariaConfig
+    from tiktalk.training.trainer import TrainConfig
+
+    schema = load_schema(SCHEMA)
+    defs = schema["$defs"]
+    blocks = {
+        "train_cfg": TrainConfig, "maria_model": MariaConfig, "chitchat_model": ChitchatConfig,
+        "causal_lm_model": CausalLMConfig, "lora": LoraSettings, "livebot_model": LivebotConfig,
+        "blip2_model": Blip2Config, "qformer": QFormerSettings, "pretrained_qformer": PretrainedQFormer,
+        "extract": MediaConfig,
+        "download": DownloadConfig, "image_encoder": ImageEncoderConfig,
+    }
+    for name, cls in blocks.items():
+        assert set(defs[name]["properties"]) == _init_fields(cls), (name, cls.__name__)
+    release = schema["properties"]["release"]["properties"]
+    assert set(release["fields"]["properties"]) == _init_fields(ReleaseFields)
+    assert set(release["val_from_train"]["properties"]) == _init_fields(ValCarving)
+    # nested settings blocks are their own definitions
+    assert defs["causal_lm_model"]["properties"]["lora"] == {"$ref": "#/$defs/lora"}
+    assert defs["blip2_model"]["properties"]["qformer"] == {"$ref": "#/$defs/qformer"}
+    assert defs["blip2_model"]["properties"]["pretrained"] == {"$ref": "#/$defs/pretrained_qformer"}
+    # every family's params block is the one the schema applies to that family
+    families = schema["properties"]["baselines"]["additionalProperties"]["allOf"]
+    applied = {c["if"]["properties"]["family"]["const"]: c["then"]["properties"]["params"]["$ref"]
+               for c in families}
+    assert applied == {f: f"#/$defs/{f}_params" for f in ("maria", "dialogpt", "causal_lm",
+                                                          "livebot", "blip2")}
+    for family in applied:
+        params = defs[f"{family}_params"]["properties"]
+        assert params["train"] == {"$ref": "#/$defs/train_cfg"}
+
+
+def _params_class(module):
+    """The family's own ``params:`` dataclass (``MariaParams``...), None where it has none yet."""
+    found = [v for k, v in vars(module).items()
+             if k.endswith("Params") and dataclasses.is_dataclass(v) and v.__module__ == module.__name__]
+    assert len(found) <= 1, found
+    return found[0] if found else None
+
+
+def test_schema_params_blocks_match_the_families_own_keys():
+    import importlib
+
+    from tiktalk.knowledge import retrieve
+
+    schema = load_schema(SCHEMA)
+    defs = schema["$defs"]
+    checked = []
+    for family in ("maria", "dialogpt", "causal_lm", "livebot", "blip2"):
+        cls = _params_class(importlib.import_module(f"tiktalk.baselines.{family}"))
+        if cls is not None:
+            assert set(defs[f"{family}_params"]["properties"]) == _init_fields(cls), family
+            checked.append(family)
+    assert {"maria", "dialogpt", "livebot"} <= set(checked)
+    from tiktalk.baselines.maria import MariaDecode
+
+    assert set(defs["maria_decode"]["properties"]) == _init_fields(MariaDecode)
+    retriever = schema["properties"]["knowledge"]["properties"]["retriever"]
+    known = set(retrieve._COMMON_KEYS).union(*retrieve._KIND_KEYS.values())
+    assert set(retriever["properties"]) == known
+
+
+def _objects(node, path=()):
+    if isinstance(node, dict):
+        if "properties" in node and not {"if", "then"} & set(path):  # conditions refine, not define
+            yield path, node
+        for k, v in node.items():
+            yield from _objects(v, path + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _objects(v, path + (i,))
+
+
+def test_every_block_of_the_schema_is_closed():
+    closed = [(p, n.get("additionalProperties")) for p, n in _objects(load_schema(SCHEMA))]
+    assert len(closed) > 30
+    assert [p for p, extra in closed if extra is not False] == []
+
+
+# ---- one line per problem ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("where, key, value, line", [
+    (("media", "extract"), "max_frame", 3, "media.extract: unknown key 'max_frame'; did you mean 'max_frames'?"),
+    (("baselines", "livebot", "params", "model"), "hiden", 3,
+     "baselines.livebot.params.model: unknown key 'hiden'; did you mean 'hidden'?"),
+    (("baselines", "chatglm", "params", "model", "lora"), "alpah", 3,
+     "baselines.chatglm.params.model.lora: unknown key 'alpah'; did you mean 'alpha'?"),
+    (("baselines", "blip2_img", "params", "model", "pretrained"), "revison", "x",
+     "baselines.blip2_img.params.model.pretrained: unknown key 'revison'; did you mean 'revision'?"),
+    (("knowledge", "retriever"), "topk", 3, "knowledge.retriever: unknown key 'topk'; did you mean 'top_k'?"),
+    (("weights", "artifacts", "vggish"), "sha256", "x",      # nothing close: the known keys
+     "weights.artifacts.vggish: unknown key 'sha256'; known: "
+     "['base_url', 'description', 'files', 'hub', 'manual', 'revision']"),
+    ((), "baseline", {}, "config: unknown key 'baseline'; did you mean 'baselines'?"),
+])
+def test_a_typo_is_one_line_naming_its_path_and_the_closest_key(where, key, value, line):
+    cfg = _yaml("tiktalk.yaml")
+    node = cfg
+    for part in where:
+        node = node[part]
+    node[key] = value
+    assert config_problems(cfg, load_schema(SCHEMA)) == [line]
+
+
+def test_wrong_values_name_their_path():
+    cfg = _yaml("tiktalk.yaml")
+    cfg["data"]["shard_size"] = 0
+    cfg["baselines"]["dialogpt"]["params"]["train"]["lr_schedule"] = "cosine"
+    cfg["media"]["extract"]["init"] = "randon"
+    lines = config_problems(cfg, load_schema(SCHEMA))
+    assert lines == [
+        "baselines.dialogpt.params.train.lr_schedule: 'cosine' is not one of ['linear', 'constant']",
+        "data.shard_size: 0 is less than the minimum of 1",
+        "media.extract.init: 'randon' is not one of ['pretrained', 'random']",
+    ]
+    assert key_path(["evaluation", "splits", 1]) == "evaluation.splits[1]"
+
+
+def test_a_nested_typo_fails_the_dry_run_in_one_line(tmp_path):
+    cfg = _yaml("config.yaml")
+    cfg["media"]["extract"]["max_frame"] = 3
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    res, dump = _dry_run(tmp_path, "--cores", "1", "--configfile", str(path))
+    assert res.returncode != 0 and dump is None
+    out = (res.stdout + res.stderr).strip().splitlines()
+    errors = [ln for ln in out if "config error" in ln]
+    assert errors == ["config error: media.extract: unknown key 'max_frame'; did you mean 'max_frames'?"]
+    assert len(out) <= 3, out          # no schema, no config dump around it
+
+
+def test_a_top_level_typo_is_short_too(tmp_path):
+    cfg = _yaml("config.yaml")
+    cfg["baseline"] = cfg.pop("baselines")
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    res, _ = _dry_run(tmp_path, "--cores", "1", "--configfile", str(path))
+    out = (res.stdout + res.stderr).strip().splitlines()
+    assert res.returncode != 0
+    assert [ln for ln in out if "config error" in ln] == [
+        "config error: baselines: required key is missing",
+        "config error: config: unknown key 'baseline'; did you mean 'baselines'?",
+    ]
+    assert len(out) <= 4, out
