@@ -228,7 +228,7 @@ WEIGHT_KEYS = (
     "media.image_encoder.name_or_path", "knowledge.retriever.model", "tokenizer.name",
     "baselines.*.params.init", "baselines.*.params.tokenizer", "baselines.*.params.model.init",
     "baselines.*.params.model.pretrained", "baselines.*.params.model.base_model",
-    "baselines.*.params.model.qformer_init",
+    "baselines.*.params.model.pretrained.name_or_path",      # BLIP-2: the Q-Former's checkpoint
 )
 NOT_A_WEIGHT = ("scratch", "random")
 
