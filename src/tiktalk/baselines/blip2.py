@@ -184,3 +184,40 @@ def predict(params: dict, model_dir: Path, inputs: BaselineInputs, split: str, o
         for ids in model.generate(img, None, [e["prompt"] for e in chunk], pad_id=pad, eos_id=eos):
             responses.append(decode_text(tok, ids))
     write_predictions(out_path, rows[split], responses)
+
+
+@torch.no_grad()
+def score_candidates(params: dict, model_dir: Path, inputs: BaselineInputs, split: str,
+                     candidates: dict, batch_size: int = 16):
+    """Ranking: (summed log-likelihood, tokens), each (dialogues, candidates), of every candidate
+    response (and the end token) after [queries][prompt], teacher-forced through the frozen LLM
+    as in training (:meth:`tiktalk.models.blip2.Blip2Dialogue.forward`)."""
+    from tiktalk.models.scoring import as_matrix, candidate_pairs, token_logprob_sums
+
+    model, tok, llm_cfg = load_model(model_dir, params)
+    device = device_for(params)
+    model.to(device)
+    rows, videos = _needed(inputs, [split])
+    feats, t, d = load_video_features(inputs.extra_features, model.cfg.mode, model.cfg.n_frames,
+                                      inputs.seed, keep=videos)
+    pairs = candidate_pairs(rows[split], candidates)
+    sums, counts = [], []
+    for start in range(0, len(pairs), batch_size):
+        examples = []
+        for row, text in pairs[start:start + batch_size]:
+            ids, labels = encode_example(tok, build_prompt(row["context"], llm_cfg.max_history), text,
+                                         llm_cfg.max_source_len, llm_cfg.max_target_len)
+            examples.append({"input_ids": ids, "labels": labels,
+                             "image": _image(feats, row["video_id"], t, d)})
+        batch = {k: v.to(device) for k, v in collate(examples, tok.pad_token_id).items()}
+        q = model.query_embeds(batch["image_embeds"])
+        text_emb = model._text_embeds(batch["input_ids"])
+        nq = q.shape[1]
+        embeds = torch.cat([q.to(text_emb.dtype), text_emb], dim=1)
+        mask = torch.cat([torch.ones(q.shape[0], nq, dtype=batch["attention_mask"].dtype, device=device),
+                          batch["attention_mask"]], dim=1)
+        logits = model.llm(inputs_embeds=embeds, attention_mask=mask).logits[:, nq:]
+        s, n = token_logprob_sums(logits, batch["labels"])   # text position i predicts i + 1
+        sums.append(s)
+        counts.append(n)
+    return as_matrix(sums, counts, candidates["n_candidates"])
