@@ -74,8 +74,9 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
     lm = build_lm(cfg, tok)
     model = ChitchatModel(lm, cfg, tok.pad_token_id, tok.sep_token_id, tok.unk_token_id)
     pad = tok.pad_token_id
-    run_train(model, train_set, lambda b: collate(b, pad), TrainConfig.from_dict(p.train),
-              out_dir, val_set=val_set, params=params)
+    tcfg = TrainConfig.from_dict(p.train, where="dialogpt params.train")
+    run_train(model, train_set, lambda b: collate(b, pad), tcfg, out_dir, val_set=val_set,
+              params=params)
     write_model(out_dir, FAMILY, VERSION, to_mapping(cfg), tokenizer=tok,
                 gpt2_config=lm.config.to_dict(), state_dict=cpu_state(lm.state_dict()))
 

@@ -147,8 +147,9 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
         val_set = make_examples(table(inputs, "val"), tok, store, p, with_target=True)
     model = Livebot(cfg)
     pad = tok.pad_token_id
-    run_train(model, train_set, lambda b: collate(b, pad), TrainConfig.from_dict(p.train),
-              out_dir, val_set=val_set, params=params)
+    tcfg = TrainConfig.from_dict(p.train, where="livebot params.train")
+    run_train(model, train_set, lambda b: collate(b, pad), tcfg, out_dir, val_set=val_set,
+              params=params)
     write_model(out_dir, FAMILY, VERSION, to_mapping(cfg), tokenizer=tok,
                 state_dict=cpu_state(model.state_dict()))
 

@@ -154,7 +154,7 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
     tokenizer = load_tokenizer_for(p.tokenizer, inputs)
     store = open_feature_store(inputs.features)
     cfg = model_config(p, tokenizer, store)
-    tcfg = TrainConfig.from_dict({"seed": inputs.seed, **(p.train or {})})
+    tcfg = TrainConfig.from_dict({"seed": inputs.seed, **(p.train or {})}, where="maria params.train")
     torch.manual_seed(tcfg.seed)
     mlm, cfg = build_backbone(cfg)
     model = Maria(cfg, mlm)
