@@ -61,6 +61,11 @@ Image features (``results/media/{shard}.image.npz``, :data:`FEATURES_VERSION`)
     has F * T rows; ``audio`` is empty, shape (0, 0)) plus ``tokens_per_frame`` (int64) and
     ``encoder`` (str, what produced them). Same version as the features.
 
+Media coverage (``results/media/coverage.json``, ``tiktalk.media.coverage.COVERAGE_VERSION``)
+    Per split the videos, how many have features and the share, plus the top failure reasons;
+    the layout is in :mod:`tiktalk.media.coverage`. ``coverage.ok`` marks that every split
+    reached ``media.min_coverage``.
+
 Knowledge (``results/knowledge/{split}.jsonl``)
     ``{"dialogue_id": str, "flows": [{"head", "relation", "tail", "score"}, ...]}``
     top-k flows per dialogue, best first; written and read by :mod:`tiktalk.knowledge.flows`.
