@@ -1,15 +1,24 @@
-"""Media stage benchmark: frame sampler vs bare decode vs seek-per-frame, and the shard job.
+"""Media stage benchmark: the frame sampler vs a bare decode, interleaved over rounds.
 
 Generates ``--n-videos`` 34 s 720x1280 (portrait) H.264 + AAC videos (2 s GOP, B-frames, like
-phone uploads) and prints, in one run:
+phone uploads). Each round takes one video (round r: video r mod n) and times every variant on
+it once, in a rotated order (round r starts at variant r), so that a slow moment of the machine
+hits every variant alike. Per variant it prints the median seconds per video with the
+interquartile range, and the median of the per-round ratios to the bare decode of the same
+round with their min-max: one run decides the ratio. Variants:
 
-* our sampler (decode_video: 50 frames at 224x224 + 16 kHz audio) per video, with NONREF
-  skipping on ("auto") and off, as a ratio to a bare single-pass PyAV decode of the same file;
-* a seek-per-frame sampler (seek to each target, decode to it) as a ratio to the same;
-* the whole shard job (fetch_shard from a local dir + extract_shard: decode in DataLoader
-  workers, ResNet + VGGish) as videos/s and videos/s per core.
+* bare: a single sequential PyAV pass decoding every video frame, nothing converted (and the
+  same pass over the video and audio streams, the streams the sampler reads);
+* sampler: ``decode_video`` (50 frames at 224x224 + 16 kHz audio), ``skip_nonref`` auto and off,
+  and without audio;
+* one pass, two encoders: the shard job's decode, ResNet's 50 frames and BLIP-2's 8 frames
+  (both 224) + audio from one pass, against the two passes the old shard jobs made;
+* seek-per-frame: seek to each of 50 targets and decode up to it.
 
-Usage: python bench/bench_media.py [--n-videos 4] [--backbone resnet18] [--workdir DIR]
+Then, once (not interleaved), the whole shard job (fetch from a local dir + extract: decode in
+DataLoader workers, ResNet + VGGish) as videos/s and videos/s per core (``--no-shard``: skip).
+
+Usage: python bench/bench_media.py [--n-videos 3] [--rounds 9] [--backbone resnet18]
 Weights are random init (timing only). Nothing is downloaded.
 """
 
@@ -19,6 +28,7 @@ import argparse
 import fractions
 import logging
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -28,8 +38,10 @@ import av
 import numpy as np
 import torch
 
-from tiktalk.media.decode import decode_video, target_times
+from tiktalk.media.decode import FrameRequest, decode_video, target_times
 from tiktalk.media.shard import extract_shard, fetch_shard
+
+SIZE = 224
 
 
 def make_video(path: Path, seconds: float = 34.0, width: int = 720, height: int = 1280, fps: int = 30,
@@ -81,7 +93,7 @@ def bare_decode(path: Path) -> int:
     return n
 
 
-def seek_sampler(path: Path, max_frames: int = 50, size: int = 224) -> int:
+def seek_sampler(path: Path, max_frames: int = 50, size: int = SIZE) -> int:
     """Seek (backward, to a keyframe) for each target, decode until reaching it."""
     kept = 0
     with av.open(str(path)) as c:
@@ -98,28 +110,82 @@ def seek_sampler(path: Path, max_frames: int = 50, size: int = 224) -> int:
     return kept
 
 
-def timeit(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+BOTH = {"visual": FrameRequest(50, SIZE), "image": FrameRequest(8, SIZE)}
+
+def bare_decode_av(path: Path) -> int:
+    """The same single pass over the video AND audio streams (every packet of both decoded)."""
+    n = 0
+    with av.open(str(path)) as c:
+        c.streams.video[0].codec_context.thread_count = 1
+        for packet in c.demux(c.streams.video[0], c.streams.audio[0]):
+            for _ in packet.decode():
+                n += 1
+    return n
+
+
+VARIANTS = {
+    "bare single-pass PyAV decode (every frame)": bare_decode,
+    "bare single pass, video + audio streams": bare_decode_av,
+    "sampler, 50 frames + audio, skip_nonref=auto": lambda p: decode_video(p, max_frames=50, frame_size=SIZE),
+    "sampler, 50 frames, no audio, skip_nonref=auto": lambda p: decode_video(
+        p, max_frames=50, frame_size=SIZE, audio=False),
+    "sampler, 50 frames + audio, every frame decoded": lambda p: decode_video(
+        p, max_frames=50, frame_size=SIZE, skip_nonref=False),
+    "one pass: ResNet 50 + BLIP-2 8 frames + audio": lambda p: decode_video(p, requests=BOTH),
+    "two passes (before): ResNet pass + BLIP-2 pass": lambda p: (
+        decode_video(p, max_frames=50, frame_size=SIZE),
+        decode_video(p, max_frames=8, frame_size=SIZE, audio=False)),
+    "seek-per-frame sampler (50 seeks)": seek_sampler,
+}
+BASE = next(iter(VARIANTS))
+
+
+def run_rounds(paths: list[Path], rounds: int) -> dict[str, list[float]]:
+    """Seconds per variant per round (variant order rotated each round)."""
+    names = list(VARIANTS)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        path = paths[r % len(paths)]
+        for k in range(len(names)):
+            name = names[(r + k) % len(names)]
+            t0 = time.perf_counter()
+            VARIANTS[name](path)
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def quartiles(xs: list[float]) -> tuple[float, float]:
+    q = statistics.quantiles(xs, n=4, method="inclusive")
+    return q[0], q[2]
+
+
+def report(times: dict[str, list[float]]) -> list[str]:
+    base = times[BASE]
+    lines = ["| per video | median s | IQR s | ratio to bare: median (min-max) |", "|---|---|---|---|"]
+    for name, xs in times.items():
+        lo, hi = quartiles(xs)
+        ratios = [x / b for x, b in zip(xs, base)]
+        lines.append(f"| {name} | {statistics.median(xs):.2f} | {lo:.2f}-{hi:.2f} | "
+                     f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) |")
+    return lines
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n-videos", type=int, default=4)
+    ap.add_argument("--n-videos", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--seconds", type=float, default=34.0)
-    ap.add_argument("--backbone", default="resnet101", help="resnet101 (paper) or resnet18 (small)")
-    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--backbone", default="resnet18", help="shard job: resnet101 (paper) or resnet18")
     ap.add_argument("--workers", type=int, default=None, help="decoder processes (default: cores - 1, >= 1)")
+    ap.add_argument("--no-shard", action="store_true", help="skip the whole-shard-job measurement")
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args(argv)
+    if args.rounds < 2:
+        ap.error("--rounds must be >= 2 (a spread needs two rounds)")
     logging.basicConfig(level=logging.WARNING)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     workers = args.workers if args.workers is not None else max(1, cores - 1)
-    torch.set_num_threads(max(1, cores - workers) if workers < cores else 1)
+    torch.set_num_threads(1)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_media_"))
     vids = work / "videos"
     vids.mkdir(parents=True, exist_ok=True)
@@ -130,42 +196,32 @@ def main(argv=None) -> int:
         if not p.exists():
             make_video(p, seconds=args.seconds, seed=i)
         paths.append(p)
-    print(f"# {args.n_videos} videos of {args.seconds:g} s 720x1280 H.264+AAC ready in "
-          f"{time.perf_counter() - t0:.1f} s ({paths[0].stat().st_size / 2**20:.1f} MiB each); {cores} cores")
+    n_frames = bare_decode(paths[0])
+    print(f"# {args.n_videos} videos of {args.seconds:g} s 720x1280 H.264+AAC ({n_frames} frames, "
+          f"{paths[0].stat().st_size / 2**20:.1f} MiB each) ready in {time.perf_counter() - t0:.1f} s; "
+          f"{cores} cores; {args.rounds} interleaved rounds, one decoder thread")
+    for name in VARIANTS:                        # warm-up: imports, codec init, page cache
+        VARIANTS[name](paths[0])
+    times = run_rounds(paths, args.rounds)
+    print("\n".join(report(times)))
+    auto = [x / b for x, b in zip(times["sampler, 50 frames + audio, skip_nonref=auto"], times[BASE])]
+    print(f"# goal: sampler (auto) <= 1.1x a bare decode: median {statistics.median(auto):.2f}x, "
+          f"{sum(r <= 1.1 for r in auto)}/{len(auto)} rounds within")
 
-    p = paths[0]
-    n_all = bare_decode(p)
-    t_bare = timeit(lambda: bare_decode(p), args.repeat)
-    res = {}
-    for mode in ("auto", False):
-        d = decode_video(p, max_frames=50, frame_size=224, skip_nonref=mode)
-        res[mode] = (timeit(lambda: decode_video(p, max_frames=50, frame_size=224, skip_nonref=mode), args.repeat), d)
-    d_video_only = timeit(lambda: decode_video(p, max_frames=50, frame_size=224, skip_nonref=False, audio=False),
-                          args.repeat)
-    t_seek = timeit(lambda: seek_sampler(p), args.repeat)
-    t_auto, d_auto = res["auto"]
-    t_full, d_full = res[False]
-    shift = np.abs(d_auto.frame_times - d_full.frame_times).max() if len(d_auto.frame_times) == len(d_full.frame_times) else float("nan")
-    print(f"bare single-pass PyAV decode ({n_all} frames):          {t_bare:6.2f} s/video  1.00x")
-    print(f"our sampler, all frames decoded (50 + audio):      {t_full:6.2f} s/video  {t_full / t_bare:.2f}x"
-          f"  (video only {d_video_only:.2f} s)")
-    print(f"our sampler, skip_nonref=auto (used: {d_auto.skip_nonref}):          {t_auto:6.2f} s/video  "
-          f"{t_auto / t_bare:.2f}x  ({len(d_auto.frames)}/{d_auto.n_targets} targets kept, max pick shift "
-          f"{shift * 1000:.0f} ms vs full decode)")
-    print(f"seek-per-frame sampler (50 seeks):                 {t_seek:6.2f} s/video  {t_seek / t_bare:.2f}x")
-
+    if args.no_shard:
+        return 0
     out = work / "shard"
     fetch_tsv = out / "s00000.fetch.tsv"
-    cfg = {"backbone": args.backbone, "num_workers": workers, "videos_per_batch": 1, "batch_size": 50}
+    cfg = {"init": "random", "backbone": args.backbone, "num_workers": workers, "videos_per_batch": 1,
+           "batch_size": 50}
     t0 = time.perf_counter()
     fetch_shard([q.stem for q in paths], {"kind": "local", "root": str(vids)}, {}, out / "v", fetch_tsv)
     t_fetch = time.perf_counter() - t0
     t0 = time.perf_counter()
     summary = extract_shard(fetch_tsv, cfg, out / "s00000.features.npz", out / "s00000.status.tsv", device="cpu")
     t_extract = time.perf_counter() - t0
-    total = t_fetch + t_extract
-    vps = len(paths) / total
-    print(f"shard job ({args.backbone}, {workers} decoder workers, {summary['n_ok']}/{len(paths)} ok): "
+    vps = len(paths) / (t_fetch + t_extract)
+    print(f"# shard job, one run ({args.backbone}, {workers} decoder workers, {summary['n_ok']}/{len(paths)} ok): "
           f"fetch {t_fetch:.1f} s + extract {t_extract:.1f} s (incl. model init) -> "
           f"{vps:.3f} videos/s = {vps / cores:.3f} videos/s per core")
     return 0

@@ -59,6 +59,23 @@ def image_feature_shards(wildcards=None):
     return [f"{R}/media/{s}.image.npz" for s in shards()]
 
 
+def image_features_needed():
+    """Whether a baseline reads BLIP-2 image tokens: only then the image encoder joins the
+    shard job's encoder chain (and its config is a param of that job)."""
+    return any("image_features" in baseline_needs(baseline_cfg(b)) for b in BASELINES)
+
+
+def extract_outputs():
+    """extract_shard's outputs: the features, the status table and, when needed, the image tokens."""
+    out = {
+        "features": f"{R}/media/{{shard}}.features.npz",
+        "status": f"{R}/media/{{shard}}.status.tsv",
+    }
+    if image_features_needed():
+        out["image"] = f"{R}/media/{{shard}}.image.npz"
+    return out
+
+
 def video_id_pattern():
     """config data.video_id_pattern, else the package's one default (tiktalk.formats)."""
     from tiktalk.formats import VIDEO_ID_PATTERN
@@ -66,15 +83,10 @@ def video_id_pattern():
     return config["data"].get("video_id_pattern") or VIDEO_ID_PATTERN
 
 
-def coverage_floor(wildcards=None):
-    """Order a feature-reading job after the media_coverage checkpoint, and stop the DAG there
-    when a split's share of videos with features is below media.min_coverage (the error names
-    results/media/coverage.json and the top failure reasons). Not an input: changing the floor
-    re-runs nothing."""
-    from tiktalk.media.coverage import check_coverage
-
-    check_coverage(checkpoints.media_coverage.get().output.json)
-    return []
+def coverage_gate():
+    """The coverage floor's output (rule coverage_floor fails below media.min_coverage): a
+    feature-reading training waits for it; ancient, so a changed floor re-runs no training."""
+    return ancient(f"{R}/media/coverage.ok")
 
 
 def baseline_cfg(name):
@@ -102,7 +114,7 @@ def train_inputs(wildcards):
     if "image_features" in needs:
         inputs["image_features"] = image_feature_shards()
     if needs & {"features", "image_features"}:
-        inputs["coverage"] = coverage_floor()
+        inputs["coverage"] = coverage_gate()
     if "knowledge" in needs:
         inputs["knowledge"] = [f"{R}/knowledge/{s}.jsonl" for s in ("train", "val")]
     if b.get("llm_from"):

@@ -2,19 +2,6 @@
 # for (ResNet frames, VGGish audio, BLIP-2 image tokens), then the coverage floor.
 # One job per shard and stage, never one per video (docs/stage-contracts.md).
 
-# The BLIP-2 image encoder joins the shard job's chain only when a baseline reads its tokens.
-IMAGE_FEATURES = any("image_features" in baseline_needs(baseline_cfg(b)) for b in BASELINES)
-
-
-def extract_outputs():
-    out = {
-        "features": f"{R}/media/{{shard}}.features.npz",
-        "status": f"{R}/media/{{shard}}.status.tsv",
-    }
-    if IMAGE_FEATURES:
-        out["image"] = f"{R}/media/{{shard}}.image.npz"
-    return out
-
 
 rule fetch_shard:
     """Resolve and download (or link) the videos of one shard; failures recorded, not fatal.
@@ -54,13 +41,13 @@ rule extract_shard:
         code=code("media"),
         # the ResNet / VGGish (/ BLIP-2 vision) files the config names (weights.smk)
         weights=weight_inputs(
-            config["media"]["extract"], config["media"]["image_encoder"] if IMAGE_FEATURES else {}
+            config["media"]["extract"], config["media"]["image_encoder"] if image_features_needed() else {}
         ),
     output:
         **extract_outputs(),
     params:
         extract=config["media"]["extract"],
-        image_encoder=config["media"]["image_encoder"] if IMAGE_FEATURES else None,
+        image_encoder=config["media"]["image_encoder"] if image_features_needed() else None,
     threads: config["media"]["extract"].get("num_workers", 1) + 1
     priority: MEDIA_PRIORITY
     log:
@@ -73,18 +60,15 @@ rule extract_shard:
         "../workflow/scripts/extract_shard.py"
 
 
-checkpoint media_coverage:
-    """Per split, the share of videos with features (and the top failure reasons). A
-    checkpoint: feature-reading trainings check it (common.smk) and the DAG stops when a
-    split is below media.min_coverage."""
+rule media_coverage:
+    """Per split, the share of videos with features, and the top failure reasons (a report:
+    never fails for a low share)."""
     input:
         status=status_shards,
         manifest=f"{R}/data/videos.tsv",
         code=code("media_coverage"),
     output:
         json=f"{R}/media/coverage.json",
-    params:
-        min_coverage=config["media"].get("min_coverage", 0.95),
     localrule: True
     priority: MEDIA_PRIORITY
     log:
@@ -95,6 +79,29 @@ checkpoint media_coverage:
         "../envs/media.yaml"
     script:
         "../workflow/scripts/media_coverage.py"
+
+
+rule coverage_floor:
+    """The gate before every training that reads features: fails, naming coverage.json and
+    the top failure reasons, when a split is below media.min_coverage. Trainings take its
+    output as an ancient() input, so changing the floor re-runs no training."""
+    input:
+        json=f"{R}/media/coverage.json",
+        code=code("media_coverage"),
+    output:
+        ok=f"{R}/media/coverage.ok",
+    params:
+        min_coverage=config["media"].get("min_coverage", 0.95),
+    localrule: True
+    priority: MEDIA_PRIORITY
+    log:
+        f"{R}/logs/coverage_floor.log",
+    benchmark:
+        f"{R}/benchmarks/coverage_floor.tsv"
+    conda:
+        "../envs/media.yaml"
+    script:
+        "../workflow/scripts/coverage_floor.py"
 
 
 rule media_report:

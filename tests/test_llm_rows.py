@@ -31,6 +31,13 @@ def video_ids(inputs) -> list[str]:
     return [r["video_id"] for s in ("train", "val", "test") for r in read_lines(inputs.dialogues[s])]
 
 
+def candidates(inputs, texts=("是红色的", "是绿色的")) -> dict:
+    """The ranking evaluation's candidate sets: every test dialogue scores the same texts."""
+    return {"n_candidates": len(texts),
+            "dialogues": [{"dialogue_id": r["dialogue_id"], "candidates": list(texts), "references": [0]}
+                          for r in read_lines(inputs.dialogues["test"])]}
+
+
 def saved_tensors(out: Path) -> dict[str, dict[str, torch.Tensor]]:
     """Every tensor a trained LLM row wrote: the trainer's checkpoint and model.pt."""
     last = torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
@@ -199,6 +206,8 @@ def test_chatglm_row_trains_lora_through_checkpointing_decodes_batched_and_saves
     responses = check_predictions(tmp_path / "p.jsonl", inputs)
     causal_lm.predict(dict(params, predict_batch_size=1), out, inputs, "test", tmp_path / "q.jsonl")
     assert check_predictions(tmp_path / "q.jsonl", inputs) == responses
+    ll, nt = causal_lm.score_candidates(params, out, inputs, "test", candidates(inputs), batch_size=3)
+    assert ll.shape == (len(responses), 2) and (ll < 0).all() and (nt >= 1).all()
     with pytest.raises(ValueError, match="attention mask"):        # a 2-D mask is refused
         causal_lm.train(glm_params(chatglm, pass_attention_mask=True), inputs, tmp_path / "masked")
 
@@ -219,13 +228,21 @@ def test_blip2_over_chatglm_puts_the_image_into_input_ids(chatglm, tmp_path):
                         "num_beams": 2, "max_new_tokens": 4}}
     out = tmp_path / "blip2"
     blip2.train(params, inputs, out)
-    model, tok, _ = blip2.load_model(out, params)
+    model, tok, llm_cfg = blip2.load_model(out, params)
     assert model.llm_input == "placeholders" and model.injector.token_id == tok.unk_token_id
     assert not any(k.startswith("llm.") for k in saved_tensors(out)["last.pt"])
     blip2.predict(params, out, inputs, "test", tmp_path / "p.jsonl")
     responses = check_predictions(tmp_path / "p.jsonl", inputs)
     blip2.predict(dict(params, predict_batch_size=1), out, inputs, "test", tmp_path / "q.jsonl")
     assert check_predictions(tmp_path / "q.jsonl", inputs) == responses
+    # ranking scores through the placeholders equal the training loss of the same pair
+    ll, nt = blip2.score_candidates(params, out, inputs, "test", candidates(inputs), batch_size=3)
+    row = read_lines(inputs.dialogues["test"])[0]
+    index = blip2.ImageTokenIndex(inputs.extra_features)
+    ex = blip2.make_examples([dict(row, responses=["是绿色的"])], tok, llm_cfg, index, with_target=True)[0]
+    with torch.no_grad():
+        loss = model(blip2.collate([ex], tok.pad_token_id, blip2.VideoTokens(index, "video", 2, inputs.seed)))
+    assert -ll[0, 1] / nt[0, 1] == pytest.approx(loss.item(), rel=1e-4)
     forced = {**params, "model": {**params["model"], "llm_input": "inputs_embeds"}}
     with pytest.raises(ValueError, match="inputs_embeds alone"):
         blip2.train(forced, inputs, tmp_path / "embeds")

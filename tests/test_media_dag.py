@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from media_utils import (drop_midway, first_then, loopback_server, serve_bytes, serve_status,
-                         write_video)
+                         truncated_video, write_video)
 from tiktalk.media.store import FeatureStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +81,8 @@ def test_damaged_videos_and_bad_server_do_not_stop_the_dag(tmp_path):
         cfg["data"]["shard_size"] = 4
         cfg["media"]["source"] = {"kind": "csv", "csv": str(tmp_path / "urls.csv")}
         cfg["media"]["download"].update(retries=2, backoff_base_s=0.05, read_timeout_s=5,
-                                        total_timeout_s=60)
+                                        total_timeout_s=60,
+                                        allow_private_hosts=True)   # the server is on 127.0.0.1
         (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
         res = subprocess.run(
             [sys.executable, "-m", "snakemake", "results/media/report.tsv", "--cores", "2",
@@ -107,3 +108,83 @@ def test_damaged_videos_and_bad_server_do_not_stop_the_dag(tmp_path):
     report = (results / "media" / "report.tsv").read_text(encoding="utf-8")
     assert report.strip(), "empty media report"
     assert (results / "media" / "shards.tsv").read_text(encoding="utf-8").count("\n") >= 3
+
+
+def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args, "--cores", "2", "--directory", str(tmp_path),
+         "--snakefile", str(ROOT / "Snakefile"), "--configfile", str(tmp_path / "config.yaml")],
+        capture_output=True, text=True, timeout=900)
+
+
+def _jobs(stdout: str) -> dict[str, int]:
+    counts = {}
+    for line in stdout.split("job ", 1)[-1].splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.mark.slow
+def test_coverage_floor_stops_training_and_retry_recovers(tmp_path):
+    """One video missing, one truncated (index first, body cut): the coverage report names
+    them, the floor stops the DAG before the training, and once their sources work again
+    `tiktalk media retry` makes the next run re-do exactly their two shards."""
+    src = tmp_path / "videos"
+    src.mkdir()
+    ids = [f"v0{i}" for i in range(1, 7)]                 # shards of 2: s00000 .. s00002
+    split_of = dict(zip(ids, ("train", "train", "val", "test", "train", "val")))
+    for vid in ids:
+        if vid == "v02":
+            continue                                      # missing
+        if vid == "v05":
+            truncated_video(src / "v05.mp4", duration=6.0, fraction=0.3)
+        else:
+            write_video(src / f"{vid}.mp4", duration=2.0)
+    _release(tmp_path / "release", split_of)
+    (tmp_path / "c3kg.tsv").write_text("head\trelation\ttail\tweight\n看视频\tnext_entity\t电影\t1.0\n",
+                                       encoding="utf-8")
+    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text(encoding="utf-8"))
+    cfg["release"] = {"source": "release", "dir": str(tmp_path / "release")}
+    cfg["knowledge"]["c3kg"] = str(tmp_path / "c3kg.tsv")
+    cfg["data"]["shard_size"] = 2
+    cfg["media"]["source"] = {"kind": "local_dir", "root": str(src)}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+
+    res = _run(tmp_path, "results/models/maria/model.pt")
+    assert res.returncode != 0
+    log = res.stdout + res.stderr
+    assert "Error in rule coverage_floor" in log, log[-5000:]
+    assert "results/media/coverage.json" in log and "below media.min_coverage 0.95" in log
+    assert "'fetch: resolve: no file vN{" in log and "truncated: file holds N s of N s" in log
+    assert not (tmp_path / "results/models/maria/model.pt").exists()
+    assert not (tmp_path / "results/logs/train_baseline/maria.log").exists()   # never started
+    report = json.loads((tmp_path / "results/media/coverage.json").read_text())
+    assert {s: (v["ok"], v["videos"]) for s, v in report["splits"].items()} == {
+        "train": (1, 3), "val": (2, 2), "test": (1, 1)}       # v02 missing, v05 cut: both train
+    status = _read_status(tmp_path / "results")
+    assert status["v02"]["reason"].startswith("fetch: resolve: no file")
+    assert status["v05"]["reason"].startswith("fetch: download: truncated: file holds")
+
+    # the sources work again; the retry re-runs exactly the two shards (dry run first)
+    write_video(src / "v02.mp4", duration=2.0)
+    write_video(src / "v05.mp4", duration=6.0)
+    retry = [sys.executable, "-m", "tiktalk.cli", "media", "retry", "--results", "results"]
+    smk = ["--", "results/media/coverage.ok", "--cores", "2", "--snakefile", str(ROOT / "Snakefile"),
+           "--configfile", "config.yaml"]
+    res = subprocess.run(retry + ["--dry-run"] + smk, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "s00000: 1 failed video(s)" in res.stdout and "s00002: 1 failed video(s)" in res.stdout
+    jobs = _jobs(res.stdout)
+    assert jobs["fetch_shard"] == 2 and jobs["extract_shard"] == 2, res.stdout[-3000:]
+    assert "shard=s00001" not in res.stdout
+    res = subprocess.run(retry + smk, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    status = _read_status(tmp_path / "results")
+    assert all(status[v]["status"] == "ok" for v in ids), status
+    report = json.loads((tmp_path / "results/media/coverage.json").read_text())
+    assert all(v["coverage"] == 1.0 for v in report["splits"].values())
+    store = FeatureStore(sorted((tmp_path / "results/media").glob("s*.features.npz")))
+    assert len(store.frames("v02")) > 0 and len(store.frames("v05")) > 0

@@ -1,13 +1,17 @@
-"""`tiktalk media retry`: only the failed videos' shards are re-opened, and a video whose source
-works again is recovered by the shard's next fetch."""
+"""`tiktalk media retry`: only the failed videos' shards are forced to run again, their failed
+downloads are removed, and a video whose source works again is recovered by the shard's next
+fetch. (The Snakemake run itself: tests/test_media_dag.py, slow.)"""
 
 from __future__ import annotations
+
+import sys
+from types import SimpleNamespace
 
 import pytest
 
 from media_utils import loopback_server, serve_bytes, serve_status, write_video
 from tiktalk.cli import main
-from tiktalk.media.retry import apply_retry, plan_retry
+from tiktalk.media.retry import apply_retry, media_run, plan_retry
 from tiktalk.media.shard import fetch_shard
 from tiktalk.media.tables import read_fetch, status_row, write_fetch, write_status
 
@@ -37,36 +41,57 @@ def results(tmp_path):
     return tmp_path / "results"
 
 
-def test_plan_names_only_failed_shards_and_dry_run_changes_nothing(results, capsys):
+class Recorder:
+    def __init__(self):
+        self.commands = []
+
+    def __call__(self, cmd):
+        self.commands.append(cmd)
+        return SimpleNamespace(returncode=0)
+
+
+def args(results, *extra, dry_run=False, reason=None):
+    return SimpleNamespace(results=str(results), reason=reason, dry_run=dry_run, snakemake_args=list(extra))
+
+
+def test_dry_run_changes_nothing_and_forces_only_the_failed_shard(results, capsys):
     media = results / "media"
     before = sorted(p for p in media.rglob("*") if p.is_file())
-    assert main(["media", "retry", "--results", str(results), "--dry-run"]) == 0
+    run = Recorder()
+    assert media_run(args(results, dry_run=True), run) == 0
     out = capsys.readouterr().out
     assert sorted(p for p in media.rglob("*") if p.is_file()) == before
     assert "s00000: 2 failed video(s)" in out and "s00001" not in out
     assert f"would remove {media / 's00000' / 'videos' / '2.mp4'}" in out
-    assert f"would remove {media / 's00000' / 'fetch.tsv'}" in out
-    assert "-x" not in out                       # an invalid id is not retried
-    assert "Nothing was changed (--dry-run)" in out
+    assert "\n  -x\t" not in out                 # an invalid id is not retried
+    assert run.commands == [[sys.executable, "-m", "snakemake", "--cores", "all", "-n",
+                             "--forcerun", "results/media/s00000/fetch.tsv"]]
     plan = plan_retry(results, reason="HTTP 5")
     assert [(s.shard, sorted(s.failed)) for s in plan.shards] == [("s00000", ["3"])]
 
 
-def test_apply_removes_the_failed_downloads_and_the_shard_fetch_table(results, capsys):
+def test_retry_removes_the_failed_downloads_and_passes_the_users_arguments(results, capsys):
     media = results / "media"
-    assert main(["media", "retry", "--results", str(results)]) == 0
-    assert "re-runs fetch_shard and extract_shard for these 1 shard(s) only" in capsys.readouterr().out
-    assert not (media / "s00000" / "fetch.tsv").exists()
+    run = Recorder()
+    assert media_run(args(results, "--profile", "slurm"), run) == 0
+    assert "removed " + str(media / "s00000" / "videos" / "2.mp4") in capsys.readouterr().out
     assert not (media / "s00000" / "videos" / "2.mp4").exists()
     assert (media / "s00000" / "videos" / "1.mp4").read_bytes() == b"fine"   # ok video kept
-    assert (media / "s00001" / "fetch.tsv").exists()                        # other shard untouched
-    assert plan_retry(results).shards == []       # nothing left to retry until the next run
-    assert main(["media", "retry", "--results", str(results)]) == 0
-    out = capsys.readouterr().out
-    assert "s00000: fetch table already removed" in out and "no (other) failed videos" in out
+    assert (media / "s00000" / "fetch.tsv").exists() and (media / "s00001" / "fetch.tsv").exists()
+    assert run.commands == [[sys.executable, "-m", "snakemake", "--profile", "slurm",
+                             "--forcerun", "results/media/s00000/fetch.tsv"]]
 
 
-def test_missing_results_is_a_one_line_error(tmp_path, capsys):
+def test_nothing_to_retry_runs_nothing(tmp_path, capsys):
+    (tmp_path / "results" / "media" / "s00000").mkdir(parents=True)
+    write_fetch(tmp_path / "results" / "media" / "s00000" / "fetch.tsv",
+                [{"video_id": "1", "status": "ok", "path": "/x/1.mp4"}])
+    run = Recorder()
+    assert media_run(args(tmp_path / "results"), run) == 0 and run.commands == []
+    assert "no failed videos to retry" in capsys.readouterr().out
+
+
+def test_command_line_errors_are_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["media", "retry", "--results", str(tmp_path / "nope")])
     assert exc.value.code == 2
@@ -74,7 +99,7 @@ def test_missing_results_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_a_video_whose_source_works_again_is_recovered(tmp_path):
-    """The shard's next fetch (what Snakemake runs after the retry) downloads only the failed
+    """The shard's next fetch (the job Snakemake is forced to re-run) downloads only the failed
     video again and reuses the good one."""
     good = write_video(tmp_path / "good.mp4", duration=1.0).read_bytes()
     media = tmp_path / "results" / "media"
@@ -90,8 +115,9 @@ def test_a_video_whose_source_works_again_is_recovered(tmp_path):
         write_status(media / "s00000.status.tsv",
                      [status_row("1", ""), status_row("2", "fetch: " + rows[1]["reason"])])
         srv.routes["/2"] = serve_bytes(good)             # the source works again
-        apply_retry(plan_retry(tmp_path / "results"))
-        assert not fetch_tsv.exists()
+        plan = plan_retry(tmp_path / "results")
+        assert [sorted(s.failed) for s in plan.shards] == [["2"]]
+        apply_retry(plan)
         fetch_shard(["1", "2"], source, DL, vids, fetch_tsv)
         assert [r["status"] for r in read_fetch(fetch_tsv)] == ["ok", "ok"]
         assert srv.counts == {"/1": 1, "/2": 2}         # video 1 was not downloaded again

@@ -35,9 +35,11 @@ OVERRIDE = {
     "baselines": {b: {"params": {"train": {"epochs": 2 if b == "dialogpt" else 8}}}
                   for b in KEEP},
 }
-GPU_RULES = ("extract_shard", "image_features_shard", "retrieve_knowledge", "train_baseline",
+GPU_RULES = ("extract_shard", "retrieve_knowledge", "train_baseline",
              "predict")
-LOCAL_RULES = {"all"}  # no output, nothing to run: Snakemake finishes it itself
+# all: no output, nothing to run; fetch_shard: where the network is (media.fetch_on_login_node);
+# media_coverage / coverage_floor: two small table reads
+LOCAL_RULES = {"all", "fetch_shard", "media_coverage", "coverage_floor"}
 COMPARED = ("metrics", "predictions", "tables", "media/report.tsv", "media/shards.tsv")
 
 

@@ -85,6 +85,13 @@ register("media", "media stage tools: `tiktalk media retry` fetches the failed v
          media_retry.media_arguments, media_retry.media_run)
 
 
+# ---------------------------------------------------------------- pretrained weights
+from tiktalk.weights import cli as weights_cli  # noqa: E402  (light: argparse only)
+
+register("weights", "pretrained weights: `tiktalk weights make-rehearsal DIR` builds the "
+         "rehearsal's tiny same-class models", weights_cli.weights_arguments, weights_cli.weights_run)
+
+
 # ---------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:
     from tiktalk import __version__

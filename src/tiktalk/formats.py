@@ -13,13 +13,15 @@ Dialogue table (``results/data/{split}.jsonl``, :data:`DIALOGUES_VERSION`)
          "context": [str, ...],      # preceding utterances, oldest first (>= 1)
          "responses": [str, ...]}    # train: 1 (the target); val/test: 5 references
 
+    Written and read only through :mod:`tiktalk.data.dialogues`.
+
 References (``results/data/{split}_references.jsonl``)
     ``{"dialogue_id": str, "references": [str, ...]}`` (5 per val/test dialogue).
 
 Video manifest (``results/data/videos.tsv``, :data:`MANIFEST_COLUMNS`)
     One row per distinct video over all splits: video_id, split, shard. Shards are
     ``shard_size`` consecutive videos of the id-sorted list; shard names are
-    :func:`shard_name` (``s00000``...).
+    :func:`shard_name` (``s00000``...). Written and parsed only by :mod:`tiktalk.data.manifest`.
 
 Video ids (:data:`VIDEO_ID_PATTERN`)
     An id becomes a file name and a URL query value, so every stage checks it against one
@@ -59,16 +61,30 @@ Image features (``results/media/{shard}.image.npz``, :data:`FEATURES_VERSION`)
     has F * T rows; ``audio`` is empty, shape (0, 0)) plus ``tokens_per_frame`` (int64) and
     ``encoder`` (str, what produced them). Same version as the features.
 
+Media coverage (``results/media/coverage.json``, ``tiktalk.media.coverage.COVERAGE_VERSION``)
+    Per split the videos, how many have features and the share, plus the top failure reasons;
+    the layout is in :mod:`tiktalk.media.coverage`. ``coverage.ok`` marks that every split
+    reached ``media.min_coverage``.
+
 Knowledge (``results/knowledge/{split}.jsonl``)
     ``{"dialogue_id": str, "flows": [{"head", "relation", "tail", "score"}, ...]}``
-    top-k flows per dialogue, best first.
+    top-k flows per dialogue, best first; written and read by :mod:`tiktalk.knowledge.flows`.
 
 C3KG table (``c3kg.tsv``, :data:`C3KG_COLUMNS`)
     head, relation, tail, weight: tab-separated with a header; the only form of C3KG the
     pipeline reads (see :mod:`tiktalk.knowledge.c3kg`).
 
+Model (``results/models/{baseline}/model.pt``, each family's ``VERSION``)
+    A ``torch.save`` dict ``{"family": str, "version": int, "config": {...}, ...}``: the
+    family's immutable model config as a plain mapping and its weights (``state_dict``; the
+    causal LM's ``lora_state_dict`` and ``base``, DialoGPT's ``gpt2_config``, BLIP-2's
+    ``llm_dir``), beside what the family reloads with it (``tokenizer/``; the causal LM's
+    ``adapter/`` and ``base/``). Loaded with ``weights_only=True``; a file of another family or
+    version is an error naming it (:func:`tiktalk.baselines.common.load_model_blob`).
+
 Predictions (``results/predictions/{baseline}/{split}.jsonl``)
-    ``{"dialogue_id": str, "response": str}``, one per dialogue of the split.
+    ``{"dialogue_id": str, "response": str}``, one per dialogue of the split, in the dialogue
+    table's order; written and read by :mod:`tiktalk.data.predictions`.
 
 Metrics (``results/metrics/{baseline}/{split}.json``)
     keys bleu_1..bleu_4, meteor, rouge_l, cider, dist_1..dist_3 (all x100) and n.

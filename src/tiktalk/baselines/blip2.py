@@ -192,3 +192,30 @@ def predict(params: dict, model_dir: Path, inputs: BaselineInputs, split: str, o
                                   pad_fn=pad_fn):
             responses.append(decode_text(tok, ids))
     write_predictions(out_path, rows, responses)
+
+
+@torch.no_grad()
+def score_candidates(params: dict, model_dir: Path, inputs: BaselineInputs, split: str,
+                     candidates: dict, batch_size: int = 16):
+    """Ranking: (summed log-likelihood, tokens), each (dialogues, candidates), of every candidate
+    response (and the end token) after [queries][prompt], teacher-forced through the frozen LLM
+    exactly as in training (:meth:`tiktalk.models.blip2.Blip2Dialogue.text_logits`)."""
+    from tiktalk.models.scoring import as_matrix, candidate_pairs, token_logprob_sums
+
+    device = device_for(params)
+    model, tok, llm_cfg = load_model(model_dir, params, device=device)
+    model.to(device)
+    tokens = VideoTokens(ImageTokenIndex(inputs.extra_features), model.cfg.mode, model.cfg.n_frames, inputs.seed)
+    pairs = candidate_pairs(table(inputs, split), candidates)
+    sums, counts = [], []
+    for start in range(0, len(pairs), batch_size):
+        examples = []
+        for row, text in pairs[start:start + batch_size]:
+            ids, labels = encode_example(tok, build_prompt(row["context"], llm_cfg.max_history), text,
+                                         llm_cfg.max_source_len, llm_cfg.max_target_len)
+            examples.append({"video_id": row["video_id"], "input_ids": ids, "labels": labels})
+        batch = {k: v.to(device) for k, v in collate(examples, tok.pad_token_id, tokens).items()}
+        s, n = token_logprob_sums(model.text_logits(batch), batch["labels"])   # i predicts i + 1
+        sums.append(s)
+        counts.append(n)
+    return as_matrix(sums, counts, candidates["n_candidates"])

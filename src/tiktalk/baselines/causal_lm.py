@@ -167,3 +167,33 @@ def predict(params: dict, model_dir: Path, inputs: BaselineInputs, split: str, o
         for ids in model.generate(enc, seed=inputs.seed + i):
             responses.append(decode_text(tok, ids))
     write_predictions(out_path, rows, responses)
+
+
+def score_candidates(params: dict, model_dir: Path, inputs: BaselineInputs, split: str,
+                     candidates: dict, batch_size: int = 16):
+    """Ranking: (summed log-likelihood, tokens), each (dialogues, candidates), of every candidate
+    response (and the end token) after the ChatGLM prompt the LM was fine-tuned on,
+    teacher-forced through the fine-tuned LM (prompt settings: the trained model's own)."""
+    import torch
+
+    from tiktalk.models.scoring import as_matrix, candidate_pairs, token_logprob_sums
+
+    device = device_for(params)
+    lm, tok, cfg = load_finetuned(model_dir, device=device)
+    lm.to(device)
+    pairs = candidate_pairs(table(inputs, split), candidates)
+    sums, counts = [], []
+    with torch.no_grad():
+        for start in range(0, len(pairs), batch_size):
+            examples = []
+            for row, text in pairs[start:start + batch_size]:
+                ids, labels = encode_example(tok, build_prompt(row["context"], cfg.max_history), text,
+                                             cfg.max_source_len, cfg.max_target_len)
+                examples.append({"input_ids": ids, "labels": labels})
+            batch = {k: v.to(device) for k, v in collate(examples, tok.pad_token_id).items()}
+            kwargs = {"attention_mask": batch["attention_mask"]} if cfg.pass_attention_mask else {}
+            logits = lm(input_ids=batch["input_ids"], **kwargs).logits
+            s, n = token_logprob_sums(logits, batch["labels"])
+            sums.append(s)
+            counts.append(n)
+    return as_matrix(sums, counts, candidates["n_candidates"])

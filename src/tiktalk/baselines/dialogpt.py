@@ -74,8 +74,9 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
     lm = build_lm(cfg, tok)
     model = ChitchatModel(lm, cfg, tok.pad_token_id, tok.sep_token_id, tok.unk_token_id)
     pad = tok.pad_token_id
-    run_train(model, train_set, lambda b: collate(b, pad), TrainConfig.from_dict(p.train),
-              out_dir, val_set=val_set, params=params)
+    tcfg = TrainConfig.from_dict(p.train, where="dialogpt params.train")
+    run_train(model, train_set, lambda b: collate(b, pad), tcfg, out_dir, val_set=val_set,
+              params=params)
     write_model(out_dir, FAMILY, VERSION, to_mapping(cfg), tokenizer=tok,
                 gpt2_config=lm.config.to_dict(), state_dict=cpu_state(lm.state_dict()))
 
@@ -109,3 +110,32 @@ def predict(params: dict, model_dir: Path, inputs: BaselineInputs, split: str, o
         out = model.generate(batch["input_ids"].to(device), batch["attention_mask"].to(device))
         responses.extend(decode_tokens(tok, ids) for ids in out)
     write_predictions(out_path, rows, responses)
+
+
+@torch.no_grad()
+def score_candidates(params: dict, model_dir: Path, inputs: BaselineInputs, split: str,
+                     candidates: dict, batch_size: int = 64):
+    """Ranking: (summed log-likelihood, tokens), each (dialogues, candidates), of every candidate
+    response (its tokens and the closing [SEP]) after the dialogue's prompt, teacher-forced."""
+    import dataclasses
+
+    from tiktalk.models.scoring import as_matrix, candidate_pairs, token_logprob_sums
+
+    p = _params(params)
+    cfg = dataclasses.replace(p.model, loss_on_context=False)   # score the response only
+    model, tok = load_model(model_dir, cfg)
+    device = device_for(params)
+    model.to(device)
+    pairs = candidate_pairs(table(inputs, split), candidates)
+    sums, counts = [], []
+    for start in range(0, len(pairs), batch_size):
+        examples = []
+        for row, text in pairs[start:start + batch_size]:
+            ids, labels = encode_dialogue(tok, row["context"], text, cfg)
+            examples.append({"input_ids": ids, "labels": labels})
+        batch = {k: v.to(device) for k, v in collate(examples, tok.pad_token_id).items()}
+        logits = model.lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        s, n = token_logprob_sums(logits, batch["labels"])
+        sums.append(s)
+        counts.append(n)
+    return as_matrix(sums, counts, candidates["n_candidates"])

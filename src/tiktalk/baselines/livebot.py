@@ -147,8 +147,9 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
         val_set = make_examples(table(inputs, "val"), tok, store, p, with_target=True)
     model = Livebot(cfg)
     pad = tok.pad_token_id
-    run_train(model, train_set, lambda b: collate(b, pad), TrainConfig.from_dict(p.train),
-              out_dir, val_set=val_set, params=params)
+    tcfg = TrainConfig.from_dict(p.train, where="livebot params.train")
+    run_train(model, train_set, lambda b: collate(b, pad), tcfg, out_dir, val_set=val_set,
+              params=params)
     write_model(out_dir, FAMILY, VERSION, to_mapping(cfg), tokenizer=tok,
                 state_dict=cpu_state(model.state_dict()))
 
@@ -178,3 +179,32 @@ def predict(params: dict, model_dir: Path, inputs: BaselineInputs, split: str, o
         for ids in model.generate(batch, max_len=p.max_len):
             responses.append(decode_tokens(tok, ids))
     write_predictions(out_path, rows, responses)
+
+
+@torch.no_grad()
+def score_candidates(params: dict, model_dir: Path, inputs: BaselineInputs, split: str,
+                     candidates: dict, batch_size: int = 64):
+    """Ranking: (summed log-likelihood, tokens), each (dialogues, candidates), of every candidate
+    ``[CLS] response [SEP]`` under the comment decoder (Livebot's own ranking score is the
+    summed negative log-likelihood, :meth:`tiktalk.models.livebot.Livebot.token_nll`)."""
+    from tiktalk.models.scoring import as_matrix, candidate_pairs
+
+    p = _params(params)
+    model, tok = load_model(model_dir)
+    device = device_for(params)
+    model.to(device)
+    store = _store(inputs)
+    pairs = candidate_pairs(table(inputs, split), candidates)
+    base = {}
+    sums, counts = [], []
+    for start in range(0, len(pairs), batch_size):
+        examples = []
+        for row, text in pairs[start:start + batch_size]:
+            if row["dialogue_id"] not in base:
+                base.clear()
+                base[row["dialogue_id"]] = make_examples([row], tok, store, p, with_target=False)[0]
+            examples.append({**base[row["dialogue_id"]], "target": encode_target(tok, text, p.max_len)})
+        batch = {k: v.to(device) for k, v in collate(examples, tok.pad_token_id).items()}
+        sums.append(-model.token_nll(batch))
+        counts.append((batch["target"][:, 1:] != model.cfg.pad_id).sum(1))
+    return as_matrix(sums, counts, candidates["n_candidates"])

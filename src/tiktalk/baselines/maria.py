@@ -154,7 +154,7 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
     tokenizer = load_tokenizer_for(p.tokenizer, inputs)
     store = open_feature_store(inputs.features)
     cfg = model_config(p, tokenizer, store)
-    tcfg = TrainConfig.from_dict({"seed": inputs.seed, **(p.train or {})})
+    tcfg = TrainConfig.from_dict({"seed": inputs.seed, **(p.train or {})}, where="maria params.train")
     torch.manual_seed(tcfg.seed)
     mlm, cfg = build_backbone(cfg)
     model = Maria(cfg, mlm)
@@ -207,3 +207,37 @@ def predict(params: dict, model_dir: Path, inputs: BaselineInputs, split: str, o
                                   repetition_penalty=dec.repetition_penalty, min_len=dec.min_len):
             responses.append(decode_tokens(tokenizer, ids))
     write_predictions(out_path, rows, responses)
+
+
+def score_candidates(params: dict, model_dir: Path, inputs: BaselineInputs, split: str,
+                     candidates: dict, batch_size: int = 64):
+    """Ranking: (summed log-likelihood, tokens), each (dialogues, candidates), of every candidate
+    response of ``candidates`` (:func:`tiktalk.metrics.ranking.read_candidates`) under the UniLM
+    mask, in one encoder pass per batch (:func:`tiktalk.models.scoring.maria_response_logprobs`)."""
+    from tiktalk.models.scoring import as_matrix, candidate_pairs, maria_response_logprobs
+
+    device = device_for(params)
+    model, tokenizer = load_model(model_dir)
+    model.to(device)
+    cfg = model.cfg
+    pairs = candidate_pairs(table(inputs, split), candidates)
+    store = open_feature_store(inputs.features) if (cfg.use_visual or cfg.use_audio) else None
+    knowledge = _knowledge(cfg, inputs, split)
+    inputs_of: dict = {}   # the current dialogue's features and knowledge (pairs come in order)
+
+    def example(row: dict, text: str) -> dict:
+        did = row["dialogue_id"]
+        if did not in inputs_of:
+            inputs_of.clear()
+            frames, audio = video_features(store, row["video_id"], cfg.use_visual, cfg.use_audio)
+            know = format_flows(knowledge.get(did, []), cfg.max_flows) if cfg.use_knowledge else None
+            inputs_of[did] = (know, frames, audio)
+        return build_example(cfg, tokenizer, row["context"], text, *inputs_of[did])
+
+    sums, counts = [], []
+    for start in range(0, len(pairs), batch_size):
+        batch = collate([example(r, t) for r, t in pairs[start:start + batch_size]], cfg)
+        s, n = maria_response_logprobs(model, {k: v.to(device) for k, v in batch.items()})
+        sums.append(s)
+        counts.append(n)
+    return as_matrix(sums, counts, candidates["n_candidates"])

@@ -32,6 +32,9 @@ FAMILIES = {
     "livebot": "tiktalk.baselines.livebot",
     "blip2": "tiktalk.baselines.blip2",
 }
+# Families whose module also has ``score_candidates`` (the ranking evaluation,
+# :mod:`tiktalk.baselines.ranking`); the DAG makes ranking jobs for these only.
+SCORING_FAMILIES = frozenset({"maria", "dialogpt", "causal_lm", "livebot", "blip2"})
 
 
 def get_family(name: str) -> ModuleType:

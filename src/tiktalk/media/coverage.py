@@ -1,14 +1,23 @@
 """The coverage floor: before any training reads features, each split's share of videos with
 features must reach ``media.min_coverage`` (default 0.95).
 
-:func:`write_coverage` (rule ``media_coverage``, a checkpoint) counts, per split, the videos of
-the manifest whose media status is ``ok`` and writes ``results/media/coverage.json`` (format in
-:mod:`tiktalk.formats`) with the most frequent failure reasons. :func:`check_coverage` (called
-by the training jobs' input function once the checkpoint ran) raises :class:`CoverageError`
-naming that file, the splits below the floor and the top reasons, which stops the DAG before
-any training. The floor is not an input of any job: changing it re-runs no training.
+Two small jobs. :func:`write_coverage` (rule ``media_coverage``) counts, per split, the videos
+of the manifest whose media status is ``ok`` and writes the report
+``results/media/coverage.json`` (format below) with the most frequent failure reasons; it never
+fails for a low share. :func:`check_coverage` (rule ``coverage_floor``) compares the report
+with the floor and raises :class:`CoverageError` naming the report, the splits below the floor
+and the top reasons, so the jobs that read features never start; it writes
+``results/media/coverage.ok`` only when every split passes. The trainings take that file as an
+``ancient()`` input: they wait for it, but a changed floor re-runs no training.
 
-Cheap to import (no torch): the Snakefile calls :func:`check_coverage` at DAG-build time.
+Report (``coverage.json``, :data:`COVERAGE_VERSION`)::
+
+    {"version": 1,
+     "splits": {"train": {"videos": int, "ok": int, "failed": int, "coverage": float|null}, ...},
+     "top_failure_reasons": [{"reason": str, "videos": int, "examples": [video_id, ...]}, ...]}
+
+A reason's numbers are replaced by ``N`` (:func:`reason_kind`) so that one kind of failure
+counts once; ``examples`` holds up to three video ids.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from typing import Sequence
 
 from tiktalk.data.manifest import read_manifest
 from tiktalk.formats import SPLITS
-from tiktalk.io import read_json, write_json
+from tiktalk.io import read_json, write_json, write_text_atomic
 from tiktalk.media.tables import read_status
 
 COVERAGE_VERSION = 1
@@ -39,11 +48,8 @@ def reason_kind(reason: str) -> str:
     return re.sub(r"\d+(?:\.\d+)?", "N", reason)
 
 
-def coverage(status_paths: Sequence[str | os.PathLike], manifest_path: str | os.PathLike,
-             min_coverage: float = MIN_COVERAGE) -> dict:
+def coverage(status_paths: Sequence[str | os.PathLike], manifest_path: str | os.PathLike) -> dict:
     """The coverage report (see the module doc) of the shards' status tables."""
-    if not 0.0 <= float(min_coverage) <= 1.0:
-        raise ValueError(f"media.min_coverage must be in [0, 1], got {min_coverage!r}")
     status: dict[str, dict] = {}
     for path in status_paths:
         for row in read_status(path):
@@ -63,8 +69,7 @@ def coverage(status_paths: Sequence[str | os.PathLike], manifest_path: str | os.
         ok = sum(r["status"] == "ok" for r in rows)
         share = ok / len(rows) if rows else None
         splits[split] = {"videos": len(rows), "ok": ok, "failed": len(rows) - ok,
-                         "coverage": None if share is None else round(share, 6),
-                         "passed": share is None or share >= min_coverage}
+                         "coverage": None if share is None else round(share, 6)}
         for r in rows:
             if r["status"] != "ok":
                 kind = reason_kind(r["reason"] or "failed")
@@ -72,36 +77,56 @@ def coverage(status_paths: Sequence[str | os.PathLike], manifest_path: str | os.
                 examples.setdefault(kind, []).append(r["video_id"])
     reasons = [{"reason": kind, "videos": n, "examples": examples[kind][:3]}
                for kind, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS]]
-    return {"version": COVERAGE_VERSION, "min_coverage": float(min_coverage),
-            "passed": all(s["passed"] for s in splits.values()), "splits": splits,
-            "top_failure_reasons": reasons}
+    return {"version": COVERAGE_VERSION, "splits": splits, "top_failure_reasons": reasons}
 
 
 def write_coverage(status_paths: Sequence[str | os.PathLike], manifest_path: str | os.PathLike,
-                   out_json: str | os.PathLike, min_coverage: float = MIN_COVERAGE) -> dict:
+                   out_json: str | os.PathLike) -> dict:
     """Compute the coverage report and write it (atomically); never raises for a low share."""
-    report = coverage(status_paths, manifest_path, min_coverage)
+    report = coverage(status_paths, manifest_path)
     write_json(out_json, report)
     return report
 
 
-def describe_failure(report: dict, path: str | os.PathLike) -> str:
+def below(report: dict, min_coverage: float) -> dict[str, dict]:
+    """The splits of ``report`` whose share is below ``min_coverage`` (empty splits pass)."""
+    if not 0.0 <= float(min_coverage) <= 1.0:
+        raise ValueError(f"media.min_coverage must be in [0, 1], got {min_coverage!r}")
+    return {split: s for split, s in report["splits"].items()
+            if s["coverage"] is not None and s["coverage"] < min_coverage}
+
+
+def describe_failure(report: dict, path: str | os.PathLike, min_coverage: float) -> str:
     """The one error message for a report below the floor."""
-    low = [f"{split} {s['coverage']:.3f} ({s['ok']} of {s['videos']} videos have features)"
-           for split, s in report["splits"].items() if not s["passed"]]
+    low_splits = below(report, min_coverage)
+    low = [f"{x} {low_splits[x]['coverage']:.3f} ({low_splits[x]['ok']} of {low_splits[x]['videos']} "
+           f"videos have features)" for x in SPLITS if x in low_splits]
     reasons = "; ".join(f"{r['videos']} x {r['reason']!r} (e.g. {', '.join(r['examples'])})"
                         for r in report["top_failure_reasons"])
-    return (f"media coverage below media.min_coverage {report['min_coverage']:g}: {', '.join(low)}. "
+    return (f"media coverage below media.min_coverage {min_coverage:g}: {', '.join(low)}. "
             f"Report: {Path(path)}. Top failure reasons: {reasons or 'none recorded'}. "
             f"Retry the failed videos with `tiktalk media retry` (then run snakemake again), "
             f"or lower media.min_coverage.")
 
 
-def check_coverage(path: str | os.PathLike) -> dict:
-    """Read a coverage report; raise :class:`CoverageError` when a split is below the floor."""
+def read_coverage(path: str | os.PathLike) -> dict:
     report = read_json(path)
     if not isinstance(report, dict) or report.get("version") != COVERAGE_VERSION:
         raise ValueError(f"{path}: not a coverage report of version {COVERAGE_VERSION}")
-    if not report["passed"]:
-        raise CoverageError(describe_failure(report, path))
+    return report
+
+
+def check_coverage(path: str | os.PathLike, min_coverage: float = MIN_COVERAGE,
+                   out_ok: str | os.PathLike | None = None) -> dict:
+    """Raise :class:`CoverageError` when a split of the report at ``path`` is below the floor;
+    else write ``out_ok`` (one line per split) when given and return the report."""
+    report = read_coverage(path)
+    if below(report, min_coverage):
+        raise CoverageError(describe_failure(report, path, min_coverage))
+    if out_ok is not None:
+        splits = report["splits"]
+        lines = [f"{x}\t{splits[x]['ok']}/{splits[x]['videos']}\t{splits[x]['coverage']}"
+                 for x in SPLITS if x in splits]
+        write_text_atomic(out_ok, f"# media coverage >= {min_coverage:g} ({Path(path)})\n"
+                          + "\n".join(lines) + "\n")
     return report

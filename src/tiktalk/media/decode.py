@@ -148,11 +148,13 @@ def packet_end(packet, start: float, frame_dt: float | None) -> float | None:
     """End time (seconds from ``start``) of a demuxed packet: pts + duration; a packet without
     a duration counts one frame interval. None for a packet without timestamps."""
     ts = packet.pts if packet.pts is not None else packet.dts
-    if ts is None or packet.time_base is None:
+    tb = packet.time_base
+    if ts is None or tb is None:
         return None
-    end = float(ts * packet.time_base) - start
+    tb = tb.numerator / tb.denominator          # float arithmetic: this runs for every packet
+    end = ts * tb - start
     if packet.duration:
-        end += float(packet.duration * packet.time_base)
+        end += packet.duration * tb
     elif frame_dt:
         end += frame_dt
     return end

@@ -273,22 +273,34 @@ class Blip2Dialogue(TrainableStateDict, nn.Module):
     def _text_embeds(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.llm.get_input_embeddings()(input_ids)
 
-    def forward(self, batch: dict) -> torch.Tensor:
+    def _run_llm(self, batch: dict, with_labels: bool):
+        """The LLM's output over ``[queries][text]`` (placeholders or embeddings), and Q."""
         q = self.query_embeds(batch["image_embeds"], batch.get("image_mask"))
         ids, mask = batch["input_ids"], batch["attention_mask"]
         b, nq = q.shape[0], q.shape[1]
-        labels = torch.cat([torch.full((b, nq), IGNORE, dtype=torch.long, device=ids.device),
-                            batch["labels"]], dim=1)
+        labels = None
+        if with_labels:
+            labels = torch.cat([torch.full((b, nq), IGNORE, dtype=torch.long, device=ids.device),
+                                batch["labels"]], dim=1)
         mask = torch.cat([torch.ones(b, nq, dtype=mask.dtype, device=ids.device), mask], dim=1)
         if self.llm_input == "inputs_embeds":
             text = self._text_embeds(ids)
             embeds = torch.cat([q.to(text.dtype), text], dim=1)
-            return self.llm(inputs_embeds=embeds, attention_mask=mask, labels=labels).loss
+            return self.llm(inputs_embeds=embeds, attention_mask=mask, labels=labels), nq
         ids = torch.cat([torch.full((b, nq), self.injector.token_id, dtype=ids.dtype, device=ids.device), ids], 1)
         positions = torch.arange(nq, device=ids.device).expand(b, -1)
         kwargs = {"attention_mask": mask} if self.pass_attention_mask else {}
         with self.injector.inject(q, positions):
-            return self.llm(input_ids=ids, labels=labels, **kwargs).loss
+            return self.llm(input_ids=ids, labels=labels, **kwargs), nq
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self._run_llm(batch, with_labels=True)[0].loss
+
+    def text_logits(self, batch: dict) -> torch.Tensor:
+        """(B, L, vocab) logits at the text positions of a training-style batch (the ranking
+        evaluation scores candidate responses with them, teacher-forced as in training)."""
+        out, nq = self._run_llm(batch, with_labels=False)
+        return out.logits[:, nq:]
 
     @torch.no_grad()
     def generate(self, image_embeds: torch.Tensor, image_mask: torch.Tensor | None,

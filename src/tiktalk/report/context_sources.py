@@ -34,7 +34,7 @@ import random
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from tiktalk.data.build import read_dialogues
+from tiktalk.data.dialogues import read_dialogues
 from tiktalk.io import read_json, write_json
 from tiktalk.report import rating_page
 from tiktalk.report.agreement import kappa_of

@@ -32,8 +32,9 @@ import random
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from tiktalk.data.build import read_dialogues
-from tiktalk.io import read_json, read_jsonl, write_json
+from tiktalk.data.dialogues import read_dialogues
+from tiktalk.data.predictions import read_predictions
+from tiktalk.io import read_json, write_json
 from tiktalk.report.agreement import kappa_of
 from tiktalk.report import rating_page
 from tiktalk.report.annotation import (
@@ -63,12 +64,12 @@ CRITERION_GUIDE = {
 }
 
 
-def read_predictions(predictions: Mapping[str, str | os.PathLike],
-                     dialogue_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+def responses_by_system(predictions: Mapping[str, str | os.PathLike],
+                        dialogue_ids: Sequence[str]) -> dict[str, dict[str, str]]:
     """``{system: {dialogue_id: response}}``; every file must cover ``dialogue_ids``."""
     out = {}
     for system, path in predictions.items():
-        rows = read_jsonl(path)
+        rows = read_predictions(path)
         responses: dict[str, str] = {}
         for lineno, row in enumerate(rows, 1):
             did, resp = row.get("dialogue_id"), row.get("response")
@@ -141,7 +142,7 @@ def make_sheets(dialogues_path: str | os.PathLike, predictions: Mapping[str, str
     dialogues = read_dialogues(dialogues_path, split)
     names = annotator_names(annotators) if isinstance(annotators, int) else list(annotators)
     drawn = draw_dialogues(dialogues, n, seed, where=f"{dialogues_path} ({split}): ")
-    preds = read_predictions(predictions, [d["dialogue_id"] for d in drawn])
+    preds = responses_by_system(predictions, [d["dialogue_id"] for d in drawn])
     items = build_items(drawn, preds, list(predictions))
     settings = {"scale": scale.as_dict(), "systems": list(predictions), "n_dialogues": n}
     return write_sheets(items, names, scale.criteria, task=TASK, split=split, seed=seed,

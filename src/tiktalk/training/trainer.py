@@ -42,7 +42,11 @@ Monitoring: every ``log_every`` optimizer steps and at the end of every epoch, o
 loss to 4 significant digits; the ETA from the mean wall time per step so far in this process,
 evaluation and checkpoints included) and one record in ``out_dir/train_log.jsonl``:
 ``{"epoch", "step", "loss", "val_loss", "lr", "seconds", "epochs", "total_steps",
-"eta_seconds"}`` (``epoch`` 0-based; ``val_loss`` None on step records).
+"eta_seconds"}`` (``epoch`` 0-based; ``val_loss`` None on step records; ``seconds`` since the
+loop started in this process). The record that closes an epoch (the last one of its epoch) also
+says what its time depends on: ``samples``, ``batch_size``, ``grad_accum_steps``,
+``world_size``, ``device`` ("cuda" | "cpu"), ``device_name`` and ``threads``; and ``started``,
+the Unix time at which this process's loop started (records of one process share it).
 
 Public API::
 
@@ -172,6 +176,7 @@ def _train(run: "_Run", model: nn.Module, train_set, val_set) -> list[dict]:
     progress = restore(run, model, optim)
     train_model = _wrap_ddp(model, cfg, dist_)
     pace = _Pace(progress.global_step, plan.total_steps)
+    run.setup.update(_setup(cfg, dist_, len(train_set)), started=round(pace.t0, 3))
     with _SignalFlag() as stop:
         for epoch in range(progress.epoch, cfg.epochs):
             train_loss = run_epoch(run, plan, train_model, optim, progress, pace, epoch, train_set, stop)
@@ -269,7 +274,7 @@ def end_epoch(run: "_Run", plan: "Plan", optim: "Optim", progress: "Progress", p
         log.info("epoch %d/%d done, step %d/%d: train loss %s, val loss %s, lr %.3g, ETA %s",
                  epoch + 1, run.cfg.epochs, progress.global_step, plan.total_steps,
                  _sig4(train_loss), _sig4(val_loss), rec["lr"], format_duration(rec["eta_seconds"]))
-        _append_log(run.log_path, rec)
+        _append_log(run.log_path, {**rec, **run.setup})
 
 
 def checkpoint(run: "_Run", train_model: nn.Module, optim: "Optim", progress: "Progress") -> None:
@@ -307,6 +312,7 @@ class _Run:
     out_dir: Path
     params: dict | None
     collate_fn: Callable | None
+    setup: dict = field(default_factory=dict)   # what every epoch record says about the run
 
     @property
     def checkpoint_path(self) -> Path:
@@ -424,6 +430,16 @@ def _record(run: "_Run", plan: Plan, optim: Optim, progress: Progress, pace: _Pa
     return {"epoch": epoch, "step": progress.global_step, "loss": loss, "val_loss": val_loss,
             "lr": optim.lr, "seconds": pace.seconds(), "epochs": run.cfg.epochs,
             "total_steps": plan.total_steps, "eta_seconds": pace.eta(progress.global_step)}
+
+
+def _setup(cfg: TrainConfig, dist_: "_Dist", n_samples: int) -> dict:
+    """What an epoch's time depends on, added to every epoch record of train_log.jsonl (the
+    training-efficiency table reads it): data size, batch, devices, CPU threads."""
+    device = dist_.device
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    return {"samples": n_samples, "batch_size": cfg.batch_size,
+            "grad_accum_steps": cfg.grad_accum_steps, "world_size": dist_.world,
+            "device": device.type, "device_name": name, "threads": torch.get_num_threads()}
 
 
 def _log_step(run: "_Run", plan: Plan, optim: Optim, progress: Progress, pace: _Pace, epoch: int,

@@ -1,0 +1,249 @@
+"""Editing a module re-runs exactly the jobs that depend on it, and nothing else.
+
+In a temporary copy of the repository the demo DAG runs for real up to its manifest checkpoint;
+every later job is then marked finished without running (placeholder outputs and
+``snakemake --touch --forceall``, which records the code/params metadata a real run records;
+a placeholder is never read by a dry-run). For each edit of the table, a module gets one
+comment line appended (a content edit: Snakemake 9 ignores a touch of an unchanged small file),
+a dry-run lists the jobs it would run, and the module is put back (content and mtime).
+
+The expected jobs are derived from the config (which baselines use knowledge, features, which
+family they are, which LLM they build on), so the table below reads like the README's
+"Re-running only what changed". When a rule changes its jobs, update the group functions of
+:class:`Demo` (one place per kind of job).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tiktalk.data.manifest import shards_of
+from tiktalk.formats import SPLITS, STATUS_COLUMNS
+from tiktalk.workflow import baseline_needs
+
+ROOT = Path(__file__).resolve().parents[1]
+COPIED = ("Snakefile", "rules", "workflow", "config", "src", "envs")
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "2"]
+RULE_HEAD = re.compile(r"^(local)?(rule|checkpoint) (\w+):$")
+
+
+def snakemake(root: Path, *args: str, timeout: int = 600) -> str:
+    res = subprocess.run(SNAKEMAKE + list(args), cwd=root, capture_output=True, text=True,
+                         timeout=timeout)
+    if res.returncode != 0:
+        raise RuntimeError(f"snakemake {' '.join(args)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+    return res.stdout + res.stderr
+
+
+def dry_run_jobs(root: Path, *args: str) -> list[dict]:
+    """The jobs a dry-run schedules: {"kind", "rule", "wildcards", "inputs", "outputs"}, without
+    ``all``."""
+    jobs, job = [], None
+    for line in snakemake(root, "-n", *args).splitlines():
+        head = RULE_HEAD.match(line.strip())
+        if head:
+            job = {"kind": head.group(2), "rule": head.group(3), "wildcards": "", "inputs": [],
+                   "outputs": []}
+            if job["rule"] != "all":
+                jobs.append(job)
+            continue
+        if job is None or not line.startswith("    "):
+            continue
+        key, _, value = line.strip().partition(": ")
+        if key == "wildcards":
+            job["wildcards"] = value
+        elif key in ("input", "output"):
+            job[key + "s"] = [v.strip() for v in value.split(",") if v.strip()]
+    return jobs
+
+
+def job_keys(jobs: list[dict]) -> set[tuple[str, str]]:
+    return {(j["rule"], j["wildcards"]) for j in jobs}
+
+
+def write_placeholder(root: Path, out: str, manifest: Path) -> None:
+    path = root / out
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if re.fullmatch(r"results/media/s\d{5}\.status\.tsv", out):
+        # a checkpoint (media coverage) reads the status tables at DAG time: every video ok
+        shard = path.name.split(".")[0]
+        from tiktalk.data.manifest import shard_videos
+
+        rows = ["\t".join([v, "ok", "", "1", "1", "1.0", "1.0", ""][: len(STATUS_COLUMNS)])
+                for v in shard_videos(manifest)[shard]]
+        path.write_text("\n".join(["\t".join(STATUS_COLUMNS)] + rows) + "\n", encoding="utf-8")
+    else:
+        path.write_bytes(b"")
+
+
+def mark_finished(root: Path) -> dict[tuple[str, str], dict]:
+    """Placeholders for every job after the manifest; checkpoints run for real on them.
+    Returns those jobs, by (rule, wildcards)."""
+    manifest = root / "results" / "data" / "videos.tsv"
+    seen: dict[tuple[str, str], dict] = {}
+    for _ in range(5):  # each round may reveal the jobs behind a checkpoint
+        jobs = dry_run_jobs(root)
+        seen.update({(j["rule"], j["wildcards"]): j for j in jobs})
+        pending = [j for j in jobs if not all((root / o).exists() for o in j["outputs"])]
+        if not pending:
+            break
+        for job in pending:
+            if job["kind"] != "checkpoint":
+                for out in job["outputs"]:
+                    write_placeholder(root, out, manifest)
+        for job in pending:
+            if job["kind"] == "checkpoint":
+                snakemake(root, *job["outputs"])
+    else:
+        raise RuntimeError("jobs still pending after 5 rounds")
+    for _ in range(5):  # record metadata; a directory() output must be a directory
+        res = subprocess.run(SNAKEMAKE + ["--touch", "--forceall", "-q"], cwd=root,
+                             capture_output=True, text=True, timeout=600)
+        if res.returncode == 0:
+            break
+        text = res.stdout + res.stderr
+        # the touch of a directory() output writes a flag file inside it
+        dirs = set(re.findall(r"Not a directory: '([^']+)/\.snakemake_timestamp'", text))
+        if not dirs:
+            raise RuntimeError(f"snakemake --touch failed:\n{text[-3000:]}")
+        for d in dirs:
+            path = root / d
+            if path.is_file():
+                path.unlink()
+            path.mkdir(parents=True, exist_ok=True)
+    return seen
+
+
+def rules_in(smk: Path) -> set[str]:
+    return set(re.findall(r"^(?:rule|checkpoint) (\w+):", smk.read_text(encoding="utf-8"), re.M))
+
+
+class Demo:
+    """The demo config's structure, and the jobs each part of the DAG consists of."""
+
+    def __init__(self, root: Path, jobs: dict[tuple[str, str], dict]):
+        self.root = root
+        self.jobs = jobs                      # every job after the manifest checkpoint
+        self.config = yaml.safe_load((root / "config" / "config.yaml").read_text(encoding="utf-8"))
+        self.baselines = self.config["baselines"]
+        self.eval_splits = list(self.config["evaluation"]["splits"])
+        self.shards = shards_of(root / "results" / "data" / "videos.tsv")
+        # tables, plots and annotation kits: made from the stages' outputs (below)
+        self.report_rules = rules_in(root / "rules" / "report.smk")
+        if (root / "rules" / "human_eval.smk").exists():
+            self.report_rules |= rules_in(root / "rules" / "human_eval.smk")
+
+    # -- which baselines ----------------------------------------------------------------------
+    def needing(self, *products: str) -> set[str]:
+        return {b for b, c in self.baselines.items() if baseline_needs(c) & set(products)}
+
+    def of_family(self, *families: str) -> set[str]:
+        return {b for b, c in self.baselines.items() if c["family"] in families}
+
+    def with_followers(self, names: set[str]) -> set[str]:
+        """``names`` and every baseline built on one of them (``llm_from``), transitively."""
+        out = set(names)
+        while True:
+            more = {b for b, c in self.baselines.items() if c.get("llm_from") in out} - out
+            if not more:
+                return out
+            out |= more
+
+    # -- stage jobs -------------------------------------------------------------------------
+    def split_jobs(self, rule: str, splits) -> set[tuple[str, str]]:
+        return {(rule, f"split={s}") for s in splits}
+
+    def media_jobs(self) -> set[tuple[str, str]]:
+        """Every job of the media rules: fetch and extraction of each shard and the summaries
+        of their status tables."""
+        media = rules_in(self.root / "rules" / "media.smk")
+        return {k for k in self.jobs if k[0] in media}
+
+    def scoring(self, names: set[str]) -> set[tuple[str, str]]:
+        return {("score", f"baseline={b}, split={s}") for b in names for s in self.eval_splits}
+
+    def baseline_jobs(self, names: set[str]) -> set[tuple[str, str]]:
+        """Training, decoding and scoring of ``names`` and of the baselines built on them."""
+        names = self.with_followers(names)
+        jobs = {("train_baseline", f"baseline={b}") for b in names}
+        jobs |= {("predict", f"baseline={b}, split={s}") for b in names for s in self.eval_splits}
+        return jobs | self.scoring(names)
+
+    # -- the report level: derived from the DAG ------------------------------------------------
+    def with_reports(self, stage_jobs: set, module: str) -> set[tuple[str, str]]:
+        """``stage_jobs`` plus the report-level jobs that import ``module`` (their code input)
+        or read what a re-run job writes, transitively."""
+        code = str(self.root.resolve() / "src" / "tiktalk" / module)
+        reports = {k: j for k, j in self.jobs.items() if k[0] in self.report_rules}
+        out = set(stage_jobs) | {k for k, j in reports.items() if code in j["inputs"]}
+        while True:
+            written = {o for k in out if k in self.jobs for o in self.jobs[k]["outputs"]}
+            more = {k for k, j in reports.items() if k not in out and written & set(j["inputs"])}
+            if not more:
+                return out
+            out |= more
+
+
+# The edit table: module (under src/tiktalk) -> the stage jobs a content edit of it re-runs
+# (the tables and kits made from their outputs follow: Demo.with_reports).
+EDITS = {
+    "knowledge/retrieve.py": lambda d: (d.split_jobs("retrieve_knowledge", SPLITS)
+                                        | d.baseline_jobs(d.needing("knowledge"))),
+    "media/decode.py": lambda d: d.media_jobs() | d.baseline_jobs(d.needing("features",
+                                                                            "image_features")),
+    "models/maria.py": lambda d: d.baseline_jobs(d.of_family("maria")),
+    "models/causal_lm.py": lambda d: d.baseline_jobs(d.of_family("causal_lm")),
+    "models/livebot.py": lambda d: d.baseline_jobs(d.of_family("livebot")),
+    "metrics/evaluate.py": lambda d: d.scoring(set(d.baselines)),
+    "training/trainer.py": lambda d: d.baseline_jobs(set(d.baselines)),
+}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Demo:
+    root = tmp_path_factory.mktemp("repo")
+    for name in COPIED:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        elif src.exists():
+            shutil.copy2(src, root / name)
+    snakemake(root, "results/data/videos.tsv")        # real jobs up to the checkpoint
+    jobs = mark_finished(root)
+    assert "Nothing to be done" in snakemake(root, "-n")
+    return Demo(root, jobs)
+
+
+def rerun_after_edit(d: Demo, module: str) -> set[tuple[str, str]]:
+    path = d.root / "src" / "tiktalk" / module
+    original, stat = path.read_bytes(), path.stat()
+    try:
+        path.write_bytes(original + b"\n# a content edit\n")
+        return job_keys(dry_run_jobs(d.root))
+    finally:
+        path.write_bytes(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+@pytest.mark.parametrize("module", sorted(EDITS))
+def test_an_edit_reruns_exactly_its_dependents(demo, module):
+    got = rerun_after_edit(demo, module)
+    want = demo.with_reports(EDITS[module](demo), module)
+    assert got == want, (f"{module}: re-runs {sorted(got - want)} that do not depend on it; "
+                         f"misses {sorted(want - got)}")
+
+
+def test_edits_put_back_leave_nothing_to_do(demo):
+    """Putting a module back (content and mtime) schedules nothing: the edits above did not
+    leak into each other, and the finished demo is up to date."""
+    assert "Nothing to be done" in snakemake(demo.root, "-n")
