@@ -157,6 +157,7 @@ def all_outputs(wildcards=None):
     if config["release"]["source"] == "demo":
         outs.append(f"{R}/tables/demo_item_types.csv")
     outs += HE_OUTPUTS  # rules/human_eval.smk
+    outs += PT_OUTPUTS  # rules/paper_tables.smk
     return outs
 
 def demo_videos(wildcards):

@@ -10,6 +10,7 @@ rule demo_data:
         videos=directory(f"{R}/demo/videos"),
         c3kg=f"{R}/demo/c3kg.tsv",
         item_types=f"{R}/demo/item_types.json",
+        attributes=f"{R}/demo/video_attributes.json",
     params:
         demo=config.get("demo", {}),
         seed=config["seed"],

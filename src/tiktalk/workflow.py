@@ -34,6 +34,16 @@ STAGE_ENTRIES: dict[str, tuple[str, ...]] = {
     "human_eval": ("tiktalk.report.human_eval", "tiktalk.report.context_sources",
                    "tiktalk.report.table4", "tiktalk.report.figure2", "tiktalk.report.frames"),
     "human_eval_frames": ("tiktalk.report.frames",),
+    # the paper's other outputs (rules/paper_tables.smk)
+    "ranking_candidates": ("tiktalk.metrics.ranking",),
+    "rank": ("tiktalk.baselines.{family}", "tiktalk.baselines.ranking"),
+    "ranking_table": ("tiktalk.report.ranking_table",),
+    "table2": ("tiktalk.report.data_division",),
+    "table5": ("tiktalk.report.topics",),
+    "table7": ("tiktalk.report.efficiency",),
+    "interest_clip": ("tiktalk.report.interest", "tiktalk.media.clip"),
+    "table6": ("tiktalk.report.interest", "tiktalk.media.clip"),
+    "figure4": ("tiktalk.report.cases", "tiktalk.report.interest"),
 }
 
 

@@ -3,10 +3,11 @@
 :func:`generate_demo` writes into ``out_dir``::
 
     videos/<video_id>.mp4       H.264 + AAC (about 15% without an audio stream), 2-6 s, 8 fps
-    release/{train,val,test}.json   the release layout of :mod:`tiktalk.data.release`
+    release/{train,val,test}.json   the release layout of :mod:`tiktalk.data.release` (with a
+                                    description per video, :mod:`tiktalk.demo.topics`)
     c3kg.tsv                    mini C3KG as the plain table (formats.C3KG_COLUMNS)
     item_types.json             {dialogue_id: "visual"|"audio"|"knowledge"|"text"} (not release)
-    video_attributes.json       {video_id: {split, colour, shape, pitch, has_audio, duration}}
+    video_attributes.json       {video_id: {split, colour, shape, pitch, has_audio, duration, topic, focus}}
 
 Item types (see :mod:`tiktalk.demo.texts`): a visual item's response names the colour and
 shape of its video, an audio item's the pitch of its tone, a knowledge item's the emotion that
@@ -24,6 +25,7 @@ videos leaves the val/test dialogues and their videos unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -31,7 +33,8 @@ from typing import Mapping
 
 from tiktalk.data.release import dialogue_id
 from tiktalk.demo import texts as T
-from tiktalk.demo.media import VideoSpec, write_demo_video
+from tiktalk.demo.media import FOCUS_SEGMENTS, VideoSpec, write_demo_video
+from tiktalk.demo.topics import description as describe, draw_topic
 from tiktalk.formats import C3KG_COLUMNS, N_REFERENCES, SPLITS
 from tiktalk.io import write_json, write_text_atomic
 
@@ -261,14 +264,22 @@ def generate_demo(
     for split in SPLITS:
         specs = _video_specs(seed, split, ids[split], size, no_audio_fraction,
                              min_duration, max_duration)
+        focus_rng = _rng(seed, "focus", split)    # Table 6: where each video's shape is largest
+        specs = [dataclasses.replace(spec, focus=focus_rng.randrange(FOCUS_SEGMENTS)) for spec in specs]
         heads = train_heads if split == "train" else heldout_heads
         release, item_types = _dialogues(seed, split, specs, per_video[split], heads, emotion)
+        topic_rng = _rng(seed, "topics", split)   # Table 5: a topic and a description per video
+        topics = {spec.video_id: draw_topic(topic_rng) for spec in specs}
+        for spec in specs:
+            release[spec.video_id]["description"] = describe(topic_rng, topics[spec.video_id],
+                                                             spec.colour, spec.shape)
         write_json(out_dir / "release" / f"{split}.json", release)
         all_types.update(item_types)
         for spec in specs:
             attributes[spec.video_id] = {
                 "split": split, "colour": spec.colour, "shape": spec.shape, "pitch": spec.pitch,
                 "has_audio": spec.has_audio, "duration": spec.duration,
+                "topic": topics[spec.video_id], "focus": spec.focus,
             }
             if write_videos:
                 write_demo_video(out_dir / "videos" / f"{spec.video_id}.mp4", spec, size, fps,
