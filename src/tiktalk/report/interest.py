@@ -73,11 +73,11 @@ def relevant_from_annotations(key_path, ratings_dir) -> list[dict]:
     votes: dict[tuple[str, str], list[bool]] = {}
     for r in read_filled_sheets(ratings_dir, key, parse_labels):
         if not r.values[SKIP]:
-            votes.setdefault((r.item, r.slot), []).append(bool(r.values["vision"]))
+            votes.setdefault((r.item, r.system), []).append(bool(r.values["vision"]))
     out = []
     for it in key["items"]:
-        for slot, text in it["candidates"].items():
-            v = votes.get((it["item"], slot), [])
+        for ident, text in it["candidates"].items():     # ident: ref1.. (the sheet's hidden id)
+            v = votes.get((it["item"], ident), [])
             if v and sum(v) * 2 > len(v):
                 out.append({"dialogue_id": it["dialogue_id"], "video_id": it["video_id"], "response": text})
     return out
