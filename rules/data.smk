@@ -31,10 +31,13 @@ rule build_split:
         code=code("data"),
     output:
         dialogues=f"{R}/data/{{split}}.jsonl",
+        report=f"{R}/data/{{split}}.release.json",
     wildcard_constraints:
         split="train",
     params:
         video_id_pattern=lambda w: video_id_pattern(),
+        fields=config["release"].get("fields", {}),
+        val_from_train=val_from_train,
     log:
         f"{R}/logs/build_split/{{split}}.log",
     benchmark:
@@ -49,6 +52,7 @@ use rule build_split as build_split_with_references with:
     output:
         dialogues=f"{R}/data/{{split}}.jsonl",
         references=f"{R}/data/{{split}}_references.jsonl",
+        report=f"{R}/data/{{split}}.release.json",
     wildcard_constraints:
         split="val|test",
     log:

@@ -145,6 +145,20 @@ def baseline_needs(baseline: dict) -> set[str]:
 
 
 _MANIFEST_CACHE: dict[tuple[str, int, int], dict[str, list[str]]] = {}
+def uses_pipeline_tokenizer(baseline: dict) -> bool:
+    """Whether a baseline reads the pipeline's tokenizer (config ``tokenizer``) rather than one
+    of its own: DialoGPT with ``params.tokenizer``, a causal LM with a ``base_model`` and BLIP-2
+    (its LLM's) bring their own."""
+    family = baseline["family"]
+    params = baseline.get("params", {})
+    model = params.get("model", {})
+    if family == "dialogpt":
+        return not params.get("tokenizer")
+    if family == "causal_lm":
+        return not model.get("base_model")
+    return family != "blip2"
+
+
 
 
 def manifest_shard_ids(manifest_tsv: str | Path) -> dict[str, list[str]]:
