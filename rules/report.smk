@@ -41,7 +41,8 @@ rule table3:
 
 
 rule demo_item_types:
-    """Demo wiring check: scores per item type (visual/audio/knowledge/text) per baseline."""
+    """Demo wiring check: scores per item type (visual/audio/knowledge/text) per baseline, and
+    the wiring margins with their paired bootstrap 95% intervals (tiktalk.report.wiring)."""
     input:
         predictions=expand(
             f"{R}/predictions/{{baseline}}/{TABLE_SPLIT}.jsonl", baseline=BASELINES
@@ -55,10 +56,19 @@ rule demo_item_types:
             category="Demo wiring",
             caption="../workflow/report/items.rst",
         ),
+        wiring=report(
+            f"{R}/tables/demo_wiring.csv",
+            category="Demo wiring",
+            caption="../workflow/report/wiring.rst",
+        ),
+        wiring_md=f"{R}/tables/demo_wiring.md",
     params:
         baselines=BASELINES,
+        labels=TABLE3_LABELS,
     log:
         f"{R}/logs/demo_item_types.log",
+    benchmark:
+        f"{R}/benchmarks/demo_item_types.tsv"
     conda:
         "../envs/report.yaml"
     script:
