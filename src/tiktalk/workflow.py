@@ -30,7 +30,8 @@ STAGE_ENTRIES: dict[str, tuple[str, ...]] = {
     "train": ("tiktalk.baselines.{family}", "tiktalk.baselines.launch"),
     "predict": ("tiktalk.baselines.{family}",),
     "score": ("tiktalk.metrics.evaluate",),
-    "report": ("tiktalk.report.tables", "tiktalk.report.plots", "tiktalk.report.items"),
+    "report": ("tiktalk.report.table3", "tiktalk.report.tables", "tiktalk.report.plots",
+               "tiktalk.report.items"),
     "human_eval": ("tiktalk.report.human_eval", "tiktalk.report.context_sources",
                    "tiktalk.report.table4", "tiktalk.report.figure2", "tiktalk.report.frames"),
     "human_eval_frames": ("tiktalk.report.frames",),
@@ -144,7 +145,6 @@ def baseline_needs(baseline: dict) -> set[str]:
     return needs
 
 
-_MANIFEST_CACHE: dict[tuple[str, int, int], dict[str, list[str]]] = {}
 def uses_pipeline_tokenizer(baseline: dict) -> bool:
     """Whether a baseline reads the pipeline's tokenizer (config ``tokenizer``) rather than one
     of its own: DialoGPT with ``params.tokenizer``, a causal LM with a ``base_model`` and BLIP-2
@@ -159,6 +159,7 @@ def uses_pipeline_tokenizer(baseline: dict) -> bool:
     return family != "blip2"
 
 
+_MANIFEST_CACHE: dict[tuple[str, int, int], dict[str, list[str]]] = {}
 
 
 def manifest_shard_ids(manifest_tsv: str | Path) -> dict[str, list[str]]:
