@@ -57,6 +57,7 @@ include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
 include: "rules/human_eval.smk"
+include: "rules/paper_tables.smk"  # Tables 2, 5, 6, 7, ranking, Figure 4 cases
 
 
 report: "workflow/report/workflow.rst"

@@ -1,8 +1,11 @@
 # Input functions, shard lists, wildcard constraints and per-stage code inputs.
 import json
+import re
 from pathlib import Path
 
 from tiktalk.workflow import baseline_needs, code_files, manifest_shard_ids
+from tiktalk.workflow import uses_pipeline_tokenizer
+from tiktalk.weights.spec import WeightsSpec
 
 R = "results"
 SPLITS = ["train", "val", "test"]
@@ -12,6 +15,15 @@ SRC = Path(workflow.basedir) / "src" / "tiktalk"
 # The media jobs gate every training that reads features (the slowest rows), so among ready
 # jobs they go first; trainings then start by their config `priority` (longest first).
 MEDIA_PRIORITY = 100
+# Pretrained weights (config `weights:`, tiktalk.weights.spec): a rule whose config holds a
+# path under weights/ declares that artifact's files and verification record as inputs.
+WEIGHTS = WeightsSpec.from_config(config)
+WEIGHT_NAMES = "|".join(re.escape(n) for n in sorted(WEIGHTS.artifacts)) or "(?!)"
+
+
+def weight_inputs(*blocks):
+    """Weight files (and their verification records) that these config blocks refer to."""
+    return WEIGHTS.inputs_for(*blocks)
 
 
 wildcard_constraints:
@@ -25,10 +37,27 @@ def code(stage, family=None):
     return code_files(SRC, stage, family)
 
 
+def release_has_val():
+    """A release without val.json gets val carved from train (tiktalk.data.release.carve_val)."""
+    if config["release"]["source"] == "demo":
+        return True
+    return (Path(config["release"]["dir"]) / "val.json").exists()
+
+
 def release_file(split):
     if config["release"]["source"] == "demo":
         return f"{R}/demo/release/{split}.json"
+    if split == "val" and not release_has_val():
+        split = "train"
     return str(Path(config["release"]["dir"]) / f"{split}.json")
+
+
+def val_from_train(wildcards):
+    """The carving settings for train and val when val comes from train (None: the release's
+    own val.json; always None for test)."""
+    if wildcards.split == "test" or release_has_val():
+        return None
+    return dict(config["release"].get("val_from_train", {}))
 
 
 def shards(wildcards=None):
@@ -99,6 +128,17 @@ def train_priority(wildcards):
     return config["baselines"][wildcards.baseline].get("priority", 0)
 
 
+def baseline_weights(b):
+    """Pretrained files a baseline's jobs load: those its params name, its LLM's (llm_from),
+    and the pipeline tokenizer's when it reads that one (weights.smk)."""
+    blocks = [b]
+    if b.get("llm_from"):
+        blocks.append(baseline_cfg(b["llm_from"]))
+    if uses_pipeline_tokenizer(b):
+        blocks.append(config["tokenizer"])
+    return weight_inputs(*blocks)
+
+
 def train_inputs(wildcards):
     """What one baseline's training reads: depends on its modalities (no unused inputs)."""
     b = baseline_cfg(wildcards.baseline)
@@ -119,6 +159,8 @@ def train_inputs(wildcards):
         inputs["knowledge"] = [f"{R}/knowledge/{s}.jsonl" for s in ("train", "val")]
     if b.get("llm_from"):
         inputs["llm"] = f"{R}/models/{b['llm_from']}/model.pt"
+    if baseline_weights(b):
+        inputs["weights"] = baseline_weights(b)
     return inputs
 
 
@@ -140,6 +182,8 @@ def predict_inputs(wildcards):
         inputs["knowledge"] = f"{R}/knowledge/{wildcards.split}.jsonl"
     if b.get("llm_from"):
         inputs["llm"] = f"{R}/models/{b['llm_from']}/model.pt"
+    if baseline_weights(b):
+        inputs["weights"] = baseline_weights(b)
     return inputs
 
 
@@ -156,7 +200,10 @@ def all_outputs(wildcards=None):
     outs += [f"{R}/metrics/{b}/{s}.json" for b in BASELINES for s in EVAL_SPLITS]
     if config["release"]["source"] == "demo":
         outs.append(f"{R}/tables/demo_item_types.csv")
+    if WEIGHTS.artifacts:  # every pretrained artifact fetched and verified (rules/weights.smk)
+        outs.append(WEIGHTS.manifest_path)
     outs += HE_OUTPUTS  # rules/human_eval.smk
+    outs += PT_OUTPUTS  # rules/paper_tables.smk
     return outs
 
 def demo_videos(wildcards):

@@ -10,6 +10,7 @@ rule demo_data:
         videos=directory(f"{R}/demo/videos"),
         c3kg=f"{R}/demo/c3kg.tsv",
         item_types=f"{R}/demo/item_types.json",
+        attributes=f"{R}/demo/video_attributes.json",
     params:
         demo=config.get("demo", {}),
         seed=config["seed"],
@@ -30,10 +31,13 @@ rule build_split:
         code=code("data"),
     output:
         dialogues=f"{R}/data/{{split}}.jsonl",
+        report=f"{R}/data/{{split}}.release.json",
     wildcard_constraints:
         split="train",
     params:
         video_id_pattern=lambda w: video_id_pattern(),
+        fields=config["release"].get("fields", {}),
+        val_from_train=val_from_train,
     log:
         f"{R}/logs/build_split/{{split}}.log",
     benchmark:
@@ -48,6 +52,7 @@ use rule build_split as build_split_with_references with:
     output:
         dialogues=f"{R}/data/{{split}}.jsonl",
         references=f"{R}/data/{{split}}_references.jsonl",
+        report=f"{R}/data/{{split}}.release.json",
     wildcard_constraints:
         split="val|test",
     log:

@@ -25,6 +25,7 @@ rule retrieve_knowledge:
         dialogues=f"{R}/data/{{split}}.jsonl",
         c3kg=c3kg_table,
         code=code("knowledge"),
+        weights=weight_inputs(config["knowledge"]["retriever"]),  # the Sentence-BERT model
     output:
         f"{R}/knowledge/{{split}}.jsonl",
     params:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tiktalk.data.build import manifest_from_ids, write_manifest
+from tiktalk.data.manifest import manifest_from_ids, write_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -48,8 +48,9 @@ def test_demo_dag_dry_run_builds(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     counts = job_counts(res.stdout)
     n_baselines = len(demo_config()["baselines"])
-    # one scoring job per evaluated split scores every baseline (one METEOR JVM)
-    assert counts["demo_data"] == 1 and counts["score"] == len(demo_config()["evaluation"]["splits"])
+    # one scoring job per baseline and evaluated split (a failed baseline blocks only its own)
+    assert counts["demo_data"] == 1
+    assert counts["score"] == n_baselines * len(demo_config()["evaluation"]["splits"])
     assert counts["predict"] == n_baselines
     # baselines that read media features join the DAG after the manifest checkpoint
     assert 1 <= counts["train_baseline"] <= n_baselines
@@ -70,45 +71,92 @@ def test_bad_config_fails_naming_the_key(tmp_path, mutate, needle):
     assert needle in res.stdout + res.stderr
 
 
-def test_job_count_scales_with_shards_not_videos(tmp_path):
-    """A 38,703-video TikTalk-sized manifest: jobs = shards x media stages + fixed rest."""
-    n_videos, shard_size = 38_703, 256
+def paper_scale_workdir(tmp_path: Path, n_videos: int = 38_703) -> Path:
+    """A working directory where the paper config's data stage is done for a TikTalk-sized
+    release (35,703 / 1,000 / 2,000 videos): release files, dialogue tables, the manifest
+    checkpoint and a passing media coverage report exist, so a dry-run shows every job."""
     ids = [str(7_000_000_000_000_000_000 + i) for i in range(n_videos)]
     split_of = {v: ("test" if i < 2000 else "val" if i < 3000 else "train")
                 for i, v in enumerate(ids)}
+    shard_size = yaml.safe_load((ROOT / "config/tiktalk.yaml").read_text())["data"]["shard_size"]
     res_dir = tmp_path / "results" / "data"
     res_dir.mkdir(parents=True)
-    release = tmp_path / "release"
-    release.mkdir()
+    release = tmp_path / "data" / "tiktalk"
+    release.mkdir(parents=True)
+    (tmp_path / "data" / "c3kg").mkdir()
+    (tmp_path / "data" / "c3kg" / "c3kg.tsv").write_text("head\trelation\ttail\tweight\n")
     for split in ("train", "val", "test"):
         (release / f"{split}.json").write_text("{}")
-    for split in ("train", "val", "test"):
         (res_dir / f"{split}.jsonl").write_text("")
+        (res_dir / f"{split}.release.json").write_text("{}")
         if split != "train":
             (res_dir / f"{split}_references.jsonl").write_text("")
     write_manifest(manifest_from_ids(ids, split_of, shard_size), res_dir / "videos.tsv")
-    cfg = demo_config()
-    cfg["release"] = {"source": "release", "dir": str(release)}
-    cfg["data"]["shard_size"] = shard_size
-    cfg["knowledge"]["c3kg"] = str(tmp_path / "c3kg.tsv")
-    (tmp_path / "c3kg.tsv").write_text("head\trelation\ttail\tweight\n")
+    from tiktalk.media.coverage import COVERAGE_VERSION
+
+    (tmp_path / "results" / "media").mkdir()
+    (tmp_path / "results" / "media" / "coverage.json").write_text(
+        json.dumps({"version": COVERAGE_VERSION, "passed": True}))
     # the pre-made tables must look up to date relative to the package code
-    for p in list(res_dir.iterdir()) + list(release.iterdir()) + [tmp_path / "c3kg.tsv"]:
-        os.utime(p, None)
-    res = snakemake("-n", "--cores", "2", "--directory", str(tmp_path), "--snakefile",
-                    str(ROOT / "Snakefile"), "--configfile", str(write_config(tmp_path, cfg)),
+    for p in tmp_path.rglob("*"):
+        if p.is_file():
+            os.utime(p, None)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def paper_scale_dry_run(tmp_path_factory):
+    workdir = paper_scale_workdir(tmp_path_factory.mktemp("paper_scale"))
+    res = snakemake("-n", "--cores", "2", "--directory", str(workdir), "--snakefile",
+                    str(ROOT / "Snakefile"), "--configfile", str(ROOT / "config/tiktalk.yaml"),
                     timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
-    counts = job_counts(res.stdout)
-    n_shards = -(-n_videos // shard_size)
+    return res.stdout
+
+
+def test_paper_config_at_paper_scale_jobs_grow_with_shards(paper_scale_dry_run):
+    """The paper config on a 38,703-video manifest: media jobs = shards x stages, one job per
+    weight file to fetch (none is there yet), one verification per artifact, and the rest a
+    fixed number of jobs (the README quotes this dry-run's time and job count)."""
+    counts = job_counts(paper_scale_dry_run)
+    paper = yaml.safe_load((ROOT / "config/tiktalk.yaml").read_text())
+    n_shards = -(-38_703 // paper["data"]["shard_size"])
     assert n_shards == 152
-    assert counts["fetch_shard"] == n_shards
-    assert counts["extract_shard"] == n_shards
-    assert counts["image_features_shard"] == n_shards
-    media_jobs = sum(counts.get(r, 0) for r in ("fetch_shard", "extract_shard",
-                                               "image_features_shard"))
-    assert media_jobs == 3 * n_shards
-    assert sum(counts.values()) < 3 * n_shards + 60, counts
+    assert counts["fetch_shard"] == counts["extract_shard"] == n_shards
+    artifacts = paper["weights"]["artifacts"]
+    assert counts["verify_weight"] == len(artifacts) and counts["fetch_weights"] == 1
+    assert counts["fetch_weight"] == sum(len(a["files"]) for a in artifacts.values())
+    n_baselines = len(paper["baselines"])
+    assert counts["train_baseline"] == n_baselines
+    assert counts["predict"] == n_baselines * len(paper["evaluation"]["splits"])
+    fixed = sum(counts.values()) - 2 * n_shards - counts["fetch_weight"]
+    assert fixed < 120, counts
+
+
+def test_each_weight_is_an_input_of_exactly_its_consumers(paper_scale_dry_run):
+    """So replacing a weight file re-runs exactly the jobs that load it (mtime trigger)."""
+    readers: dict[str, set[str]] = {}
+    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:)", paper_scale_dry_run):
+        head = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):", block)
+        inputs = re.search(r"^\s+input: (.*)$", block, re.M)
+        if not head or not inputs or head.group(1) in ("verify_weight", "fetch_weights"):
+            continue
+        baseline = re.search(r"^\s+wildcards: .*\bbaseline=(\w+)", block, re.M)
+        job = head.group(1) + (f"[{baseline.group(1)}]" if baseline else "")
+        for f in inputs.group(1).split(", "):
+            if f.startswith("weights/") and f.count("/") >= 2 and "/.verified/" not in f:
+                readers.setdefault(f.split("/")[1], set()).add(job)
+    both = lambda *bs: {f"{r}[{b}]" for b in bs for r in ("train_baseline", "predict", "rank")}  # noqa: E731
+    maria = ("maria", "maria_audio", "maria_c3kg", "text", "audio_text", "c3kg_text", "maria_audio_c3kg")
+    assert readers == {
+        "bert-base-chinese": both(*maria, "livebot", "blip2_img", "blip2_video"),
+        "resnet101-imagenet": {"extract_shard"},
+        "vggish": {"extract_shard"},
+        "blip2-opt-2.7b": {"extract_shard"},
+        "sbert-chinese": {"retrieve_knowledge", "table5"},   # Table 5: descriptions vs topics
+        "gpt2-chitchat": both("dialogpt"),
+        "chatglm-6b": both("chatglm", "blip2_img", "blip2_video"),
+    }
 
 
 def test_paper_config_validates():

@@ -83,14 +83,21 @@ def _decode(path: Path):
 
 
 def _shape_and_colour(frame: np.ndarray) -> tuple[str, str]:
-    """Colour word (nearest palette entry) and shape (box fill ratio) of the saturated blob."""
+    """Colour word (nearest palette entry) and shape of the saturated blob. Shape: the corner
+    zone of the blob's bounding box, |dx| + |dy| > 1.45 h from its centre (h: half its size),
+    is empty for a circle (its points reach sqrt(2) h at most) and mostly filled for a square
+    (a triangle of legs 0.55 h in each corner, beyond the codec's blurred edge)."""
     f = frame.astype(int)
     mask = (f.max(axis=2) - f.min(axis=2)) > 80
     ys, xs = np.nonzero(mask)
     mean = f[mask].mean(axis=0)
     colour = min(COLOURS, key=lambda c: np.sum((np.array(COLOURS[c]) - mean) ** 2))
-    fill = mask.sum() / ((ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1))
-    return colour, ("方形" if fill > 0.88 else "圆形")
+    cy, cx = (ys.min() + ys.max()) / 2, (xs.min() + xs.max()) / 2
+    half = (ys.max() - ys.min() + xs.max() - xs.min() + 2) / 4
+    yy, xx = np.mgrid[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    zone = np.abs(yy - cy) + np.abs(xx - cx) > 1.45 * half
+    filled = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1][zone].mean()
+    return colour, ("方形" if filled > 0.3 else "圆形")
 
 
 def test_videos_decode_with_expected_streams_and_content(demo):
@@ -160,6 +167,31 @@ def _c3kg(root: Path) -> list[dict]:
     return [dict(zip(C3KG_COLUMNS, line.split("\t"))) for line in lines[1:]]
 
 
+def test_answers_balanced_over_the_items_that_ask_for_them(tmp_path):
+    """Colours and shapes over the visual items, pitches over the audio items, emotions over
+    the knowledge items: no answer more frequent than another by more than one video's items,
+    so a model that always gives the same answer cannot beat chance."""
+    per_video = {"train": 6, "val": 2, "test": 2}
+    generate_demo(tmp_path, seed=11, write_videos=False, n_videos={"train": 40, "val": 12, "test": 30},
+                  dialogues_per_video=per_video)
+    types, attrs = _types(tmp_path), _attrs(tmp_path)
+    emotion = {r["head"]: r["tail"] for r in _c3kg(tmp_path) if r["relation"] == "emotion_cause"}
+    for split in SPLITS:
+        counts = {"colour": {}, "shape": {}, "pitch": {}, "emotion": {}}
+        for row in _rows(tmp_path, split):
+            kind, a = types[row["dialogue_id"]], attrs[row["video_id"]]
+            asked = {"visual": ("colour", "shape"), "audio": ("pitch",)}.get(kind, ())
+            for attr in asked:
+                counts[attr][a[attr]] = counts[attr].get(a[attr], 0) + 1
+            if kind == "knowledge":
+                head = next(h for h in emotion if h in row["context"][-1])
+                counts["emotion"][emotion[head]] = counts["emotion"].get(emotion[head], 0) + 1
+        for attr, values in (("colour", COLOURS), ("shape", SHAPES), ("pitch", PITCHES),
+                             ("emotion", EMOTIONS)):
+            c = [counts[attr].get(v, 0) for v in values]
+            assert max(c) - min(c) <= per_video[split], (split, attr, counts[attr])
+
+
 def test_c3kg_table_has_flows_and_atomic_relations(demo):
     rows = _c3kg(demo)
     relations = {r["relation"] for r in rows}
@@ -206,6 +238,40 @@ def test_text_items_response_fixed_by_context(demo):
                 assert row["responses"][0] == target[row["context"][-1]]
 
 
+def test_item_shares_per_split(tmp_path):
+    """A split given its own shares (the default config balances the test split) holds them,
+    audio items still only on videos with sound; the other splits keep the paper's shares."""
+    balanced = {"visual": 0.25, "audio": 0.25, "knowledge": 0.25, "text": 0.25}
+    sizes = dict(n_videos={"train": 8, "val": 4, "test": 20}, dialogues_per_video=SMALL["dialogues_per_video"])
+    summary = generate_demo(tmp_path, seed=7, write_videos=False, item_shares={"test": balanced}, **sizes)
+    assert summary["item_types"]["test"] == {"visual": 10, "audio": 10, "knowledge": 10, "text": 10}
+    assert summary["item_types"]["train"] == type_counts(32)
+    types, attrs = _types(tmp_path), _attrs(tmp_path)
+    for row in _rows(tmp_path, "test"):
+        if types[row["dialogue_id"]] == "audio":
+            assert attrs[row["video_id"]]["has_audio"]
+    # the other splits are the same; the test videos are, up to their balanced attributes
+    plain = tmp_path / "plain"
+    generate_demo(plain, seed=7, write_videos=False, **sizes)
+    same = ("split", "duration", "has_audio")
+    assert {v: [a[k] for k in same] for v, a in _attrs(plain).items()} == \
+        {v: [a[k] for k in same] for v, a in attrs.items()}
+    for split in ("train", "val"):
+        assert (plain / "release" / f"{split}.json").read_bytes() == \
+            (tmp_path / "release" / f"{split}.json").read_bytes()
+
+
+@pytest.mark.parametrize("shares,match", [
+    ({"test": {"visual": 0.5, "audio": 0.5}}, "exactly the item types"),
+    ({"test": {"visual": 0.5, "audio": 0.5, "knowledge": 0.5, "text": 0.5}}, "sum to 2"),
+    ({"test": {"visual": 0.5, "audio": 0.5, "knowledge": 0.0, "text": 0.0}}, "must be > 0"),
+    ({"tset": {"visual": 0.25, "audio": 0.25, "knowledge": 0.25, "text": 0.25}}, "unknown split"),
+])
+def test_item_shares_are_checked(tmp_path, shares, match):
+    with pytest.raises(ValueError, match=match):
+        generate_demo(tmp_path, write_videos=False, item_shares=shares, **SMALL)
+
+
 def test_generation_rejects_bad_sizes(tmp_path):
     with pytest.raises(ValueError, match="val"):
         generate_demo(tmp_path, n_videos={"val": 0}, write_videos=False)
@@ -221,3 +287,5 @@ def test_type_counts_follow_the_shares_and_cover_every_type():
         assert all(abs(c[t] - ITEM_SHARES[t] * n) <= 1 for t in c), (n, c)
     with pytest.raises(ValueError, match="need at least 4"):
         type_counts(3)
+    assert type_counts(120, {"visual": 0.25, "audio": 0.25, "knowledge": 0.25, "text": 0.25}) == \
+        {"visual": 30, "audio": 30, "knowledge": 30, "text": 30}

@@ -77,6 +77,7 @@ def test_damaged_videos_and_bad_server_do_not_stop_the_dag(tmp_path):
             "id,url\n" + "".join(f"{v},{srv.base}/v/{v}\n" for v in sorted(routes)), encoding="utf-8")
         cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text(encoding="utf-8"))
         cfg["release"] = {"source": "release", "dir": str(tmp_path / "release")}
+        cfg.pop("paper_tables", None)   # its demo CLIP exists for the demo release only
         cfg["knowledge"]["c3kg"] = str(tmp_path / "c3kg.tsv")
         cfg["data"]["shard_size"] = 4
         cfg["media"]["source"] = {"kind": "csv", "csv": str(tmp_path / "urls.csv")}
@@ -147,6 +148,7 @@ def test_coverage_floor_stops_training_and_retry_recovers(tmp_path):
                                        encoding="utf-8")
     cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text(encoding="utf-8"))
     cfg["release"] = {"source": "release", "dir": str(tmp_path / "release")}
+    cfg.pop("paper_tables", None)   # its demo CLIP exists for the demo release only
     cfg["knowledge"]["c3kg"] = str(tmp_path / "c3kg.tsv")
     cfg["data"]["shard_size"] = 2
     cfg["media"]["source"] = {"kind": "local_dir", "root": str(src)}

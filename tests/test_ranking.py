@@ -193,6 +193,20 @@ def test_dialogpt_and_causal_lm_scores_equal_their_training_loss(tmp_path):
             loss = model(dialogpt.collate([{"input_ids": ids, "labels": labels}], tok.pad_token_id))
         assert -ll[i, j] / nt[i, j] == pytest.approx(loss.item(), rel=1e-4)
 
+    # the ranking job: the same scores, ranked and written with the chance values beside
+    from tiktalk.baselines.ranking import rank_split
+    from tiktalk.io import read_json
+
+    write_candidates(tmp_path / "c.json", cands["dialogues"], "test", 0, len(texts))
+    metrics = rank_split("dialogpt", params, tmp_path / "gpt", inputs, "test", tmp_path / "c.json",
+                         tmp_path / "rank.json", score="sum", batch_size=4)
+    written = read_json(tmp_path / "rank.json")
+    assert written["metrics"] == metrics and metrics["n"] == len(rows) and metrics["score"] == "sum"
+    assert written["chance"]["mean_rank"] == pytest.approx(2.0)
+    first = [1 + sum(ll[i] > ll[i, 0]) for i in range(len(rows))]        # reference: candidate 0
+    assert [d["reference_ranks"][0] for d in written["dialogues"]] == first
+    assert metrics["mean_rank"] == pytest.approx(np.mean(first))
+
     cparams = {"train": dict(TRAIN, epochs=1), "model": CAUSAL}
     causal_lm.train(cparams, inputs, tmp_path / "llm")
     ll, nt = causal_lm.score_candidates(cparams, tmp_path / "llm", inputs, "test", cands, batch_size=5)

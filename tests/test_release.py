@@ -136,7 +136,7 @@ def test_dag_reads_val_from_train_json_when_the_release_has_no_val(tmp_path):
     (tmp_path / "c3kg.tsv").write_text("head\trelation\ttail\tweight\n")
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
     args = [sys.executable, "-m", "snakemake", "results/data/val.jsonl", "results/data/train.jsonl",
-            "--cores", "1", "--directory", str(tmp_path), "--snakefile", str(ROOT / "Snakefile"),
+            "results/data/test.jsonl", "--cores", "1", "--directory", str(tmp_path), "--snakefile", str(ROOT / "Snakefile"),
             "--configfile", str(tmp_path / "config.yaml")]
     res = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -145,3 +145,6 @@ def test_dag_reads_val_from_train_json_when_the_release_has_no_val(tmp_path):
     assert len({r["video_id"] for r in val}) == 2 and len({r["video_id"] for r in train}) == 3
     report = read_json(tmp_path / "results/data/val.release.json")
     assert report["file"] == str(release / "train.json") and report["val_from_train"]["videos"] == 2
+    test = read_json(tmp_path / "results/data/test.release.json")
+    assert test["file"] == str(release / "test.json") and "val_from_train" not in test
+    assert [r["video_id"] for r in read_jsonl(tmp_path / "results/data/test.jsonl")] == ["9100"]

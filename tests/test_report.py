@@ -142,7 +142,8 @@ def test_markdown_is_a_table(tmp_path):
 def test_latex_escaping(tmp_path):
     _, (_, _, tex) = _build(tmp_path, runs={**RUNS, "x&y%_{z}": _metrics(1.0)})
     text = tex.read_text(encoding="utf-8")
-    assert r"BLIP-2\_Img" in text and r"blip2\_img" in text and r"maria\_c3kg (Maria+C3KG)" in text
+    # rows carry the paper's labels (Maria+C3KG), not the runs' config keys (maria_c3kg)
+    assert r"BLIP-2\_Img & " in text and r"Maria+C3KG & " in text and r"maria\_c3kg" not in text
     assert r"x\&y\%\_\{z\}" in text
     body = text[text.index(r"\toprule"):text.index(r"\bottomrule")]
     assert not re.search(r"(?<!\\)[_&%#]", body.replace(" & ", " "))
@@ -150,6 +151,8 @@ def test_latex_escaping(tmp_path):
     assert len(rows) == 1 + 5 + 3  # header + ours + paper
     assert all(ln.count(" & ") == 1 + len(TABLE3_COLUMNS) for ln in rows)
     assert r"\textit{Paper (reported" in text and text.count("{") == text.count("}")
+    # the best value of every column is bold, in our block and in the paper's
+    assert body.count(r"\textbf{") >= 2 * len(TABLE3_COLUMNS)
     assert latex_escape("a~b^c\\") == r"a\textasciitilde{}b\textasciicircum{}c\textbackslash{}"
 
 

@@ -1,6 +1,7 @@
 """The media report and the demo item-type table on small hand-made inputs."""
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -43,22 +44,30 @@ def test_media_report_names_videos_without_status(tmp_path):
 
 def test_item_type_table_scores_each_type(tmp_path):
     refs = [{"dialogue_id": "a", "references": ["红色圆形"] * 5},
-            {"dialogue_id": "b", "references": ["声音很高"] * 5},
-            {"dialogue_id": "c", "references": ["蓝色方形"] * 5}]
+            {"dialogue_id": "b", "references": ["是高音的嘀嘀声"] * 5},
+            {"dialogue_id": "c", "references": ["蓝色方形"] * 5},
+            {"dialogue_id": "d", "references": ["早上好", "早啊"] + ["早安"] * 3}]
     write_jsonl(tmp_path / "refs.jsonl", refs)
-    (tmp_path / "types.json").write_text(json.dumps({"a": "visual", "b": "audio", "c": "visual"}))
+    (tmp_path / "types.json").write_text(json.dumps({"a": "visual", "b": "audio", "c": "visual",
+                                                     "d": "text"}))
     write_jsonl(tmp_path / "good.jsonl", [{"dialogue_id": "a", "response": "红色圆形"},
-                                          {"dialogue_id": "b", "response": "完全不对"},
-                                          {"dialogue_id": "c", "response": "蓝色方形"}])
-    write_jsonl(tmp_path / "bad.jsonl", [{"dialogue_id": "a", "response": "绿色"},
-                                         {"dialogue_id": "b", "response": "声音很高"},
-                                         {"dialogue_id": "c", "response": "黄色"}])
+                                          {"dialogue_id": "b", "response": "是低音的嘀嘀声"},
+                                          {"dialogue_id": "c", "response": "蓝色方形"},
+                                          {"dialogue_id": "d", "response": "早啊"}])
+    write_jsonl(tmp_path / "bad.jsonl", [{"dialogue_id": "a", "response": "红色方形"},
+                                         {"dialogue_id": "b", "response": "是高音的嘀嘀声"},
+                                         {"dialogue_id": "c", "response": "红色还是蓝色方形"},
+                                         {"dialogue_id": "d", "response": "晚安"}])
     t = item_type_table({"good": tmp_path / "good.jsonl", "bad": tmp_path / "bad.jsonl"},
                         tmp_path / "refs.jsonl", tmp_path / "types.json").set_index(["baseline", "item_type"])
     assert t.loc[("good", "visual"), "hit"] == 100 and t.loc[("good", "visual"), "n"] == 2
     assert t.loc[("good", "visual"), "bleu_2"] == pytest.approx(100, abs=1e-6)
-    assert t.loc[("bad", "visual"), "hit"] == 0 and t.loc[("bad", "visual"), "bleu_2"] < 1
+    assert t.loc[("bad", "visual"), "hit"] == 0 and t.loc[("bad", "visual"), "bleu_2"] < 100
     assert t.loc[("bad", "audio"), "hit"] == 100 and t.loc[("good", "audio"), "hit"] == 0
+    # key hits: the colour alone decides (a wrong shape still names it); hedging does not
+    assert t.loc[("good", "visual"), "key_hit"] == 100 and t.loc[("bad", "visual"), "key_hit"] == 50
+    assert t.loc[("bad", "audio"), "key_hit"] == 100 and t.loc[("good", "audio"), "key_hit"] == 0
+    assert t.loc[("good", "text"), "hit"] == 100 and np.isnan(t.loc[("good", "text"), "key_hit"])
 
 
 def test_item_type_table_needs_a_type_for_every_dialogue(tmp_path):

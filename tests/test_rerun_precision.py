@@ -124,8 +124,22 @@ def mark_finished(root: Path) -> dict[tuple[str, str], dict]:
     return seen
 
 
+# Rule files of the stages (data, media, knowledge, training and decoding, scoring, weights):
+# the edit table names their jobs; the rules of every other file are the report level.
+STAGE_RULE_FILES = {"common.smk", "data.smk", "media.smk", "knowledge.smk", "train.smk",
+                    "evaluate.smk", "weights.smk"}
+
+
+def baseline_of(wildcards: str) -> str | None:
+    m = re.search(r"(?:^|, )baseline=([^,]+)", wildcards)
+    return m.group(1) if m else None
+
+
 def rules_in(smk: Path) -> set[str]:
-    return set(re.findall(r"^(?:rule|checkpoint) (\w+):", smk.read_text(encoding="utf-8"), re.M))
+    """Names of the rules a .smk file defines (also inside ``if`` blocks, and ``use rule``)."""
+    text = smk.read_text(encoding="utf-8")
+    return (set(re.findall(r"^\s*(?:rule|checkpoint) (\w+):", text, re.M))
+            | set(re.findall(r"^\s*use rule \w+ as (\w+)", text, re.M)))
 
 
 class Demo:
@@ -136,12 +150,14 @@ class Demo:
         self.jobs = jobs                      # every job after the manifest checkpoint
         self.config = yaml.safe_load((root / "config" / "config.yaml").read_text(encoding="utf-8"))
         self.baselines = self.config["baselines"]
-        self.eval_splits = list(self.config["evaluation"]["splits"])
         self.shards = shards_of(root / "results" / "data" / "videos.tsv")
-        # tables, plots and annotation kits: made from the stages' outputs (below)
-        self.report_rules = rules_in(root / "rules" / "report.smk")
-        if (root / "rules" / "human_eval.smk").exists():
-            self.report_rules |= rules_in(root / "rules" / "human_eval.smk")
+        # jobs of one baseline (train, predict, score, rank...): a `baseline` wildcard
+        self.baseline_rules = {r for r, w in jobs if baseline_of(w)}
+        # the report level: tables, plots and annotation kits made from the stages' outputs,
+        # i.e. every other rule outside the stage files
+        self.report_rules = set().union(*(rules_in(f) for f in (root / "rules").glob("*.smk")
+                                          if f.name not in STAGE_RULE_FILES))
+        self.report_rules -= self.baseline_rules
 
     # -- which baselines ----------------------------------------------------------------------
     def needing(self, *products: str) -> set[str]:
@@ -170,14 +186,16 @@ class Demo:
         return {k for k in self.jobs if k[0] in media}
 
     def scoring(self, names: set[str]) -> set[tuple[str, str]]:
-        return {("score", f"baseline={b}, split={s}") for b in names for s in self.eval_splits}
+        """The metrics jobs of ``names``, every split the DAG scores."""
+        return {(r, w) for r, w in self.jobs if r == "score" and baseline_of(w) in names}
 
     def baseline_jobs(self, names: set[str]) -> set[tuple[str, str]]:
-        """Training, decoding and scoring of ``names`` and of the baselines built on them."""
+        """Every job of ``names`` and of the baselines built on them: training, decoding,
+        scoring and ranking, whichever splits the DAG has."""
         names = self.with_followers(names)
-        jobs = {("train_baseline", f"baseline={b}") for b in names}
-        jobs |= {("predict", f"baseline={b}, split={s}") for b in names for s in self.eval_splits}
-        return jobs | self.scoring(names)
+        jobs = {(r, w) for r, w in self.jobs if r in self.baseline_rules and baseline_of(w) in names}
+        assert {("train_baseline", f"baseline={b}") for b in names} <= jobs, names
+        return jobs
 
     # -- the report level: derived from the DAG ------------------------------------------------
     def with_reports(self, stage_jobs: set, module: str) -> set[tuple[str, str]]:

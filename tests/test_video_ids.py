@@ -70,6 +70,7 @@ def setup(tmp_path):
         write_video(videos / f"{vid}.mp4", duration=1.0, audio=False)
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text(encoding="utf-8"))
     cfg["release"] = {"source": "release", "dir": str(_release(tmp_path))}
+    cfg.pop("paper_tables", None)       # its demo CLIP exists for the demo release only
     cfg["knowledge"]["c3kg"] = str(tmp_path / "c3kg.tsv")
     (tmp_path / "c3kg.tsv").write_text("head\trelation\ttail\tweight\n")
     cfg["media"]["source"] = {"kind": "local_dir", "root": str(videos)}

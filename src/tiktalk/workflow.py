@@ -30,10 +30,21 @@ STAGE_ENTRIES: dict[str, tuple[str, ...]] = {
     "train": ("tiktalk.baselines.{family}", "tiktalk.baselines.launch"),
     "predict": ("tiktalk.baselines.{family}",),
     "score": ("tiktalk.metrics.evaluate",),
-    "report": ("tiktalk.report.tables", "tiktalk.report.plots", "tiktalk.report.items"),
+    "report": ("tiktalk.report.table3", "tiktalk.report.tables", "tiktalk.report.plots",
+               "tiktalk.report.items"),
     "human_eval": ("tiktalk.report.human_eval", "tiktalk.report.context_sources",
                    "tiktalk.report.table4", "tiktalk.report.figure2", "tiktalk.report.frames"),
     "human_eval_frames": ("tiktalk.report.frames",),
+    # the paper's other outputs (rules/paper_tables.smk)
+    "ranking_candidates": ("tiktalk.metrics.ranking",),
+    "rank": ("tiktalk.baselines.{family}", "tiktalk.baselines.ranking"),
+    "ranking_table": ("tiktalk.report.ranking_table",),
+    "table2": ("tiktalk.report.data_division",),
+    "table5": ("tiktalk.report.topics",),
+    "table7": ("tiktalk.report.efficiency",),
+    "interest_clip": ("tiktalk.report.interest", "tiktalk.media.clip"),
+    "table6": ("tiktalk.report.interest", "tiktalk.media.clip"),
+    "figure4": ("tiktalk.report.cases", "tiktalk.report.interest"),
 }
 
 
@@ -132,6 +143,20 @@ def baseline_needs(baseline: dict) -> set[str]:
     elif family == "blip2":
         needs.add("image_features")
     return needs
+
+
+def uses_pipeline_tokenizer(baseline: dict) -> bool:
+    """Whether a baseline reads the pipeline's tokenizer (config ``tokenizer``) rather than one
+    of its own: DialoGPT with ``params.tokenizer``, a causal LM with a ``base_model`` and BLIP-2
+    (its LLM's) bring their own."""
+    family = baseline["family"]
+    params = baseline.get("params", {})
+    model = params.get("model", {})
+    if family == "dialogpt":
+        return not params.get("tokenizer")
+    if family == "causal_lm":
+        return not model.get("base_model")
+    return family != "blip2"
 
 
 _MANIFEST_CACHE: dict[tuple[str, int, int], dict[str, list[str]]] = {}

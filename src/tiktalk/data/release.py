@@ -15,6 +15,7 @@ demo), with the default field names::
           {"context": [...],
            "responses": ["ref1", ..., "ref5"]}     # val / test: exactly 5 references
         ],
+        "description": "..."                       # optional: read for Table 5 (topics) only
         ...                                        # any other field: counted, not read
       },
       ...
@@ -270,6 +271,21 @@ def load_release(
 ) -> list[dict]:
     """The rows of :func:`read_release` (without its report)."""
     return read_release(path, split, video_id_pattern, fields)[0]
+
+
+def read_descriptions(path: str | os.PathLike, fields: ReleaseFields = ReleaseFields()) -> dict[str, str]:
+    """video_id -> description (the video-level ``fields.description``, stripped) of the videos
+    of a release file that have a non-blank one; the dialogue tables do not carry it."""
+    path = Path(path)
+    data = _load_json(path)
+    if not isinstance(data, dict):
+        raise ReleaseError(path, ["top level: has type {}, expected object".format(type(data).__name__)])
+    out = {}
+    for vid, video in data.items():
+        text = video.get(fields.description) if isinstance(video, dict) else None
+        if isinstance(text, str) and text.strip():
+            out[vid] = text.strip()
+    return out
 
 
 # ---- val carved from train ------------------------------------------------------------------

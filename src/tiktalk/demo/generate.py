@@ -3,20 +3,24 @@
 :func:`generate_demo` writes into ``out_dir``::
 
     videos/<video_id>.mp4       H.264 + AAC (about 15% without an audio stream), 2-6 s, 8 fps
-    release/{train,val,test}.json   the release layout of :mod:`tiktalk.data.release`
+    release/{train,val,test}.json   the release layout of :mod:`tiktalk.data.release` (with a
+                                    description per video, :mod:`tiktalk.demo.topics`)
     c3kg.tsv                    mini C3KG as the plain table (formats.C3KG_COLUMNS)
     item_types.json             {dialogue_id: "visual"|"audio"|"knowledge"|"text"} (not release)
-    video_attributes.json       {video_id: {split, colour, shape, pitch, has_audio, duration}}
+    video_attributes.json       {video_id: {split, colour, shape, pitch, has_audio, duration, topic, focus}}
 
 Item types (see :mod:`tiktalk.demo.texts`): a visual item's response names the colour and
 shape of its video, an audio item's the pitch of its tone, a knowledge item's the emotion that
 the C3KG emotion flow ``(event, emotion_cause, emotion)`` gives for the event its context
-mentions, and a text item's response is fixed by its context. Video attributes are drawn
-independently of the dialogue text. Knowledge items of val/test use events ("held-out heads")
+mentions, and a text item's response is fixed by its context. Video attributes are
+independent of the dialogue text and balanced over the items that ask for them (colour and
+shape over the visual items, pitch over the audio items), so a model that always gives the
+same answer scores chance. Knowledge items of val/test use events ("held-out heads")
 that no training dialogue mentions, and the emotions are assigned to the (neutral) events at
 random, so only a model that reads the retrieved flow can answer them; the training knowledge
 items teach the skill with the other events. Every split has the item types in the shares of
-``texts.ITEM_SHARES`` (audio items only on videos with an audio stream).
+``texts.ITEM_SHARES`` (the paper's Fig. 2) unless ``item_shares`` names it (the default config
+balances the test split); audio items only sit on videos with an audio stream.
 
 Sub-generators are seeded per purpose and per split, so e.g. changing the number of training
 videos leaves the val/test dialogues and their videos unchanged.
@@ -24,6 +28,7 @@ videos leaves the val/test dialogues and their videos unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -31,7 +36,8 @@ from typing import Mapping
 
 from tiktalk.data.release import dialogue_id
 from tiktalk.demo import texts as T
-from tiktalk.demo.media import VideoSpec, write_demo_video
+from tiktalk.demo.media import FOCUS_SEGMENTS, VideoSpec, write_demo_video
+from tiktalk.demo.topics import description as describe, draw_topic
 from tiktalk.formats import C3KG_COLUMNS, N_REFERENCES, SPLITS
 from tiktalk.io import write_json, write_text_atomic
 
@@ -62,20 +68,56 @@ def _video_ids(seed: int, n_videos: Mapping[str, int]) -> dict[str, list[str]]:
     return out
 
 
-def _video_specs(seed: int, split: str, ids: list[str], size: int, no_audio_fraction: float,
-                 min_duration: float, max_duration: float) -> list[VideoSpec]:
+def _silent(seed: int, split: str, n: int, no_audio_fraction: float) -> list[bool]:
+    """Which of the split's ``n`` videos have no audio stream (round(fraction * n) of them)."""
+    rng = _rng(seed, "silent", split)
+    silent = set(rng.sample(range(n), int(round(no_audio_fraction * n))))
+    return [i in silent for i in range(n)]
+
+
+def _balanced(rng: random.Random, values, weights: list[int], eligible: list[bool]) -> list:
+    """One of ``values`` per video, balanced over the items that ask for it: videos in
+    decreasing ``weights`` (their number of such items; ties in random order) each take the
+    value with the fewest items so far, then the fewest videos, then a random one. None where
+    not ``eligible``. Item counts then differ by at most the largest weight."""
+    order = [i for i in range(len(weights)) if eligible[i]]
+    rng.shuffle(order)
+    order.sort(key=lambda i: -weights[i])
+    items = {v: 0 for v in values}
+    videos = {v: 0 for v in values}
+    out: list = [None] * len(weights)
+    for i in order:
+        tiebreak = list(values)
+        rng.shuffle(tiebreak)
+        v = min(tiebreak, key=lambda x: (items[x], videos[x]))
+        out[i] = v
+        items[v] += weights[i]
+        videos[v] += 1
+    return out
+
+
+def _video_specs(seed: int, split: str, ids: list[str], types: list[list[str]], silent: list[bool],
+                 size: int, min_duration: float, max_duration: float) -> list[VideoSpec]:
+    """The split's videos. Colour and shape are balanced over the visual items (and the
+    videos), pitch over the audio items (and the videos with sound), so that no answer is
+    more frequent than another and a model that does not see or hear the video cannot beat
+    chance by always giving the same one; the rest is drawn at random."""
     rng = _rng(seed, "videos", split)
-    n_silent = int(round(no_audio_fraction * len(ids)))
-    silent = set(rng.sample(range(len(ids)), n_silent))
+    visual = [t.count("visual") for t in types]
+    audio = [t.count("audio") for t in types]
+    everyone = [True] * len(ids)
+    colours = _balanced(rng, tuple(T.COLOURS), visual, everyone)
+    shapes = _balanced(rng, T.SHAPES, visual, everyone)
+    pitches = _balanced(rng, tuple(T.PITCHES), audio, [not s for s in silent])
     durations = [min_duration + 0.5 * k for k in range(int((max_duration - min_duration) / 0.5) + 1)]
     specs = []
     for i, vid in enumerate(ids):
         speed = size / 32.0
         specs.append(VideoSpec(
             video_id=vid,
-            colour=rng.choice(list(T.COLOURS)),
-            shape=rng.choice(T.SHAPES),
-            pitch=None if i in silent else rng.choice(list(T.PITCHES)),
+            colour=colours[i],
+            shape=shapes[i],
+            pitch=pitches[i],
             duration=rng.choice(durations),
             background=rng.randint(50, 110),
             radius=rng.randint(max(3, size // 9), max(4, size // 7)),
@@ -120,12 +162,28 @@ def _knowledge(seed: int, n_heldout: int) -> tuple[dict[str, str], list[str], li
     return emotion, train, heldout, rows
 
 
-def type_counts(n: int) -> dict[str, int]:
-    """How many of ``n`` dialogues get each item type: T.ITEM_SHARES rounded by largest
-    remainder (ties in T.ITEM_TYPES order), every type at least once when n allows."""
+def check_shares(shares: Mapping[str, float], where: str = "item shares") -> dict[str, float]:
+    """``shares`` as a dict over exactly T.ITEM_TYPES, each > 0, summing to 1 (to 1e-6)."""
+    got = set(shares)
+    if got != set(T.ITEM_TYPES):
+        raise ValueError(f"{where}: need exactly the item types {list(T.ITEM_TYPES)}, got "
+                         f"{sorted(got)}")
+    bad = {t: v for t, v in shares.items() if not float(v) > 0}
+    if bad:
+        raise ValueError(f"{where}: every share must be > 0, got {bad}")
+    total = sum(float(v) for v in shares.values())
+    if abs(total - 1.0) > 1e-6:
+        raise ValueError(f"{where}: shares sum to {total:g}, not 1")
+    return {t: float(shares[t]) for t in T.ITEM_TYPES}
+
+
+def type_counts(n: int, shares: Mapping[str, float] | None = None) -> dict[str, int]:
+    """How many of ``n`` dialogues get each item type: ``shares`` (default T.ITEM_SHARES)
+    rounded by largest remainder (ties in T.ITEM_TYPES order), every type at least once."""
+    shares = check_shares(T.ITEM_SHARES if shares is None else shares)
     if n < len(T.ITEM_TYPES):
         raise ValueError(f"{n} dialogues in a split: need at least {len(T.ITEM_TYPES)}, one per item type")
-    exact = {t: T.ITEM_SHARES[t] * n for t in T.ITEM_TYPES}
+    exact = {t: shares[t] * n for t in T.ITEM_TYPES}
     counts = {t: max(1, int(x)) for t, x in exact.items()}
     by_remainder = sorted(T.ITEM_TYPES, key=lambda t: (counts[t] - exact[t], T.ITEM_TYPES.index(t)))
     i = 0
@@ -137,20 +195,21 @@ def type_counts(n: int) -> dict[str, int]:
     return counts
 
 
-def _assign_types(rng: random.Random, specs: list[VideoSpec], per_video: int) -> list[list[str]]:
-    """Item types of each video's dialogues in the split's T.ITEM_SHARES; audio only with audio."""
-    slots = [(v, k) for v in range(len(specs)) for k in range(per_video)]
-    types = [t for t, n in type_counts(len(slots)).items() for _ in range(n)]
+def _assign_types(rng: random.Random, silent: list[bool], per_video: int,
+                  shares: Mapping[str, float]) -> list[list[str]]:
+    """Item types of each video's dialogues in the split's ``shares``; audio only with audio."""
+    slots = [(v, k) for v in range(len(silent)) for k in range(per_video)]
+    types = [t for t, n in type_counts(len(slots), shares).items() for _ in range(n)]
     rng.shuffle(types)
-    donors = [j for j, (v, _) in enumerate(slots) if specs[v].has_audio]
+    donors = [j for j, (v, _) in enumerate(slots) if not silent[v]]
     rng.shuffle(donors)
     for i, (v, _) in enumerate(slots):
-        if types[i] == "audio" and not specs[v].has_audio:
+        if types[i] == "audio" and silent[v]:
             j = next((j for j in donors if types[j] != "audio"), None)
             if j is None:
                 raise ValueError("too few videos with audio to place the audio items")
             types[i], types[j] = types[j], types[i]
-    out = [[""] * per_video for _ in specs]
+    out = [[""] * per_video for _ in silent]
     for (v, k), t in zip(slots, types):
         out[v][k] = t
     return out
@@ -175,10 +234,9 @@ class _Cycle:
         return self._queue.pop()
 
 
-def _dialogues(seed: int, split: str, specs: list[VideoSpec], per_video: int,
+def _dialogues(seed: int, split: str, specs: list[VideoSpec], types: list[list[str]],
                heads: list[str], emotion: dict[str, str]) -> tuple[dict, dict]:
     rng = _rng(seed, "dialogues", split)
-    types = _assign_types(rng, specs, per_video)
     visual_pool = [c for _, c in T.VISUAL_QA] + list(T.VISUAL_PARAPHRASES)
     audio_pool = [c for _, c in T.AUDIO_QA] + list(T.AUDIO_PARAPHRASES)
     knowledge_pool = [T.KNOWLEDGE_CANONICAL] + list(T.KNOWLEDGE_PARAPHRASES)
@@ -193,8 +251,7 @@ def _dialogues(seed: int, split: str, specs: list[VideoSpec], per_video: int,
     item_types: dict[str, str] = {}
     for v, spec in enumerate(specs):
         dialogues = []
-        for k in range(per_video):
-            kind = types[v][k]
+        for k, kind in enumerate(types[v]):
             if kind == "visual":
                 question, canonical = rng.choice(T.VISUAL_QA)
                 refs = _references(rng, canonical, visual_pool, {"c": spec.colour, "s": spec.shape})
@@ -224,6 +281,7 @@ def generate_demo(
     seed: int = 0,
     n_videos: Mapping[str, int] | None = None,
     dialogues_per_video: Mapping[str, int] | None = None,
+    item_shares: Mapping[str, Mapping[str, float]] | None = None,
     *,
     size: int = 96,
     fps: int = 8,
@@ -238,7 +296,9 @@ def generate_demo(
 
     ``n_videos`` / ``dialogues_per_video`` map each split to a count (defaults
     :data:`DEFAULT_N_VIDEOS`, :data:`DEFAULT_DIALOGUES_PER_VIDEO`; missing splits take the
-    default). ``write_videos=False`` skips the MP4 files (text-only tests).
+    default). ``item_shares`` maps a split to its item-type shares (``{visual, audio,
+    knowledge, text}``, summing to 1); a split not named keeps T.ITEM_SHARES, the paper's
+    Fig. 2 shares. ``write_videos=False`` skips the MP4 files (text-only tests).
     """
     out_dir = Path(out_dir)
     n_videos = {**DEFAULT_N_VIDEOS, **(n_videos or {})}
@@ -246,6 +306,11 @@ def generate_demo(
     for split in SPLITS:
         if n_videos[split] < 1 or per_video[split] < 1:
             raise ValueError(f"split {split!r} needs >= 1 video and >= 1 dialogue per video")
+    unknown = set(item_shares or {}) - set(SPLITS)
+    if unknown:
+        raise ValueError(f"item_shares: unknown split(s) {sorted(unknown)}; splits are {list(SPLITS)}")
+    shares = {split: check_shares((item_shares or {}).get(split, T.ITEM_SHARES),
+                                  f"item_shares.{split}") for split in SPLITS}
     if size % 2 or size < 16:
         raise ValueError(f"size must be even and >= 16, got {size}")
     if not 2.0 <= min_duration <= max_duration:
@@ -254,21 +319,30 @@ def generate_demo(
     emotion, train_heads, heldout_heads, c3kg_rows = _knowledge(seed, n_heldout_heads)
     ids = _video_ids(seed, n_videos)
     summary: dict = {"seed": seed, "n_videos": {}, "n_dialogues": {}, "n_without_audio": {},
-                     "item_types": {}, "n_c3kg_rows": len(c3kg_rows),
+                     "item_shares": shares, "item_types": {}, "n_c3kg_rows": len(c3kg_rows),
                      "train_heads": len(train_heads), "heldout_heads": len(heldout_heads)}
     all_types: dict[str, str] = {}
     attributes: dict[str, dict] = {}
     for split in SPLITS:
-        specs = _video_specs(seed, split, ids[split], size, no_audio_fraction,
-                             min_duration, max_duration)
+        silent = _silent(seed, split, len(ids[split]), no_audio_fraction)
+        types = _assign_types(_rng(seed, "types", split), silent, per_video[split], shares[split])
+        specs = _video_specs(seed, split, ids[split], types, silent, size, min_duration, max_duration)
+        focus_rng = _rng(seed, "focus", split)    # Table 6: where each video's shape is largest
+        specs = [dataclasses.replace(spec, focus=focus_rng.randrange(FOCUS_SEGMENTS)) for spec in specs]
         heads = train_heads if split == "train" else heldout_heads
-        release, item_types = _dialogues(seed, split, specs, per_video[split], heads, emotion)
+        release, item_types = _dialogues(seed, split, specs, types, heads, emotion)
+        topic_rng = _rng(seed, "topics", split)   # Table 5: a topic and a description per video
+        topics = {spec.video_id: draw_topic(topic_rng) for spec in specs}
+        for spec in specs:
+            release[spec.video_id]["description"] = describe(topic_rng, topics[spec.video_id],
+                                                             spec.colour, spec.shape)
         write_json(out_dir / "release" / f"{split}.json", release)
         all_types.update(item_types)
         for spec in specs:
             attributes[spec.video_id] = {
                 "split": split, "colour": spec.colour, "shape": spec.shape, "pitch": spec.pitch,
                 "has_audio": spec.has_audio, "duration": spec.duration,
+                "topic": topics[spec.video_id], "focus": spec.focus,
             }
             if write_videos:
                 write_demo_video(out_dir / "videos" / f"{spec.video_id}.mp4", spec, size, fps,

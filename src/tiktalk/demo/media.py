@@ -21,6 +21,8 @@ from tiktalk.demo.texts import COLOURS, PITCHES
 from tiktalk.io import atomic_path
 
 AUDIO_FRAME = 1024  # AAC frame size in samples
+FOCUS_SCALE = 2     # the shape's size in its focus segment (VideoSpec.focus)
+FOCUS_SEGMENTS = 5  # fifths of the video (the paper's Table 6 buckets)
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ class VideoSpec:
     y0: float
     vx: float              # velocity, pixels per frame
     vy: float
+    # Table 6: the fifth of the video (0-4, by frame time) in which the shape is drawn
+    # FOCUS_SCALE times larger, where a visual response's colour and shape show most
+    focus: int | None = None
 
     @property
     def has_audio(self) -> bool:
@@ -65,10 +70,11 @@ def render_frames(spec: VideoSpec, size: int, fps: int) -> np.ndarray:
     frames[:] = spec.background
     colour = np.array(COLOURS[spec.colour], dtype=np.uint8)
     for i in range(n):
+        rr = r * FOCUS_SCALE if spec.focus is not None and FOCUS_SEGMENTS * i // n == spec.focus else r
         if spec.shape == "圆形":
-            mask = (xx - cx[i]) ** 2 + (yy - cy[i]) ** 2 <= r * r
+            mask = (xx - cx[i]) ** 2 + (yy - cy[i]) ** 2 <= rr * rr
         else:
-            mask = (np.abs(xx - cx[i]) <= r) & (np.abs(yy - cy[i]) <= r)
+            mask = (np.abs(xx - cx[i]) <= rr) & (np.abs(yy - cy[i]) <= rr)
         frames[i][mask] = colour
     return frames
 

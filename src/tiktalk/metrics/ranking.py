@@ -170,7 +170,7 @@ def ranking_metrics(scores: Sequence[Sequence[float]], references: Sequence[Sequ
                     ks: Sequence[int] = DEFAULT_KS) -> dict:
     """``{"recall_at_1", ..., "mean_rank", "mean_best_rank", "n", "n_candidates"}`` over
     dialogues (recalls x100); ``scores[i]`` are dialogue i's candidate scores."""
-    if len(scores) != len(references) or not scores:
+    if len(scores) != len(references) or len(scores) == 0:
         raise ValueError(f"{len(scores)} score rows for {len(references)} dialogues")
     n_cand = len(scores[0])
     recalls = {k: [] for k in ks}

@@ -5,7 +5,10 @@ text itself; :mod:`tiktalk.demo`). Scores per item type show whether each model 
 modality it is given. BLEU-1/2 and ROUGE-L come from the same pycocoevalcap scorers as the
 metrics stage with the per-reference protocol; METEOR and CIDEr are left out here (METEOR's
 JVM per subset is slow, and CIDEr's IDF on a subset of a few dozen items is not meaningful).
-``hit`` is the share of predictions equal to one of their references.
+``hit`` is the share of predictions equal to one of their references; ``key_hit`` the share
+that name the item's key and nothing else of its kind (the colour and shape, the pitch, the
+emotion; :mod:`tiktalk.demo.keys`), empty for text items, which have no key. The margins
+between rows, with their bootstrap intervals, are :mod:`tiktalk.report.wiring`'s table.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ import pandas as pd
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.rouge.rouge import Rouge
 
+from tiktalk.data.predictions import read_predictions
+from tiktalk.demo.keys import KEY_GROUPS, key_hits
 from tiktalk.io import atomic_path, read_json, read_jsonl
 from tiktalk.metrics.evaluate import align
 from tiktalk.metrics.tokenize import char_tokenize
 
-ITEM_COLUMNS = ("baseline", "item_type", "n", "bleu_1", "bleu_2", "rouge_l", "hit")
+ITEM_COLUMNS = ("baseline", "item_type", "n", "bleu_1", "bleu_2", "rouge_l", "hit", "key_hit")
 
 
 def subset_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> dict[str, float]:
@@ -41,6 +46,15 @@ def subset_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> dict[st
             "hit": 100 * hits / len(hyps)}
 
 
+def key_hit_rate(item_type: str, ids: Sequence[str], hyps: Sequence[str],
+                 refs: Sequence[Sequence[str]]) -> float:
+    """Share (x100) of ``hyps`` that name their item's key; NaN for a type without keys."""
+    if not KEY_GROUPS[item_type]:
+        return float("nan")
+    hits = key_hits(item_type, ids, hyps, refs)
+    return 100 * sum(hits) / len(hits)
+
+
 def item_type_table(predictions_by_baseline: Mapping[str, str | os.PathLike],
                     references_path: str | os.PathLike,
                     item_types_path: str | os.PathLike) -> pd.DataFrame:
@@ -52,10 +66,12 @@ def item_type_table(predictions_by_baseline: Mapping[str, str | os.PathLike],
                          f"e.g. {missing[:5]}")
     rows = []
     for baseline, path in predictions_by_baseline.items():
-        ids, hyps, refs = align(read_jsonl(path), references)
+        ids, hyps, refs = align(read_predictions(path), references)
         for item_type in sorted({types[i] for i in ids}):
             idx = [j for j, i in enumerate(ids) if types[i] == item_type]
-            scores = subset_scores([hyps[j] for j in idx], [refs[j] for j in idx])
+            sub = ([ids[j] for j in idx], [hyps[j] for j in idx], [refs[j] for j in idx])
+            scores = subset_scores(*sub[1:])
+            scores["key_hit"] = key_hit_rate(item_type, *sub)
             rows.append({"baseline": baseline, "item_type": item_type, "n": len(idx), **scores})
     return pd.DataFrame(rows, columns=list(ITEM_COLUMNS))
 

@@ -43,7 +43,7 @@ def plot_table3(metrics_by_baseline: Mapping[str, Mapping], labels: Mapping[str,
     rows = table3_rows(metrics_by_baseline, labels)
     ours = [r for r in rows if r["source"] == SOURCE_OURS]
     paper = {r["paper_row"]: r for r in rows if r["source"] != SOURCE_OURS}
-    names = [r["baseline"] for r in ours]
+    names = [r["paper_row"] or r["baseline"] for r in ours]   # the paper's labels
     x = np.arange(len(names))
     width = 0.4
 

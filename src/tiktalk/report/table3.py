@@ -69,12 +69,14 @@ class Blocker:
 
 
 def write_table3(metrics_paths: Mapping[str, str | os.PathLike], labels: Mapping[str, str],
-                 files: Table3Files, missing: Mapping[str, str] | None = None) -> pd.DataFrame:
+                 files: Table3Files, missing: Mapping[str, str] | None = None,
+                 caption: str | None = None) -> pd.DataFrame:
     """Table 3 (every paper row beside ours) as CSV/Markdown/LaTeX, and its bar chart of the
-    runs that have metrics; ``missing`` maps a run without metrics to the reason shown."""
+    runs that have metrics; ``missing`` maps a run without metrics to the reason shown;
+    ``caption`` (:func:`tiktalk.report.tables.table3_caption`) says what the runs were on."""
     metrics = load_metrics(metrics_paths)
     table = build_table3(metrics, labels, files.csv, files.md, files.tex, all_paper_rows=True,
-                         missing=missing)
+                         missing=missing, caption=caption)
     if metrics:
         plot_table3(metrics, labels, files.png)
     else:

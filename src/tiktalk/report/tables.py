@@ -130,9 +130,9 @@ def _md_escape(text: str) -> str:
     return str(text).replace("\\", "\\\\").replace("|", "\\|")
 
 
-def to_markdown(rows: list[dict]) -> str:
+def to_markdown(rows: list[dict], caption: str | None = None) -> str:
     """Two GitHub-flavoured Markdown tables: our runs, then the paper's numbers."""
-    out = []
+    out = [f"{caption}\n"] if caption else []
     ours = [r for r in rows if r["source"] == SOURCE_OURS]
     paper = [r for r in rows if r["source"] == SOURCE_PAPER]
     notes = any(r["note"] for r in ours)   # a Note column only when a row is missing
@@ -186,17 +186,21 @@ def to_latex(rows: list[dict], caption: str | None = None, label: str = "tab:tab
             continue
         if title:
             lines += [r"\midrule", rf"\multicolumn{{{ncols}}}{{l}}{{\textit{{{latex_escape(title)}}}}} \\"]
+        # the best value of each column is bold, in our block and in the paper's separately
+        best = {c: max((_fmt(r[c]) for r in block if r[c] is not None), key=float, default=None)
+                for c in TABLE3_COLUMNS}
         for r in block:
-            if source == SOURCE_OURS:
-                method = r["baseline"] + (f" ({r['paper_row']})" if r["paper_row"] and r["paper_row"] != r["baseline"] else "")
-            else:
-                method = r["paper_row"]
-            cells = [latex_escape(r["type"]), latex_escape(method)] + [_fmt(r[c], MISSING_CELL["tex"]) for c in TABLE3_COLUMNS]
+            # the paper's row name (its label), not the run's config key
+            method = r["paper_row"] or r["baseline"]
+            cells = [latex_escape(r["type"]), latex_escape(method)]
+            for c in TABLE3_COLUMNS:
+                text = _fmt(r[c], MISSING_CELL["tex"])
+                cells.append(rf"\textbf{{{text}}}" if r[c] is not None and text == best[c] else text)
             lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     caption = caption or (
-        "Automatic metrics on the TikTalk test set: our runs, and the numbers reported in the "
-        "paper's Table 3. All values $\\times$100."
+        "Automatic metrics: our runs, and the numbers reported in the paper's Table 3 (the "
+        "TikTalk test set). All values $\\times$100."
     )
     missing = [r for r in rows if r["source"] == SOURCE_OURS and r["note"]]
     if missing:
@@ -204,6 +208,15 @@ def to_latex(rows: list[dict], caption: str | None = None, label: str = "tab:tab
             f"{latex_escape(r['baseline'])}: {latex_escape(r['note'])}" for r in missing) + "."
     lines += [rf"\caption{{{caption}}}", rf"\label{{{label}}}", r"\end{table}"]
     return "\n".join(lines) + "\n"
+
+
+def table3_caption(split: str, data_source: str) -> str:
+    """The caption of Table 3 for runs on ``split`` of the release (TikTalk) or the demo data."""
+    on = (f"the TikTalk {split} set" if data_source == "release"
+          else f"the {split} split of the embedded demo data (not TikTalk; not comparable)")
+    return (f"Automatic metrics on {on}: our runs, and the numbers reported in the paper's "
+            f"Table 3 on the TikTalk test set. BLEU, Meteor, Rouge-L and CIDEr against each of "
+            f"the 5 references, averaged; all values x100; the best of each column in bold.")
 
 
 def build_table3(metrics_by_baseline: Mapping[str, Mapping], labels: Mapping[str, str],
@@ -217,6 +230,6 @@ def build_table3(metrics_by_baseline: Mapping[str, Mapping], labels: Mapping[str
     """
     rows = table3_rows(metrics_by_baseline, labels, all_paper_rows=all_paper_rows, missing=missing)
     write_text_atomic(out_csv, to_csv_text(rows))
-    write_text_atomic(out_md, to_markdown(rows))
+    write_text_atomic(out_md, to_markdown(rows, caption))
     write_text_atomic(out_tex, to_latex(rows, caption=caption))
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))

@@ -229,6 +229,7 @@ WEIGHT_KEYS = (
     "baselines.*.params.init", "baselines.*.params.tokenizer", "baselines.*.params.model.init",
     "baselines.*.params.model.pretrained", "baselines.*.params.model.base_model",
     "baselines.*.params.model.pretrained.name_or_path",      # BLIP-2: the Q-Former's checkpoint
+    "paper_tables.topics.similarity.model", "paper_tables.interest.model",
 )
 NOT_A_WEIGHT = ("scratch", "random")
 

@@ -1,0 +1,322 @@
+# The paper's other outputs, each beside the paper's own numbers (docs/paper-tables.md):
+# ranking (Recall@K, Mean Rank), Table 2 (data division), Table 5 (topics), Table 6 (where the
+# interest lies), Table 7 (training efficiency) and the Figure 4 cases page. Settings:
+# config `paper_tables:` (tiktalk.report.paper_settings).
+from snakemake.exceptions import WorkflowError
+
+from tiktalk.baselines.registry import SCORING_FAMILIES
+from tiktalk.report.efficiency import rows_of as efficiency_rows
+from tiktalk.report.paper_settings import paper_tables_settings
+
+PT = paper_tables_settings(config.get("paper_tables"))
+PT_SOURCE = config["release"]["source"]
+PT_LABELS = {b: config["baselines"][b]["label"] for b in BASELINES}
+RANKED = [b for b in BASELINES if config["baselines"][b]["family"] in SCORING_FAMILIES]
+UNRANKED = {b: config["baselines"][b]["family"] for b in BASELINES if b not in RANKED}
+T7_ROWS = efficiency_rows({b: config["baselines"][b] for b in BASELINES})
+INTEREST = PT.interest
+# Table 6 needs visually relevant responses: the demo's visual items, or filled Figure 2 sheets
+TABLE6_ON = INTEREST is not None and (INTEREST.relevant == "item_types" or bool(HE.context_sources_dir))
+CLIP_DIR = (INTEREST.model or f"{R}/interest/clip") if INTEREST else None
+# Table 6's split: the labelled one (the Figure 2 sheets') or, on the demo, interest.split
+T6_SPLIT = (HE.context_sources.split if INTEREST.relevant == "annotations" else INTEREST.split) if INTEREST else None
+
+
+def fetch_tables(wildcards=None):
+    """The media stage's fetch tables (where each video file is), known after the manifest."""
+    return [f"{R}/media/{s}/fetch.tsv" for s in shards()]
+
+
+def paper_tables_outputs():
+    """What `all` asks of these rules (rules/common.smk)."""
+    outs = [f"{R}/tables/table2.{x}" for x in ("csv", "md", "tex")]
+    outs += [f"{R}/tables/table5.{x}" for x in ("csv", "md", "tex")] + [f"{R}/plots/table5.png"]
+    if T7_ROWS:
+        outs += [f"{R}/tables/table7.{x}" for x in ("csv", "md", "tex")] + [f"{R}/plots/table7.png"]
+    for s in PT.ranking.splits:
+        outs += [f"{R}/tables/ranking_{s}.{x}" for x in ("csv", "md", "tex")] + [f"{R}/plots/ranking_{s}.png"]
+    if TABLE6_ON:
+        outs += [f"{R}/tables/table6.{x}" for x in ("csv", "md", "tex")] + [f"{R}/plots/table6.png"]
+    outs.append(f"{R}/report/figure4.html")
+    return outs
+
+
+PT_OUTPUTS = paper_tables_outputs()
+
+
+# ------------------------------------------------------------------ ranking
+
+
+rule ranking_candidates:
+    """The shared candidate sets of a split: per dialogue its 5 references + 95 others (seeded)."""
+    input:
+        dialogues=f"{R}/data/{{split}}.jsonl",
+        code=code("ranking_candidates"),
+    output:
+        f"{R}/ranking/{{split}}.candidates.json",
+    params:
+        n_candidates=PT.ranking.n_candidates,
+        seed=PT.ranking.seed,
+    log:
+        f"{R}/logs/ranking_candidates/{{split}}.log",
+    benchmark:
+        f"{R}/benchmarks/ranking_candidates/{{split}}.tsv"
+    conda:
+        "../envs/evaluate.yaml"
+    script:
+        "../workflow/scripts/ranking_candidates.py"
+
+
+def rank_inputs(wildcards):
+    """predict's inputs (model, dialogues, features, knowledge, LLM, weights) + the candidates."""
+    inputs = predict_inputs(wildcards)
+    inputs["code"] = code("rank", baseline_cfg(wildcards.baseline)["family"])
+    inputs["candidates"] = f"{R}/ranking/{wildcards.split}.candidates.json"
+    return inputs
+
+
+rule rank:
+    """One baseline scores every candidate of a split (log-likelihood given the dialogue)."""
+    input:
+        unpack(rank_inputs),
+    output:
+        f"{R}/ranking/{{baseline}}/{{split}}.json",
+    params:
+        baseline=lambda w: baseline_cfg(w.baseline),
+        tokenizer=config["tokenizer"],
+        seed=config["seed"],
+        llm_dir=lambda w: (
+            f"{R}/models/{baseline_cfg(w.baseline)['llm_from']}"
+            if baseline_cfg(w.baseline).get("llm_from")
+            else None
+        ),
+        score=PT.ranking.score,
+        batch_size=PT.ranking.batch_size,
+    threads: 1
+    log:
+        f"{R}/logs/rank/{{baseline}}_{{split}}.log",
+    benchmark:
+        f"{R}/benchmarks/rank/{{baseline}}_{{split}}.tsv"
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow/scripts/rank.py"
+
+
+rule ranking_table:
+    """Recall@1/5/10 and Mean Rank of every baseline on a split (a row says when one cannot score)."""
+    input:
+        ranking=expand(f"{R}/ranking/{{baseline}}/{{{{split}}}}.json", baseline=RANKED),
+        code=code("ranking_table"),
+    output:
+        csv=f"{R}/tables/ranking_{{split}}.csv",
+        md=report(f"{R}/tables/ranking_{{split}}.md", category="Ranking", caption="../workflow/report/ranking.rst"),
+        tex=f"{R}/tables/ranking_{{split}}.tex",
+        png=report(f"{R}/plots/ranking_{{split}}.png", category="Ranking", caption="../workflow/report/ranking.rst"),
+    params:
+        baselines=BASELINES,
+        ranked=RANKED,
+        unscored=UNRANKED,
+        labels=PT_LABELS,
+        data_source=PT_SOURCE,
+    log:
+        f"{R}/logs/ranking_table/{{split}}.log",
+    benchmark:
+        f"{R}/benchmarks/ranking_table/{{split}}.tsv"
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow/scripts/ranking_table.py"
+
+
+# ------------------------------------------------------------------ Table 2, Table 7
+
+
+rule table2:
+    """Data division: videos, dialogues, turns, Avg-v/t/l per split and in total."""
+    input:
+        dialogues=expand(f"{R}/data/{{split}}.jsonl", split=SPLITS),
+        status=status_shards,
+        code=code("table2"),
+    output:
+        csv=f"{R}/tables/table2.csv",
+        md=report(f"{R}/tables/table2.md", category="Table 2", caption="../workflow/report/table2.rst"),
+        tex=f"{R}/tables/table2.tex",
+    params:
+        splits=SPLITS,
+        data_source=PT_SOURCE,
+    log:
+        f"{R}/logs/table2.log",
+    benchmark:
+        f"{R}/benchmarks/table2.tsv"
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow/scripts/table2.py"
+
+
+rule table7:
+    """Minutes per epoch of the Maria modality rows (M1-M5), from the trainings' train_log.jsonl
+    (written beside each model.pt by the same job)."""
+    input:
+        models=[f"{R}/models/{b}/model.pt" for b in T7_ROWS.values()],
+        code=code("table7"),
+    output:
+        csv=f"{R}/tables/table7.csv",
+        md=report(f"{R}/tables/table7.md", category="Table 7", caption="../workflow/report/table7.rst"),
+        tex=f"{R}/tables/table7.tex",
+        png=report(f"{R}/plots/table7.png", category="Table 7", caption="../workflow/report/table7.rst"),
+    params:
+        rows=T7_ROWS,
+        labels=PT_LABELS,
+        data_source=PT_SOURCE,
+    log:
+        f"{R}/logs/table7.log",
+    benchmark:
+        f"{R}/benchmarks/table7.tsv"
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow/scripts/table7.py"
+
+
+# ------------------------------------------------------------------ Table 5
+
+
+rule table5:
+    """Videos per topic: each video to the category name most similar to its description."""
+    input:
+        manifest=f"{R}/data/videos.tsv",
+        release=sorted({release_file(s) for s in SPLITS}),
+        weights=weight_inputs({"similarity": PT.topics.similarity}),
+        code=code("table5"),
+    output:
+        csv=f"{R}/tables/table5.csv",
+        md=report(f"{R}/tables/table5.md", category="Table 5", caption="../workflow/report/table5.rst"),
+        tex=f"{R}/tables/table5.tex",
+        png=report(f"{R}/plots/table5.png", category="Table 5", caption="../workflow/report/table5.rst"),
+        assignments=f"{R}/topics/videos.tsv",
+    params:
+        names=[list(n) for n in PT.topics.names],
+        others=PT.topics.others,
+        similarity=PT.topics.similarity,
+        min_similarity=PT.topics.min_similarity,
+        fields=config["release"].get("fields", {}),
+        data_source=PT_SOURCE,
+    log:
+        f"{R}/logs/table5.log",
+    benchmark:
+        f"{R}/benchmarks/table5.tsv"
+    conda:
+        "../envs/knowledge.yaml"
+    script:
+        "../workflow/scripts/table5.py"
+
+
+# ------------------------------------------------------------------ Table 6
+
+
+def relevant_inputs(split):
+    """What the visually relevant responses of a split are read from: the demo's item types,
+    or the Figure 2 labelling key and its filled sheets (human_eval.context_sources_dir)."""
+    if INTEREST.relevant == "item_types":
+        return {"dialogues": f"{R}/data/{split}.jsonl", "item_types": f"{R}/demo/item_types.json"}
+    return {"key": f"{HE_DIR}/context_sources/key.json",
+            "ratings": filled_sheet_files(HE.context_sources_dir, "context_sources_dir")}
+
+
+if INTEREST is not None and INTEREST.demo_clip is not None:
+    if PT_SOURCE != "demo":
+        raise WorkflowError("paper_tables.interest.demo_clip fits a tiny CLIP on the demo's videos; "
+                            "on the release set paper_tables.interest.model (weights/chinese-clip)")
+
+    rule interest_clip:
+        """Demo: a tiny Chinese-CLIP fitted on the training videos' frames and visual responses."""
+        input:
+            dialogues=f"{R}/data/train.jsonl",
+            item_types=f"{R}/demo/item_types.json",
+            attributes=f"{R}/demo/video_attributes.json",
+            fetch=fetch_tables,
+            code=code("interest_clip"),
+        output:
+            model=directory(CLIP_DIR),
+        params:
+            settings=INTEREST.demo_clip,
+            max_frames=INTEREST.max_frames,
+            buckets=INTEREST.buckets,
+        log:
+            f"{R}/logs/interest_clip.log",
+        benchmark:
+            f"{R}/benchmarks/interest_clip.tsv"
+        conda:
+            "../envs/media.yaml"
+        script:
+            "../workflow/scripts/interest_clip.py"
+
+
+if TABLE6_ON:
+
+    rule table6:
+        """Per 20% time bucket, the visually relevant responses whose most similar frame lies in it."""
+        input:
+            **relevant_inputs(T6_SPLIT),
+            clip=CLIP_DIR,
+            weights=weight_inputs({"model": INTEREST.model}),
+            attributes=[f"{R}/demo/video_attributes.json"] if PT_SOURCE == "demo" else [],
+            fetch=fetch_tables,
+            code=code("table6"),
+        output:
+            csv=f"{R}/tables/table6.csv",
+            md=report(f"{R}/tables/table6.md", category="Table 6", caption="../workflow/report/table6.rst"),
+            tex=f"{R}/tables/table6.tex",
+            png=report(f"{R}/plots/table6.png", category="Table 6", caption="../workflow/report/table6.rst"),
+            matches=f"{R}/interest/{T6_SPLIT}.matches.jsonl",
+        params:
+            split=T6_SPLIT,
+            relevant=INTEREST.relevant,
+            ratings_dir=HE.context_sources_dir,
+            max_frames=INTEREST.max_frames,
+            buckets=INTEREST.buckets,
+            batch_size=INTEREST.batch_size,
+            device=INTEREST.device,
+            model=INTEREST.model or "tiny Chinese-CLIP fitted on the demo",
+            data_source=PT_SOURCE,
+        log:
+            f"{R}/logs/table6.log",
+        benchmark:
+            f"{R}/benchmarks/table6.tsv"
+        conda:
+            "../envs/media.yaml"
+        script:
+            "../workflow/scripts/table6.py"
+
+
+# ------------------------------------------------------------------ Figure 4
+
+
+rule figure4_cases:
+    """A page of cases: frames, context, references and every baseline's response."""
+    input:
+        dialogues=f"{R}/data/{PT.cases.split}.jsonl",
+        predictions=expand(f"{R}/predictions/{{baseline}}/{PT.cases.split}.jsonl", baseline=BASELINES),
+        fetch=fetch_tables,
+        code=code("figure4"),
+    output:
+        report(f"{R}/report/figure4.html", category="Figure 4", caption="../workflow/report/figure4.rst"),
+    params:
+        baselines=BASELINES,
+        labels=PT_LABELS,
+        split=PT.cases.split,
+        n=PT.cases.n,
+        seed=PT.cases.seed,
+        named=list(PT.cases.dialogue_ids) if PT.cases.dialogue_ids else None,
+        frames=PT.cases.frames,
+        data_source=PT_SOURCE,
+    log:
+        f"{R}/logs/figure4_cases.log",
+    benchmark:
+        f"{R}/benchmarks/figure4_cases.tsv"
+    conda:
+        "../envs/media.yaml"
+    script:
+        "../workflow/scripts/figure4_cases.py"

@@ -1,0 +1,195 @@
+"""Demo wiring margins with paired bootstrap intervals (``results/tables/demo_wiring.csv``).
+
+Each demo item can be answered from one source only (:mod:`tiktalk.demo`), so a row that is
+given that source must beat its counterpart without it, on the items of that type. A
+relation is (item type, row, counterpart); its **margin** is the row's mean per-item score
+minus the counterpart's, on the same items, with a paired bootstrap 95% interval: items are
+resampled with replacement (the same items for both rows), ``n_resamples`` times from a
+fixed seed, and the interval is the 2.5th and 97.5th percentile of the resampled margins.
+
+Per-item scores (x100, so means are percentages / points):
+
+* visual, audio, knowledge items: ``key_hit``, 100 when the response names the item's key
+  and nothing else of its kind (the colour and shape, the pitch, the emotion;
+  :mod:`tiktalk.demo.keys`), else 0. BLEU-2 on these items is dominated by the template the
+  answer shares with every other answer of its type ("是一个...色的..."), so it moves little
+  with the one fact the modality carries; the key hit moves with that fact only.
+* text items: ``rouge_l``, the item's ROUGE-L F against its best reference (pycocoevalcap's
+  sentence score, beta 1.2, character tokens). A text item's answer is fixed by the prompt
+  as a whole, and any reference is a right answer.
+
+A relation **holds** when ``ci_low > threshold``. For the modality relations the threshold is
+0: the gain is there, at 95%. For text items every row is compared with the best row on them
+(the highest mean), with threshold ``-text_tolerance``: the row is, at 95%, within
+``text_tolerance`` points of the best (:data:`TEXT_TOLERANCE`, 10 ROUGE-L points: two rows
+that both answer the prompt differ by the paraphrase they pick, a few points; a row that does
+not read the prompt loses tens of points).
+
+The relations (:data:`RELATIONS`) are those of the paper's Table 3 rows, by their config keys;
+a relation whose rows are not in the run is left out.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from pycocoevalcap.rouge.rouge import Rouge
+
+from tiktalk.data.predictions import read_predictions
+from tiktalk.demo.keys import key_hits
+from tiktalk.io import atomic_path, read_json, read_jsonl
+from tiktalk.metrics.evaluate import align
+from tiktalk.metrics.tokenize import char_tokenize
+
+N_RESAMPLES = 2000
+SEED = 0
+LEVEL = 0.95
+TEXT_TOLERANCE = 10.0
+
+WIRING_COLUMNS = ("relation", "item_type", "row", "counterpart", "metric", "n", "row_score",
+                  "counterpart_score", "margin", "ci_low", "ci_high", "threshold", "holds")
+
+
+@dataclass(frozen=True)
+class Relation:
+    """``row`` beats ``counterpart`` on the items of ``item_type``; ``relation`` names what
+    the row has that the counterpart lacks."""
+
+    relation: str
+    item_type: str
+    row: str
+    counterpart: str
+
+
+# Table 3 rows by their config keys (config/config.yaml): every row that sees frames against
+# the same inputs without them, +Audio rows against the same without audio, +C3KG rows against
+# the same without knowledge.
+RELATIONS: tuple[Relation, ...] = (
+    Relation("frames", "visual", "maria", "text"),
+    Relation("frames", "visual", "maria_audio", "audio_text"),
+    Relation("frames", "visual", "maria_c3kg", "c3kg_text"),
+    Relation("frames", "visual", "blip2_img", "chatglm"),
+    Relation("frames", "visual", "blip2_video", "chatglm"),
+    Relation("audio", "audio", "maria_audio", "maria"),
+    Relation("audio", "audio", "audio_text", "text"),
+    Relation("knowledge", "knowledge", "maria_c3kg", "maria"),
+    Relation("knowledge", "knowledge", "c3kg_text", "text"),
+)
+TEXT_RELATION = "text"        # every row against the best row on text items
+MODALITY_TYPES = ("visual", "audio", "knowledge")
+
+
+def paired_bootstrap(a: Sequence[float], b: Sequence[float], n_resamples: int = N_RESAMPLES,
+                     seed: int = SEED, level: float = LEVEL) -> tuple[float, float, float]:
+    """(mean(a - b), low, high): the paired bootstrap ``level`` interval of the mean
+    difference of two score vectors over the same items (percentile method)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or not len(a):
+        raise ValueError(f"paired bootstrap needs two equal-length non-empty vectors, got "
+                         f"{a.shape} and {b.shape}")
+    if n_resamples < 1 or not 0 < level < 1:
+        raise ValueError(f"n_resamples must be >= 1 and level in (0, 1), got {n_resamples}, {level}")
+    d = a - b
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), size=(n_resamples, len(d)))].mean(axis=1)
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(d.mean()), float(low), float(high)
+
+
+def _rouge_l(hyp: str, refs: Sequence[str], scorer=Rouge()) -> float:
+    return 100 * scorer.calc_score([char_tokenize(hyp)], [char_tokenize(r) for r in refs])
+
+
+def item_scores(item_type: str, hyps: Sequence[str], refs: Sequence[Sequence[str]],
+                ids: Sequence[str]) -> tuple[str, np.ndarray]:
+    """(metric name, per-item scores x100) of ``hyps`` on items of ``item_type``."""
+    if item_type == "text":
+        return "rouge_l", np.array([_rouge_l(h, r) for h, r in zip(hyps, refs)])
+    return "key_hit", 100.0 * np.array(key_hits(item_type, ids, hyps, refs), dtype=np.float64)
+
+
+class ItemScores:
+    """Per-item scores of every baseline, by item type, on the items they all answered."""
+
+    def __init__(self, predictions_by_baseline: Mapping[str, str | os.PathLike],
+                 references_path: str | os.PathLike, item_types_path: str | os.PathLike):
+        references = read_jsonl(references_path)
+        types: dict = read_json(item_types_path)
+        missing = [r["dialogue_id"] for r in references if r["dialogue_id"] not in types]
+        if missing:
+            raise ValueError(f"{item_types_path}: no item type for {len(missing)} dialogue(s), "
+                             f"e.g. {missing[:5]}")
+        self.metric: dict[str, str] = {}
+        self.scores: dict[tuple[str, str], np.ndarray] = {}   # (baseline, item type) -> scores
+        self.ids: dict[str, list[str]] = {}
+        for baseline, path in predictions_by_baseline.items():
+            ids, hyps, refs = align(read_predictions(path), references)
+            for item_type in sorted({types[i] for i in ids}):
+                idx = [j for j, i in enumerate(ids) if types[i] == item_type]
+                sub_ids = [ids[j] for j in idx]
+                if self.ids.setdefault(item_type, sub_ids) != sub_ids:
+                    raise ValueError(f"{path}: the {item_type} items differ from the other baselines'")
+                metric, s = item_scores(item_type, [hyps[j] for j in idx], [refs[j] for j in idx],
+                                        sub_ids)
+                self.metric[item_type] = metric
+                self.scores[(baseline, item_type)] = s
+        self.baselines = list(predictions_by_baseline)
+
+    def has(self, baseline: str, item_type: str) -> bool:
+        return (baseline, item_type) in self.scores
+
+    def mean(self, baseline: str, item_type: str) -> float:
+        return float(self.scores[(baseline, item_type)].mean())
+
+
+def _row(scores: ItemScores, relation: str, item_type: str, row: str, counterpart: str,
+         threshold: float, n_resamples: int, seed: int) -> dict:
+    a, b = scores.scores[(row, item_type)], scores.scores[(counterpart, item_type)]
+    margin, low, high = paired_bootstrap(a, b, n_resamples, seed)
+    return {"relation": relation, "item_type": item_type, "row": row, "counterpart": counterpart,
+            "metric": scores.metric[item_type], "n": len(a), "row_score": float(a.mean()),
+            "counterpart_score": float(b.mean()), "margin": margin, "ci_low": low, "ci_high": high,
+            "threshold": threshold, "holds": bool(low > threshold)}
+
+
+def wiring_table(scores: ItemScores, relations: Sequence[Relation] = RELATIONS,
+                 text_tolerance: float = TEXT_TOLERANCE, n_resamples: int = N_RESAMPLES,
+                 seed: int = SEED) -> pd.DataFrame:
+    """One row per relation whose two rows and item type are in ``scores``, then one per
+    baseline on text items against the best baseline there (see the module doc)."""
+    rows = []
+    for rel in relations:
+        if scores.has(rel.row, rel.item_type) and scores.has(rel.counterpart, rel.item_type):
+            rows.append(_row(scores, rel.relation, rel.item_type, rel.row, rel.counterpart, 0.0,
+                             n_resamples, seed))
+    text = [b for b in scores.baselines if scores.has(b, "text")]
+    if text:
+        best = max(text, key=lambda b: scores.mean(b, "text"))   # first of equals: config order
+        for b in text:
+            if b != best:
+                rows.append(_row(scores, TEXT_RELATION, "text", b, best, -float(text_tolerance),
+                                 n_resamples, seed))
+    return pd.DataFrame(rows, columns=list(WIRING_COLUMNS))
+
+
+def write_wiring_table(table: pd.DataFrame, out_csv: str | os.PathLike) -> None:
+    with atomic_path(out_csv) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.2f")
+
+
+def markdown(table: pd.DataFrame, labels: Mapping[str, str] | None = None) -> str:
+    """The wiring table as a Markdown table (rows named by ``labels``, e.g. Table 3's)."""
+    labels = labels or {}
+    lines = ["| relation | items | row | counterpart | metric | n | row | counterpart | margin "
+             "[95% CI] | holds |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in table.itertuples(index=False):
+        lines.append(f"| {r.relation} | {r.item_type} | {labels.get(r.row, r.row)} | "
+                     f"{labels.get(r.counterpart, r.counterpart)} | {r.metric} | {r.n} | "
+                     f"{r.row_score:.1f} | {r.counterpart_score:.1f} | {r.margin:+.1f} "
+                     f"[{r.ci_low:+.1f}, {r.ci_high:+.1f}] | {'yes' if r.holds else 'NO'} |")
+    return "\n".join(lines) + "\n"
