@@ -128,6 +128,13 @@ def train_priority(wildcards):
     return config["baselines"][wildcards.baseline].get("priority", 0)
 
 
+def baseline_env(wildcards):
+    """The conda env of one baseline's train/predict/rank jobs: envs/<env>.yaml, `env:` in its
+    config block (default `train`). The rows that load ChatGLM-6B use `llm` (its remote code
+    needs transformers 4.33); every other row, the Qwen2 overlay's included, the main pins."""
+    return f"../envs/{config['baselines'][wildcards.baseline].get('env', 'train')}.yaml"
+
+
 def baseline_weights(b):
     """Pretrained files a baseline's jobs load: those its params name, its LLM's (llm_from),
     and the pipeline tokenizer's when it reads that one (weights.smk)."""

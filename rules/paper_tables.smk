@@ -98,7 +98,7 @@ rule rank:
     benchmark:
         f"{R}/benchmarks/rank/{{baseline}}_{{split}}.tsv"
     conda:
-        "../envs/train.yaml"
+        baseline_env
     script:
         "../workflow/scripts/rank.py"
 

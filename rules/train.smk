@@ -1,13 +1,6 @@
 # Tokenizer, one training job and one inference job per baseline of Table 3.
 
 
-def baseline_env(wildcards):
-    """The conda env of one baseline's jobs: envs/<env>.yaml, `env:` in its config block
-    (default `train`). The rows that load ChatGLM-6B use `llm` (its remote code needs
-    transformers 4.33); every other row, the Qwen2 overlay's included, the main pins."""
-    return f"../envs/{config['baselines'][wildcards.baseline].get('env', 'train')}.yaml"
-
-
 rule train_tokenizer:
     """Demo only: a WordPiece vocabulary trained on the training dialogues and C3KG text."""
     input:

@@ -258,7 +258,6 @@ def _image_shard(path: Path, video_ids: list[str], t: int = 5, d: int = 12) -> P
 
 # -- memory-mapped image tokens -------------------------------------------------------------
 def test_image_token_index_memory_maps_the_shards_and_reads_only_asked_frames(tmp_path):
-    from tiktalk.media.store import load_image_tokens
     from tiktalk.media.image_tokens import ImageTokenIndex
 
     paths = [_image_shard(tmp_path / "a.npz", ["a_0", "b_1", "c_2"]),
@@ -266,8 +265,11 @@ def test_image_token_index_memory_maps_the_shards_and_reads_only_asked_frames(tm
     index = ImageTokenIndex(paths)
     assert isinstance(index._frames[0], np.memmap)
     assert (index.tokens_per_frame, index.dim, index.n_frames("c_2"), index.n_frames("e_1")) == (5, 12, 0, 3)
-    whole = load_image_tokens(paths)
-    assert np.array_equal(index.frames("e_1", [2, 0]), whole["e_1"][[2, 0]])
+    assert index.video_ids == ["a_0", "b_1", "c_2", "d_0", "e_1", "f_2"] and len(index) == 6
+    with np.load(paths[1]) as z:                          # e_1: rows 15..29 of the second shard
+        whole = z["frames"][15:30].astype(np.float32).reshape(3, 5, 12)
+    assert np.array_equal(index.frames("e_1", [2, 0]), whole[[2, 0]])
+    assert np.array_equal(index.tokens("e_1"), whole) and index.tokens("c_2").shape == (0, 5, 12)
     with pytest.raises(KeyError, match="'zz' is in no image-feature shard"):
         index.n_frames("zz")
     with pytest.raises(IndexError, match="has 3 frames, asked for frame 3"):

@@ -92,6 +92,22 @@ def test_every_baseline_runs_in_a_known_env_and_only_chatglm_rows_need_the_llm_e
             f"{'needs' if remote else 'does not need'} the LLM env")
 
 
+def test_every_rule_that_loads_a_baseline_runs_in_its_env():
+    """train, predict and rank load the family's model (the ones wired to an LLM dir): a ChatGLM
+    row's jobs need the LLM env, so each picks its baseline's env, never a fixed one."""
+    loading = []
+    for smk in sorted((ROOT / "rules").glob("*.smk")):
+        text = smk.read_text()
+        rules = re.findall(r"^(?:rule|checkpoint) (\w+):", text, flags=re.M)
+        blocks = re.split(r"^(?:rule|checkpoint) \w+:", text, flags=re.M)[1:]
+        for name, block in zip(rules, blocks):
+            if re.search(r"^\s+llm_dir=", block, flags=re.M):
+                loading.append(name)
+                assert re.search(r"conda:\s*\n\s*baseline_env\b", block), (
+                    f"{smk.name}: rule {name} loads a baseline's model but its conda env is not baseline_env")
+    assert {"train_baseline", "predict", "rank"} <= set(loading), loading
+
+
 def test_every_rule_has_conda_log_and_a_known_env():
     envs = {p.name for p in env_files()}
     for smk in sorted((ROOT / "rules").glob("*.smk")):

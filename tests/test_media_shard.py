@@ -11,7 +11,8 @@ from media_utils import loopback_server, serve_bytes, truncated_video, write_vid
 from tiktalk.formats import STATUS_COLUMNS
 from tiktalk.media.config import MediaConfig
 from tiktalk.media.shard import FETCH_COLUMNS, extract_shard, fetch_shard, read_tsv
-from tiktalk.media.store import FeatureStore, iter_image_tokens
+from tiktalk.media.image_tokens import ImageTokenIndex
+from tiktalk.media.store import FeatureStore
 from tiktalk.settings import SettingsError
 
 torch.set_num_threads(1)
@@ -177,8 +178,9 @@ def test_one_decode_feeds_every_encoder(media_dir, tmp_path, monkeypatch):
     assert [v for v, r in st.items() if r["status"] == "ok"] == ["v_ok", "v_noaudio", "v_single"]
     assert float(st["v_ok"]["decoded_s"]) == pytest.approx(2.5, abs=0.11)
     assert st["v_noaudio"]["notes"] == "no audio stream" and st["v_missing"]["decoded_s"] == ""
-    toks = dict(iter_image_tokens([tmp_path / "s.image.npz"]))
-    assert list(toks) == ids
+    index = ImageTokenIndex([tmp_path / "s.image.npz"])
+    assert index.video_ids == ids
+    toks = {v: index.tokens(v) for v in ids}
     assert toks["v_ok"].shape == (3, 17, 12) and toks["v_single"].shape == (1, 17, 12)
     assert toks["v_missing"].shape == (0, 17, 12)
     with np.load(tmp_path / "s.image.npz") as z:

@@ -221,6 +221,7 @@ EDITS = {
                                                                             "image_features")),
     "models/maria.py": lambda d: d.baseline_jobs(d.of_family("maria")),
     "models/causal_lm.py": lambda d: d.baseline_jobs(d.of_family("causal_lm")),
+    "media/image_tokens.py": lambda d: d.baseline_jobs(d.of_family("blip2")),
     "models/livebot.py": lambda d: d.baseline_jobs(d.of_family("livebot")),
     "metrics/evaluate.py": lambda d: d.scoring(set(d.baselines)),
     "training/trainer.py": lambda d: d.baseline_jobs(set(d.baselines)),

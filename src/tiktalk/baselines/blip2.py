@@ -13,10 +13,10 @@ every weight frozen; the prompt is built exactly as that LLM was fine-tuned (its
 ``max_history`` / ``max_source_len`` / ``max_target_len``), and so are its activation
 checkpointing and whether it takes an attention mask (ChatGLM-6B does not).
 
-params::
+params (:class:`Blip2Params`)::
 
     train: {...}                      # TrainConfig
-    model: {...}                      # tiktalk.models.blip2.Blip2Config: pretrained {name_or_path,
+    model: {...}                      # tiktalk.models.blip2.Blip2Config (required): pretrained {name_or_path,
                                       #   revision} (paper) or qformer {...sizes} (demo), mode
                                       #   img|video, n_frames, llm_input, num_beams 5, max_new_tokens 30
     llm_dir: results/models/chatglm   # set by the workflow
@@ -32,6 +32,7 @@ LLM)}.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,7 @@ import torch
 
 from tiktalk.baselines.causal_lm import VERSION as CAUSAL_LM_VERSION
 from tiktalk.baselines.causal_lm import decode_text, load_finetuned, weights_identity
-from tiktalk.baselines.common import cpu_state, device_for, load_model_blob, save_model_blob, table
+from tiktalk.baselines.common import cpu_state, device_for, load_model_blob, table, write_model
 from tiktalk.baselines.inputs import BaselineInputs
 from tiktalk.data.predictions import write_predictions
 from tiktalk.io import seed_everything
@@ -48,7 +49,6 @@ from tiktalk.models.batching import pad_batch
 from tiktalk.models.blip2 import Blip2Config, Blip2Dialogue, frame_indices
 from tiktalk.models.causal_lm import encode_example, encode_prompt, end_token_id
 from tiktalk.models.prompts import build_prompt
-from tiktalk.runtime import is_main_process
 from tiktalk.settings import from_mapping, to_mapping
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,23 @@ class VideoTokens:
         return frames.mean(axis=0) if self.mode == "video" else frames[0]
 
 
-def model_config(params: dict, where: str = "blip2.params.model") -> Blip2Config:
-    return from_mapping(Blip2Config, params.get("model"), where)
+@dataclass(frozen=True)
+class Blip2Params:
+    """A BLIP-2 baseline's ``params:`` block."""
+
+    model: Blip2Config | None = None  # required (None only so that the error names it)
+    train: dict | None = None         # TrainConfig fields
+    llm_dir: str | None = None        # the trained causal_lm model dir: set by the workflow (llm_from)
+    validate: bool = True
+    predict_batch_size: int = 16
+
+    def __post_init__(self):
+        if self.model is None:
+            raise ValueError("blip2 params: no `model:` block (pretrained or qformer, mode, ...)")
+
+
+def _params(params: dict) -> Blip2Params:
+    return from_mapping(Blip2Params, params, where="blip2 params")
 
 
 def image_token_id(tok) -> int:
@@ -108,10 +123,10 @@ def collate(examples: list[dict], pad_id: int, tokens: VideoTokens) -> dict:
     return batch
 
 
-def _llm_dir(params: dict) -> Path:
-    if not params.get("llm_dir"):
+def _llm_dir(p: Blip2Params) -> Path:
+    if not p.llm_dir:
         raise ValueError("blip2 needs params['llm_dir'] (the trained causal_lm model dir; `llm_from` in the config)")
-    return Path(params["llm_dir"])
+    return Path(p.llm_dir)
 
 
 def _build(cfg: Blip2Config, llm, tok, llm_cfg, width: int) -> Blip2Dialogue:
@@ -123,15 +138,16 @@ def _build(cfg: Blip2Config, llm, tok, llm_cfg, width: int) -> Blip2Dialogue:
 def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
     from tiktalk.training.trainer import TrainConfig, train as run_train
 
+    p = _params(params)
     out_dir = Path(out_dir)
     seed_everything(inputs.seed)
-    cfg = model_config(params)
-    llm_dir = _llm_dir(params)
+    cfg = p.model
+    llm_dir = _llm_dir(p)
     llm, tok, llm_cfg = load_finetuned(llm_dir, merge=True, device=device_for(params))
     index = ImageTokenIndex(inputs.extra_features)
     tokens = VideoTokens(index, cfg.mode, cfg.n_frames, inputs.seed)
     rows = {"train": table(inputs, "train")}
-    if params.get("validate", True) and "val" in inputs.dialogues:
+    if p.validate and "val" in inputs.dialogues:
         rows["val"] = table(inputs, "val")
     model = _build(cfg, llm, tok, llm_cfg, index.dim)
     log.info("BLIP-2: %d queries, LLM input %s, LLM %s", model.num_queries, model.llm_input, type(llm).__name__)
@@ -141,14 +157,13 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
         log.info("image features standardised with training statistics (%d token rows)", n)
     val_set = make_examples(rows["val"], tok, llm_cfg, index, with_target=True) if "val" in rows else None
     pad = tok.pad_token_id
-    run_train(model, train_set, lambda b: collate(b, pad, tokens), TrainConfig.from_dict(params["train"]),
-              out_dir, val_set=val_set, params=params)
-    if is_main_process():
-        save_model_blob(out_dir / "model.pt", FAMILY, VERSION, to_mapping(cfg), llm_dir=str(llm_dir),
-                        llm_base=load_model_blob(llm_dir, "causal_lm", CAUSAL_LM_VERSION)["base"],
-                        qformer_source=weights_identity(cfg.pretrained.name_or_path, cfg.pretrained.revision)
-                        if cfg.pretrained else None, encoder_width=index.dim,
-                        state_dict=cpu_state(model.state_dict()))
+    tcfg = TrainConfig.from_dict(p.train, where="blip2 params.train")
+    run_train(model, train_set, lambda b: collate(b, pad, tokens), tcfg, out_dir, val_set=val_set,
+              params=params)
+    source = weights_identity(cfg.pretrained.name_or_path, cfg.pretrained.revision) if cfg.pretrained else None
+    write_model(out_dir, FAMILY, VERSION, to_mapping(cfg), llm_dir=str(llm_dir),
+                llm_base=load_model_blob(llm_dir, "causal_lm", CAUSAL_LM_VERSION)["base"],
+                qformer_source=source, encoder_width=index.dim, state_dict=cpu_state(model.state_dict()))
 
 
 def load_model(model_dir: Path, params: dict | None = None, device=None):
@@ -156,12 +171,13 @@ def load_model(model_dir: Path, params: dict | None = None, device=None):
     model_dir = Path(model_dir)
     blob = load_model_blob(model_dir, FAMILY, VERSION)
     saved = from_mapping(Blip2Config, blob["config"], f"{model_dir}/model.pt config")
-    llm_dir = Path((params or {}).get("llm_dir") or blob["llm_dir"])
+    p = _params(params) if params else None
+    llm_dir = Path((p and p.llm_dir) or blob["llm_dir"])
     llm, tok, llm_cfg = load_finetuned(llm_dir, merge=True, device=device)
     cfg = saved
-    if params and params.get("model"):
+    if p is not None:
         # decoding settings may change without re-training; the architecture may not
-        cfg = model_config(params)
+        cfg = p.model
         if cfg.architecture() != saved.architecture():
             raise ValueError(f"params' BLIP-2 architecture differs from the trained one in {model_dir}")
     model = _build(cfg, llm, tok, llm_cfg, int(blob["encoder_width"]))
@@ -177,7 +193,7 @@ def predict(params: dict, model_dir: Path, inputs: BaselineInputs, split: str, o
     index = ImageTokenIndex(inputs.extra_features)
     tokens = VideoTokens(index, model.cfg.mode, model.cfg.n_frames, inputs.seed)
     examples = make_examples(rows, tok, llm_cfg, index, with_target=False)
-    bs = int(params.get("predict_batch_size", 16))
+    bs = _params(params).predict_batch_size
     eos, pad = end_token_id(tok), tok.pad_token_id
     tok.padding_side = "left"
 

@@ -1,9 +1,9 @@
 """Family ``causal_lm``: the paper's ChatGLM-6B row, a causal LM fine-tuned with LoRA.
 
-params::
+params (:class:`CausalLMParams`)::
 
     train: {...}                  # TrainConfig
-    model: {...}                  # tiktalk.models.causal_lm.CausalLMConfig:
+    model: {...}                  # tiktalk.models.causal_lm.CausalLMConfig (required):
                                   #   paper: base_model THUDM/chatglm-6b (+ revision),
                                   #   trust_remote_code true, torch_dtype float16,
                                   #   pass_attention_mask false, gradient_checkpointing true,
@@ -29,9 +29,10 @@ BLIP-2 family uses it through ``params['llm_dir']``).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
-from tiktalk.baselines.common import cpu_state, device_for, load_model_blob, save_model_blob, table
+from tiktalk.baselines.common import cpu_state, device_for, load_model_blob, table, write_model
 from tiktalk.baselines.inputs import BaselineInputs
 from tiktalk.data.predictions import write_predictions
 from tiktalk.io import fingerprint, seed_everything
@@ -51,8 +52,22 @@ FAMILY = "causal_lm"
 VERSION = 2
 
 
-def model_config(params: dict, where: str = "causal_lm.params.model") -> CausalLMConfig:
-    return from_mapping(CausalLMConfig, params.get("model"), where)
+@dataclass(frozen=True)
+class CausalLMParams:
+    """A causal_lm baseline's ``params:`` block."""
+
+    model: CausalLMConfig | None = None   # required (None only so that the error names it)
+    train: dict | None = None             # TrainConfig fields
+    validate: bool = True
+    predict_batch_size: int = 16
+
+    def __post_init__(self):
+        if self.model is None:
+            raise ValueError("causal_lm params: no `model:` block (base_model or model_config)")
+
+
+def _params(params: dict) -> CausalLMParams:
+    return from_mapping(CausalLMParams, params, where="causal_lm params")
 
 
 def weights_identity(name_or_path: str, revision: str | None = None) -> dict:
@@ -97,13 +112,14 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
 
     from tiktalk.training.trainer import TrainConfig, train as run_train
 
+    p = _params(params)
     out_dir = Path(out_dir)
     seed_everything(inputs.seed)
-    cfg = model_config(params)
+    cfg = p.model
     tok = load_llm_tokenizer(cfg, inputs.tokenizer)
     train_set = make_examples(table(inputs, "train"), tok, cfg)
     val_set = None
-    if params.get("validate", True) and "val" in inputs.dialogues:
+    if p.validate and "val" in inputs.dialogues:
         val_set = make_examples(table(inputs, "val"), tok, cfg)
     base = build_base_model(cfg, tok, device=device_for(params))
     if not cfg.base_model and is_main_process():
@@ -113,15 +129,13 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
     lm = apply_lora(base, cfg.lora)
     model = CausalLMModel(lm, cfg, tok.pad_token_id, end_token_id(tok))
     pad = tok.pad_token_id
-    run_train(model, train_set, lambda b: collate(b, pad), TrainConfig.from_dict(params["train"]),
-              out_dir, val_set=val_set, params=params)
+    tcfg = TrainConfig.from_dict(p.train, where="causal_lm params.train")
+    run_train(model, train_set, lambda b: collate(b, pad), tcfg, out_dir, val_set=val_set, params=params)
     if is_main_process():
         lm.save_pretrained(str(out_dir / "adapter"))
-        if not cfg.base_model:
-            tok.save_pretrained(str(out_dir / "tokenizer"))
-        base = weights_identity(cfg.base_model, cfg.revision) if cfg.base_model else {"name_or_path": "base"}
-        save_model_blob(out_dir / "model.pt", FAMILY, VERSION, to_mapping(cfg), base=base,
-                        lora_state_dict=cpu_state(get_peft_model_state_dict(lm)))
+    base = weights_identity(cfg.base_model, cfg.revision) if cfg.base_model else {"name_or_path": "base"}
+    write_model(out_dir, FAMILY, VERSION, to_mapping(cfg), tokenizer=None if cfg.base_model else tok,
+                base=base, lora_state_dict=cpu_state(get_peft_model_state_dict(lm)))
 
 
 def load_finetuned(model_dir: Path, merge: bool = False, device=None):
@@ -149,14 +163,15 @@ def load_finetuned(model_dir: Path, merge: bool = False, device=None):
 
 
 def predict(params: dict, model_dir: Path, inputs: BaselineInputs, split: str, out_path: Path) -> None:
+    p = _params(params)
     device = device_for(params)
-    lm, tok, saved = load_finetuned(model_dir, device=device)
+    lm, tok, _saved = load_finetuned(model_dir, device=device)
     # decoding settings may be changed without re-training: take them from params
-    cfg = model_config(params) if params.get("model") else saved
+    cfg = p.model
     model = CausalLMModel(lm, cfg, tok.pad_token_id, end_token_id(tok)).eval()
     model.to(device)
     rows = table(inputs, split)
-    bs = int(params.get("predict_batch_size", 16))
+    bs = p.predict_batch_size
     tok.padding_side = "left"
     responses: list[str] = []
     for i in range(0, len(rows), bs):

@@ -14,7 +14,7 @@ init (or ``from_pretrained(name_or_path)`` when one is given).
 The shard job (:func:`tiktalk.media.shard.extract_shard`) runs this encoder in its chain on the
 same decoded videos as the ResNet and VGGish (``n_frames`` frames at ``image_size``), and
 writes its rows to the image-feature shard (layout in :mod:`tiktalk.formats`; read back with
-:func:`tiktalk.media.store.iter_image_tokens`).
+:class:`tiktalk.media.image_tokens.ImageTokenIndex`).
 """
 
 from __future__ import annotations

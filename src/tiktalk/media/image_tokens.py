@@ -1,4 +1,5 @@
-"""Memory-mapped read access to the image-encoder shards (BLIP-2's frozen image tokens).
+"""Memory-mapped read access to the image-encoder shards (BLIP-2's frozen image tokens): the one
+reader of that shard kind (its writer: :func:`tiktalk.media.store.write_feature_shard`).
 
 The paper config stores every frame's 257 patch tokens (1408-d, float16): ~0.7 MB a frame,
 ~28 GB for one frame of each of TikTalk's 38,703 videos. Loading that into every training rank
@@ -108,6 +109,14 @@ class ImageTokenIndex:
     def __contains__(self, video_id: str) -> bool:
         return video_id in self._where
 
+    def __len__(self) -> int:
+        return len(self._where)
+
+    @property
+    def video_ids(self) -> list[str]:
+        """Every video of the shards, in shard order."""
+        return list(self._where)
+
     def _locate(self, video_id: str) -> tuple[int, int, int]:
         try:
             return self._where[video_id]
@@ -127,3 +136,7 @@ class ImageTokenIndex:
                 raise IndexError(f"video {video_id!r} has {n} frames, asked for frame {f}")
             out[j] = arr[first + f * t:first + (f + 1) * t]
         return out
+
+    def tokens(self, video_id: str) -> np.ndarray:
+        """(F, T, D) float32 tokens of every frame of one video (F = 0 for a video without frames)."""
+        return self.frames(video_id, range(self.n_frames(video_id)))

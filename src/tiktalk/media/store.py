@@ -1,6 +1,8 @@
 """The per-shard feature files (format in :mod:`tiktalk.formats`): the one writer
 (:func:`write_feature_shard`, for both kinds: ResNet/VGGish features and image-encoder tokens)
-and the readers (:class:`FeatureStore`, :func:`iter_image_tokens`).
+and the reader of the ResNet/VGGish shards (:class:`FeatureStore`, whole shards in memory: they are
+small). The image-feature shards have their own, memory-mapped reader
+(:class:`tiktalk.media.image_tokens.ImageTokenIndex`): BLIP-2's patch tokens do not fit in memory.
 
 NumPy only (no torch): the trainings that read features import nothing else of the media stage.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -117,30 +119,3 @@ class FeatureStore:
 
     def audio(self, video_id: str) -> np.ndarray:
         return self._get(self._audio, video_id)
-
-
-def iter_image_tokens(paths: Sequence[str | os.PathLike]) -> Iterator[tuple[str, np.ndarray]]:
-    """(video_id, (F, T, D) float32) for every video of image-feature shards, one shard in
-    memory at a time. A video without frames gives F = 0."""
-    seen: set[str] = set()
-    for path in paths:
-        with np.load(path, allow_pickle=False) as z:
-            if "tokens_per_frame" not in z:
-                raise ValueError(f"{path}: not an image-feature shard (no tokens_per_frame)")
-            t = int(z["tokens_per_frame"])
-            ids = [str(v) for v in z["video_ids"]]
-        store = FeatureStore([path])
-        d = store.visual_dim
-        for vid in ids:
-            if vid in seen:
-                raise ValueError(f"{path}: video {vid!r} already present in another shard")
-            seen.add(vid)
-            rows = store.frames(vid)
-            if rows.shape[0] % t:
-                raise ValueError(f"{path}: video {vid!r} has {rows.shape[0]} rows, not a multiple of {t}")
-            yield vid, (rows.reshape(-1, t, d) if rows.shape[0] else np.zeros((0, t, d), np.float32))
-
-
-def load_image_tokens(paths: Sequence[str | os.PathLike]) -> dict[str, np.ndarray]:
-    """video_id -> (F, T, D) float32 from image-feature shards (all in memory)."""
-    return dict(iter_image_tokens(paths))
