@@ -2,11 +2,12 @@
 # ranking (Recall@K, Mean Rank), Table 2 (data division), Table 5 (topics), Table 6 (where the
 # interest lies), Table 7 (training efficiency) and the Figure 4 cases page. Settings:
 # config `paper_tables:` (tiktalk.report.paper_settings).
-from snakemake.exceptions import WorkflowError
+import sys
 
 from tiktalk.baselines.registry import SCORING_FAMILIES
 from tiktalk.report.efficiency import rows_of as efficiency_rows
-from tiktalk.report.paper_settings import paper_tables_settings
+from tiktalk.report.paper_settings import paper_tables_outputs, paper_tables_settings
+from tiktalk.report.paper_settings import relevant_input_files
 
 PT = paper_tables_settings(config.get("paper_tables"))
 PT_SOURCE = config["release"]["source"]
@@ -17,31 +18,20 @@ T7_ROWS = efficiency_rows({b: config["baselines"][b] for b in BASELINES})
 INTEREST = PT.interest
 # Table 6 needs visually relevant responses: the demo's visual items, or filled Figure 2 sheets
 TABLE6_ON = INTEREST is not None and (INTEREST.relevant == "item_types" or bool(HE.context_sources_dir))
+if TABLE6_ON and INTEREST.demo_clip is not None and PT_SOURCE != "demo":
+    # the tiny CLIP is fitted on the demo's videos and their focus segments only
+    print("paper_tables: no Table 6: interest.demo_clip needs the demo data; on a release set "
+          "paper_tables.interest.model (weights/chinese-clip)", file=sys.stderr)
+    TABLE6_ON = False
 CLIP_DIR = (INTEREST.model or f"{R}/interest/clip") if INTEREST else None
 # Table 6's split: the labelled one (the Figure 2 sheets') or, on the demo, interest.split
 T6_SPLIT = (HE.context_sources.split if INTEREST.relevant == "annotations" else INTEREST.split) if INTEREST else None
 
 
-def fetch_tables(wildcards=None):
-    """The media stage's fetch tables (where each video file is), known after the manifest."""
-    return [f"{R}/media/{s}/fetch.tsv" for s in shards()]
-
-
-def paper_tables_outputs():
-    """What `all` asks of these rules (rules/common.smk)."""
-    outs = [f"{R}/tables/table2.{x}" for x in ("csv", "md", "tex")]
-    outs += [f"{R}/tables/table5.{x}" for x in ("csv", "md", "tex")] + [f"{R}/plots/table5.png"]
-    if T7_ROWS:
-        outs += [f"{R}/tables/table7.{x}" for x in ("csv", "md", "tex")] + [f"{R}/plots/table7.png"]
-    for s in PT.ranking.splits:
-        outs += [f"{R}/tables/ranking_{s}.{x}" for x in ("csv", "md", "tex")] + [f"{R}/plots/ranking_{s}.png"]
-    if TABLE6_ON:
-        outs += [f"{R}/tables/table6.{x}" for x in ("csv", "md", "tex")] + [f"{R}/plots/table6.png"]
-    outs.append(f"{R}/report/figure4.html")
-    return outs
-
-
-PT_OUTPUTS = paper_tables_outputs()
+# the media stage's fetch tables (where each video file is), known after the manifest
+FETCH_TABLES = lambda wildcards: [f"{R}/media/{s}/fetch.tsv" for s in shards()]  # noqa: E731
+# what `all` asks of these rules (rules/common.smk)
+PT_OUTPUTS = paper_tables_outputs(PT, R, table7=bool(T7_ROWS), table6=TABLE6_ON)
 
 
 # ------------------------------------------------------------------ ranking
@@ -67,18 +57,12 @@ rule ranking_candidates:
         "../workflow/scripts/ranking_candidates.py"
 
 
-def rank_inputs(wildcards):
-    """predict's inputs (model, dialogues, features, knowledge, LLM, weights) + the candidates."""
-    inputs = predict_inputs(wildcards)
-    inputs["code"] = code("rank", baseline_cfg(wildcards.baseline)["family"])
-    inputs["candidates"] = f"{R}/ranking/{wildcards.split}.candidates.json"
-    return inputs
-
-
 rule rank:
     """One baseline scores every candidate of a split (log-likelihood given the dialogue)."""
     input:
-        unpack(rank_inputs),
+        # predict's inputs (model, dialogues, features, knowledge, LLM, weights) + the candidates
+        unpack(lambda w: {**predict_inputs(w), "code": code("rank", baseline_cfg(w.baseline)["family"]),
+                          "candidates": f"{R}/ranking/{w.split}.candidates.json"}),
     output:
         f"{R}/ranking/{{baseline}}/{{split}}.json",
     params:
@@ -216,19 +200,7 @@ rule table5:
 # ------------------------------------------------------------------ Table 6
 
 
-def relevant_inputs(split):
-    """What the visually relevant responses of a split are read from: the demo's item types,
-    or the Figure 2 labelling key and its filled sheets (human_eval.context_sources_dir)."""
-    if INTEREST.relevant == "item_types":
-        return {"dialogues": f"{R}/data/{split}.jsonl", "item_types": f"{R}/demo/item_types.json"}
-    return {"key": f"{HE_DIR}/context_sources/key.json",
-            "ratings": filled_sheet_files(HE.context_sources_dir, "context_sources_dir")}
-
-
 if INTEREST is not None and INTEREST.demo_clip is not None:
-    if PT_SOURCE != "demo":
-        raise WorkflowError("paper_tables.interest.demo_clip fits a tiny CLIP on the demo's videos; "
-                            "on the release set paper_tables.interest.model (weights/chinese-clip)")
 
     rule interest_clip:
         """Demo: a tiny Chinese-CLIP fitted on the training videos' frames and visual responses."""
@@ -236,7 +208,7 @@ if INTEREST is not None and INTEREST.demo_clip is not None:
             dialogues=f"{R}/data/train.jsonl",
             item_types=f"{R}/demo/item_types.json",
             attributes=f"{R}/demo/video_attributes.json",
-            fetch=fetch_tables,
+            fetch=FETCH_TABLES,
             code=code("interest_clip"),
         output:
             model=directory(CLIP_DIR),
@@ -259,11 +231,13 @@ if TABLE6_ON:
     rule table6:
         """Per 20% time bucket, the visually relevant responses whose most similar frame lies in it."""
         input:
-            **relevant_inputs(T6_SPLIT),
+            **relevant_input_files(INTEREST, T6_SPLIT, R, HE_DIR),
+            ratings=filled_sheet_files(HE.context_sources_dir, "context_sources_dir")
+            if INTEREST.relevant == "annotations" else [],
             clip=CLIP_DIR,
             weights=weight_inputs({"model": INTEREST.model}),
             attributes=[f"{R}/demo/video_attributes.json"] if PT_SOURCE == "demo" else [],
-            fetch=fetch_tables,
+            fetch=FETCH_TABLES,
             code=code("table6"),
         output:
             csv=f"{R}/tables/table6.csv",
@@ -299,7 +273,7 @@ rule figure4_cases:
     input:
         dialogues=f"{R}/data/{PT.cases.split}.jsonl",
         predictions=expand(f"{R}/predictions/{{baseline}}/{PT.cases.split}.jsonl", baseline=BASELINES),
-        fetch=fetch_tables,
+        fetch=FETCH_TABLES,
         code=code("figure4"),
     output:
         report(f"{R}/report/figure4.html", category="Figure 4", caption="../workflow/report/figure4.rst"),

@@ -29,7 +29,7 @@ rule table3:
         baselines=TABLE3_BASELINES,
         labels={b: TABLE3_LABELS[b] for b in TABLE3_BASELINES},
         split=TABLE_SPLIT,
-        data_source=config["release"]["source"],
+        data_source=config.get("release", {}).get("source", "release"),
     log:
         f"{R}/logs/table3.log",
     benchmark:

@@ -85,7 +85,7 @@ def test_random_vggish_features_separate_the_demo_pitches(shard):
     "models/features.py FeatureStandardizer.fit only centres dimensions whose std is below an "
     "ABSOLUTE 1e-3; every dimension of the random VGGish (std ~3e-4) is below it, so the audio "
     "reaches Maria at ~1e-4 scale, drowned by its position/type embeddings. Fix: a floor "
-    "relative to the features' RMS (docs/demo.md, 'Why the audio items failed'); then remove "
+    "relative to the features' RMS (docs/demo.md, 'Why relations failed'); then remove "
     "this marker."))
 def test_maria_standardiser_passes_the_pitch_on(shard):
     """What Maria+Audio's input layer sees: the training-set standardisation of the stored

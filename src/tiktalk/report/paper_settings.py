@@ -112,3 +112,30 @@ class PaperTablesSettings:
 
 def paper_tables_settings(block: Mapping | None) -> PaperTablesSettings:
     return from_mapping(PaperTablesSettings, block, "paper_tables")
+
+
+# ---- DAG helpers (the rules in rules/paper_tables.smk) ---------------------------------------
+
+
+def paper_tables_outputs(pt: PaperTablesSettings, results: str, *, table7: bool, table6: bool) -> list[str]:
+    """The files `all` asks of the paper-table rules."""
+    def table(name: str, plot: bool = True) -> list[str]:
+        out = [f"{results}/tables/{name}.{x}" for x in ("csv", "md", "tex")]
+        return out + ([f"{results}/plots/{name}.png"] if plot else [])
+
+    outs = table("table2", plot=False) + table("table5")
+    if table7:
+        outs += table("table7")
+    for split in pt.ranking.splits:
+        outs += table(f"ranking_{split}")
+    if table6:
+        outs += table("table6")
+    return outs + [f"{results}/report/figure4.html"]
+
+
+def relevant_input_files(interest: InterestSettings, split: str, results: str, he_dir: str) -> dict:
+    """Where the visually relevant responses of ``split`` are read from: the demo's dialogue
+    table and item types, or the Figure 2 labelling key (its filled sheets come separately)."""
+    if interest.relevant == "item_types":
+        return {"dialogues": f"{results}/data/{split}.jsonl", "item_types": f"{results}/demo/item_types.json"}
+    return {"key": f"{he_dir}/context_sources/key.json"}
