@@ -113,7 +113,7 @@ def video_id_pattern():
 
 
 def coverage_gate():
-    """The coverage floor's output (rule coverage_floor fails below media.min_coverage): a
+    """The coverage floor's output (the coverage_floor job fails below media.min_coverage): a
     feature-reading training waits for it; ancient, so a changed floor re-runs no training."""
     return ancient(f"{R}/media/coverage.ok")
 

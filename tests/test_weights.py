@@ -39,6 +39,14 @@ def test_references_map_config_values_to_artifact_files_and_records():
         "weights/bert/config.json", "weights/bert/vocab.txt", "weights/.verified/bert.json",
         "weights/vgg/v-1234abcd.pth", "weights/.verified/vgg.json"]
     assert spec.inputs_for({"init": "scratch"}) == []
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Similarity:           # a block already turned into its settings dataclass
+        kind: str = "sbert"
+        model: str = "weights/bert"
+
+    assert spec.referenced({"similarity": Similarity()}) == ["bert"]
     assert spec.reference("./weights/bert/") == ("bert", None)
     assert hash_prefix("resnet101-63fe2227.pth") == "63fe2227" and hash_prefix("model.bin") is None
 

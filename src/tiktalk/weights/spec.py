@@ -33,6 +33,7 @@ DAG time: standard library only.
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import re
 from dataclasses import dataclass, field
@@ -98,7 +99,10 @@ class Artifact:
 
 
 def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
-    """(key path, string) for every string inside ``value``."""
+    """(key path, string) for every string inside ``value`` (mappings, sequences and settings
+    dataclasses, e.g. a block already built with tiktalk.settings.from_mapping)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     if isinstance(value, str):
         yield path, value
     elif isinstance(value, Mapping):
