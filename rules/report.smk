@@ -49,7 +49,7 @@ rule demo_item_types:
         ),
         references=f"{R}/data/{TABLE_SPLIT}_references.jsonl",
         item_types=f"{R}/demo/item_types.json",
-        code=code("report"),
+        code=code("demo_wiring"),
     output:
         csv=report(
             f"{R}/tables/demo_item_types.csv",

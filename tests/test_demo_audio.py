@@ -81,12 +81,6 @@ def test_random_vggish_features_separate_the_demo_pitches(shard):
     assert max(same) < min(other), (sorted(same), sorted(other))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "models/features.py FeatureStandardizer.fit only centres dimensions whose std is below an "
-    "ABSOLUTE 1e-3; every dimension of the random VGGish (std ~3e-4) is below it, so the audio "
-    "reaches Maria at ~1e-4 scale, drowned by its position/type embeddings. Fix: a floor "
-    "relative to the features' RMS (docs/demo.md, 'Why relations failed'); then remove "
-    "this marker."))
 def test_maria_standardiser_passes_the_pitch_on(shard):
     """What Maria+Audio's input layer sees: the training-set standardisation of the stored
     rows must leave unit-scale features in which the pitches stay apart."""

@@ -116,6 +116,25 @@ def test_training_lowers_loss_and_learns_the_video():
     assert [p[:1] for p in pred] == [[10 + int(c)] for c in colour]
 
 
+def test_token_embeddings_tell_tokens_apart_more_than_positions_do():
+    """At a real vocabulary size the embedded tokens must not be drowned by the sinusoidal
+    positions (lancopku/livebot keeps nn.Embedding's N(0, 1)): two different tokens at one
+    position lie further apart than one token at two positions. At Xavier's scale (std ~0.03
+    for 2000 x 64) the demo Livebot answered every text prompt with the same sentence."""
+    torch.manual_seed(0)
+    model = Livebot(tiny_cfg(vocab_size=2000, hidden=64, ff=128)).eval()
+    assert 0.9 < model.embedding.weight.std().item() < 1.1          # N(0, 1)
+    fan = model.output_layer.weight.shape
+    bound = (6 / (fan[0] + fan[1])) ** 0.5                          # the stacks: Xavier
+    assert model.output_layer.weight.abs().max().item() <= bound + 1e-6
+    with torch.no_grad():
+        tokens = model.embed(torch.arange(10, 30).view(20, 1))[:, 0]       # 20 tokens, position 0
+        places = model.embed(torch.full((1, 20), 10))[0]                    # token 10, 20 positions
+    between_tokens = torch.pdist(tokens).mean().item()
+    between_positions = torch.pdist(places).mean().item()
+    assert between_tokens > 1.5 * between_positions, (between_tokens, between_positions)
+
+
 # -- family adapter --------------------------------------------------------------------------
 def test_livebot_family_train_predict_roundtrip(tmp_path):
     from test_baselines_text import make_dataset

@@ -445,6 +445,27 @@ def test_feature_standardisation_is_set_from_training_features_and_saved(world, 
         model.set_feature_stats([np.ones((2, 3))])
 
 
+def test_standardiser_rescales_small_informative_dimensions_at_any_scale():
+    """The floor below which a dimension is only centred is relative to the features' scale:
+    an encoder whose outputs are all tiny (the demo's random VGGish: std ~3e-4 around ~8e-3)
+    gets unit-scale inputs just like one with outputs near 1, and the result does not depend
+    on the scale; a constant dimension is centred, never divided by ~0."""
+    from tiktalk.models.features import FeatureStandardizer
+
+    rng = np.random.default_rng(0)
+    x = 8e-3 + 3e-4 * rng.normal(size=(200, 6))
+    x[:, 0] = 8e-3                                         # constant
+    out = {}
+    for scale in (1.0, 1e3):
+        norm = FeatureStandardizer(6)
+        assert norm.fit([x[:120] * scale, None, np.zeros((0, 6)), x[120:] * scale]) == 200
+        z = norm(torch.from_numpy(x * scale)).numpy()
+        assert np.allclose(z[:, 1:].std(0), 1.0, atol=1e-4), z.std(0)
+        assert norm.std[0] == 1.0 and np.allclose(z[:, 0], 0.0, atol=1e-6)
+        out[scale] = z
+    assert np.allclose(out[1.0], out[1e3], atol=1e-4)
+
+
 def test_config_is_immutable_and_typos_fail_naming_the_closest_key(world, tmp_path):
     model, tok = tiny_model(world)
     with pytest.raises(dataclasses.FrozenInstanceError):

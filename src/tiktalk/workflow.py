@@ -32,6 +32,7 @@ STAGE_ENTRIES: dict[str, tuple[str, ...]] = {
     "score": ("tiktalk.metrics.evaluate",),
     "report": ("tiktalk.report.table3", "tiktalk.report.tables", "tiktalk.report.plots",
                "tiktalk.report.items"),
+    "demo_wiring": ("tiktalk.report.items", "tiktalk.report.wiring"),
     "human_eval": ("tiktalk.report.human_eval", "tiktalk.report.context_sources",
                    "tiktalk.report.table4", "tiktalk.report.figure2", "tiktalk.report.frames"),
     "human_eval_frames": ("tiktalk.report.frames",),

@@ -20,7 +20,8 @@ that no training dialogue mentions, and the emotions are assigned to the (neutra
 random, so only a model that reads the retrieved flow can answer them; the training knowledge
 items teach the skill with the other events. Every split has the item types in the shares of
 ``texts.ITEM_SHARES`` (the paper's Fig. 2) unless ``item_shares`` names it (the default config
-balances the test split); audio items only sit on videos with an audio stream.
+gives train more audio items and balances the test split); audio items only sit on videos
+with an audio stream.
 
 Sub-generators are seeded per purpose and per split, so e.g. changing the number of training
 videos leaves the val/test dialogues and their videos unchanged.

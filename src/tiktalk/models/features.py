@@ -25,7 +25,12 @@ class FeatureStandardizer(nn.Module):
     @torch.no_grad()
     def fit(self, arrays, min_std: float = 1e-3) -> int:
         """Set mean/std from (..., dim) arrays (e.g. every training video's frames); ``None`` and
-        empty arrays are skipped. Dimensions with std < ``min_std`` are only centred.
+        empty arrays are skipped. Dimensions whose std is at most ``min_std`` times the
+        features' RMS (all dimensions together) are only centred: the floor is relative to the
+        features' own scale, so constant dimensions stay put whatever the encoder's output
+        scale, while small-but-informative ones are rescaled (a random-init VGGish gives every
+        dimension a std of ~3e-4 around ~8e-3: an absolute floor of 1e-3 left all of them
+        at ~1e-4, below the model's position embeddings).
         Returns the number of rows used (0: statistics left as they were)."""
         dim = self.mean.shape[0]
         rows = []
@@ -40,8 +45,9 @@ class FeatureStandardizer(nn.Module):
             return 0
         x = np.concatenate(rows, 0)
         std = x.std(0)
+        floor = min_std * float(np.sqrt(np.mean(x * x)))
         self.mean.copy_(torch.from_numpy(x.mean(0)))
-        self.std.copy_(torch.from_numpy(np.where(std < min_std, 1.0, std)))
+        self.std.copy_(torch.from_numpy(np.where(std <= floor, 1.0, std)))
         return int(x.shape[0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,9 @@ Differences from the original, all needed for TikTalk: a linear projection of th
 features (TikTalk's are 2048-d ResNet-101, Livebot's were 512-d ResNet-18, fed unprojected);
 key-padding masks for frames and context (the original attends to padding); the loss is the
 mean over non-pad target tokens (the original averages over pad positions too); torch's
-``nn.LayerNorm`` instead of the hand-written one (``std`` with Bessel's correction).
+``nn.LayerNorm`` instead of the hand-written one (``std`` with Bessel's correction); Xavier
+initialisation of the stacks' matrices (the original keeps torch's defaults), but not of the
+token embedding, which keeps the original's N(0, 1).
 """
 
 from __future__ import annotations
@@ -156,8 +158,12 @@ class Livebot(nn.Module):
         self.dec_layers = nn.ModuleList(DecoderBlock(cfg) for _ in range(cfg.blocks))
         self.dec_norm = nn.LayerNorm(cfg.hidden, eps=1e-6)
         self.output_layer = nn.Linear(cfg.hidden, cfg.vocab_size)
-        for p in self.parameters():
-            if p.dim() > 1:
+        # Xavier for the matrices of the stacks; the token embedding keeps nn.Embedding's
+        # N(0, 1), as in lancopku/livebot: at Xavier's scale (std ~ sqrt(2 / (vocab + hidden)),
+        # ~0.03 for a 2k vocabulary) the sinusoidal positions (norm ~ sqrt(hidden / 2)) drown
+        # the tokens and the model answers every prompt with the same sentence
+        for name, p in self.named_parameters():
+            if p.dim() > 1 and not name.startswith("embedding."):
                 nn.init.xavier_uniform_(p)
 
     # -- the three stacks ------------------------------------------------------------------
