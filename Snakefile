@@ -55,7 +55,7 @@ include: "rules/media.smk"
 include: "rules/knowledge.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
-include: "rules/report.smk"
+include: "rules/report.smk"  # with the onerror handler (partial Table 3 after failed jobs)
 include: "rules/human_eval.smk"
 include: "rules/paper_tables.smk"  # Tables 2, 5, 6, 7, ranking, Figure 4 cases
 

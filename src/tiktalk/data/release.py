@@ -62,6 +62,45 @@ DEFAULT_VIDEO_ID_PATTERN = VIDEO_ID_PATTERN    # the one default, shared with th
 _NONBLANK = {"type": "string", "pattern": r"\S"}
 
 
+@dataclass(frozen=True)
+class ReleaseFields:
+    """Names of the fields the adapter reads (config ``release.fields``)."""
+
+    dialogues: str = "dialogues"      # per video: the list of its dialogues
+    context: str = "context"          # per dialogue: its turns, oldest first
+    response: str = "response"        # train: the one response
+    responses: str = "responses"      # val / test: the 5 references
+    description: str = "description"  # per video, optional: its description (Table 5 topics)
+
+    @classmethod
+    def from_config(cls, cfg: Mapping | None) -> "ReleaseFields":
+        from tiktalk.settings import from_mapping
+
+        return from_mapping(cls, cfg, "release.fields")
+
+
+@dataclass(frozen=True)
+class ValCarving:
+    """How val is carved from train when the release has no val split (``release.val_from_train``)."""
+
+    videos: int = 1000                # paper: 1,000 val videos
+    min_responses: int = 5            # paper: dialogues with at least five genuine responses
+    references: int = 5               # paper: five of them are the references
+    seed: int = 13
+
+    @classmethod
+    def from_config(cls, cfg: Mapping | None) -> "ValCarving":
+        from tiktalk.settings import from_mapping
+
+        carving = from_mapping(cls, cfg, "release.val_from_train")
+        if carving.references != N_REFERENCES:
+            raise ValueError(f"release.val_from_train.references: the dialogue tables hold "
+                             f"{N_REFERENCES} references, got {carving.references}")
+        if carving.min_responses < carving.references:
+            raise ValueError("release.val_from_train.min_responses must be >= references")
+        return carving
+
+
 class ReleaseError(ValueError):
     """A release file does not match the layout; ``problems`` lists every bad record."""
 
@@ -78,8 +117,9 @@ def dialogue_id(video_id: str, index: int) -> str:
     return f"{video_id}_{index}"
 
 
-def release_schema(split: str) -> dict:
-    """JSON schema of one release file of ``split`` (train: "response"; val/test: 5 "responses")."""
+def release_schema(split: str, fields: ReleaseFields = ReleaseFields()) -> dict:
+    """JSON schema of one release file of ``split`` (train: one response; val/test: 5
+    references). Only the fields the adapter reads are constrained: others are allowed."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     if split == "train":
@@ -122,13 +162,13 @@ def _where(path_parts: list, fields: ReleaseFields = ReleaseFields()) -> str:
             out.append(f"dialogue {rest[0]}")
             rest = rest[1:]
         else:
-            out.append('field "dialogues"')
+            out.append(f'field "{fields.dialogues}"')
     if rest:
         out.append(f'field "{rest[0]}"' + "".join(f"[{p}]" for p in rest[1:]))
     return " ".join(out)
 
 
-def _message(error: jsonschema.ValidationError) -> str:
+def _message(error: jsonschema.ValidationError, fields: ReleaseFields = ReleaseFields()) -> str:
     parts = list(error.absolute_path)
     if error.validator in ("minItems", "maxItems") and parts and parts[-1] == fields.responses:
         return f"has {len(error.instance)} references, expected {N_REFERENCES}"
