@@ -96,12 +96,15 @@ def format_duration(seconds: float | None) -> str:
 
 def progress(iterable: Iterable[T], total: int | None = None, desc: str = "progress",
              every_s: float = 30.0, logger: logging.Logger | None = None,
-             clock: Callable[[], float] = time.monotonic) -> Iterator[T]:
+             clock: Callable[[], float] = time.monotonic,
+             size: Callable[[T], int] | None = None) -> Iterator[T]:
     """Yield from ``iterable``, logging ``desc: 120/480 (25%), 3.1 it/s, ETA 1m56s`` at most
     once per ``every_s`` seconds, and a last line ``desc: 480/480 (100%) in 2m35s, 3.1 it/s``
     when it is exhausted. ``total`` defaults to ``len(iterable)`` when it has one (without a
     total the lines give the count and rate only). Logs through ``logger`` (default
     ``tiktalk.progress``), so the lines reach the rule's log file (:func:`script_logging`).
+    ``size``: how many units one item counts for (``len`` for a loop over batches, so that
+    ``total``, the counts and the rate are in dialogues or videos, not batches); default 1.
     """
     log = logger or logging.getLogger("tiktalk.progress")
     if total is None and hasattr(iterable, "__len__"):
@@ -110,7 +113,7 @@ def progress(iterable: Iterable[T], total: int | None = None, desc: str = "progr
     done = 0
     for item in iterable:
         yield item
-        done += 1
+        done += 1 if size is None else size(item)
         now = clock()
         if now - last >= every_s and done != total:  # the last item gets the final line
             last = now

@@ -40,7 +40,8 @@ import torch
 
 from tiktalk.baselines.causal_lm import VERSION as CAUSAL_LM_VERSION
 from tiktalk.baselines.causal_lm import decode_text, load_finetuned, weights_identity
-from tiktalk.baselines.common import cpu_state, device_for, load_model_blob, table, write_model
+from tiktalk.baselines.common import (batch_starts, cpu_state, device_for, load_model_blob, table,
+                                      write_model)
 from tiktalk.baselines.inputs import BaselineInputs
 from tiktalk.data.predictions import write_predictions
 from tiktalk.io import seed_everything
@@ -201,7 +202,7 @@ def predict(params: dict, model_dir: Path, inputs: BaselineInputs, split: str, o
         return dict(tok.pad({"input_ids": ids}, padding=True, return_tensors="pt"))
 
     responses: list[str] = []
-    for i in range(0, len(examples), bs):
+    for i in batch_starts(len(examples), bs, f"{FAMILY} predict {split}"):
         chunk = examples[i:i + bs]
         img = torch.from_numpy(np.stack([tokens(e["video_id"]) for e in chunk])).to(device)
         for ids in model.generate(img, None, [e["prompt"] for e in chunk], pad_id=pad, eos_id=eos,
@@ -224,7 +225,7 @@ def score_candidates(params: dict, model_dir: Path, inputs: BaselineInputs, spli
     tokens = VideoTokens(ImageTokenIndex(inputs.extra_features), model.cfg.mode, model.cfg.n_frames, inputs.seed)
     pairs = candidate_pairs(table(inputs, split), candidates)
     sums, counts = [], []
-    for start in range(0, len(pairs), batch_size):
+    for start in batch_starts(len(pairs), batch_size, f"{FAMILY} rank {split} candidates"):
         examples = []
         for row, text in pairs[start:start + batch_size]:
             ids, labels = encode_example(tok, build_prompt(row["context"], llm_cfg.max_history), text,

@@ -32,7 +32,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from tiktalk.baselines.common import cpu_state, device_for, load_model_blob, table, write_model
+from tiktalk.baselines.common import (batch_starts, cpu_state, device_for, load_model_blob, table,
+                                      write_model)
 from tiktalk.baselines.inputs import BaselineInputs
 from tiktalk.data.predictions import write_predictions
 from tiktalk.io import fingerprint, seed_everything
@@ -174,7 +175,7 @@ def predict(params: dict, model_dir: Path, inputs: BaselineInputs, split: str, o
     bs = p.predict_batch_size
     tok.padding_side = "left"
     responses: list[str] = []
-    for i in range(0, len(rows), bs):
+    for i in batch_starts(len(rows), bs, f"{FAMILY} predict {split}"):
         prompts = [encode_prompt(tok, build_prompt(r["context"], cfg.max_history), cfg.max_source_len)
                    for r in rows[i:i + bs]]
         enc = tok.pad({"input_ids": prompts}, padding=True, return_tensors="pt")
@@ -199,7 +200,7 @@ def score_candidates(params: dict, model_dir: Path, inputs: BaselineInputs, spli
     pairs = candidate_pairs(table(inputs, split), candidates)
     sums, counts = [], []
     with torch.no_grad():
-        for start in range(0, len(pairs), batch_size):
+        for start in batch_starts(len(pairs), batch_size, f"{FAMILY} rank {split} candidates"):
             examples = []
             for row, text in pairs[start:start + batch_size]:
                 ids, labels = encode_example(tok, build_prompt(row["context"], cfg.max_history), text,

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from tiktalk.baselines.common import (cpu_state, device_for, load_model_blob, load_tokenizer_for,
-                                      table, write_model)
+from tiktalk.baselines.common import (batch_starts, cpu_state, device_for, load_model_blob,
+                                      load_tokenizer_for, table, write_model)
 from tiktalk.baselines.inputs import BaselineInputs
 from tiktalk.io import seed_everything
 from tiktalk.data.predictions import write_predictions
@@ -103,7 +103,7 @@ def predict(params: dict, model_dir: Path, inputs: BaselineInputs, split: str, o
     bs = p.predict_batch_size
     torch.manual_seed(inputs.seed)
     responses: list[str] = []
-    for i in range(0, len(rows), bs):
+    for i in batch_starts(len(rows), bs, f"{FAMILY} predict {split}"):
         prompts = [encode_dialogue(tok, r["context"], None, p.model)[0] for r in rows[i:i + bs]]
         batch = pad_batch([{"input_ids": pr} for pr in prompts], {"input_ids": tok.pad_token_id},
                           mask_from="input_ids", side="left")
@@ -128,7 +128,7 @@ def score_candidates(params: dict, model_dir: Path, inputs: BaselineInputs, spli
     model.to(device)
     pairs = candidate_pairs(table(inputs, split), candidates)
     sums, counts = [], []
-    for start in range(0, len(pairs), batch_size):
+    for start in batch_starts(len(pairs), batch_size, f"{FAMILY} rank {split} candidates"):
         examples = []
         for row, text in pairs[start:start + batch_size]:
             ids, labels = encode_dialogue(tok, row["context"], text, cfg)

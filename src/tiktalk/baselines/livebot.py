@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tiktalk.baselines.common import (cpu_state, device_for, load_model_blob, load_tokenizer_for,
-                                      table, write_model)
+from tiktalk.baselines.common import (batch_starts, cpu_state, device_for, load_model_blob,
+                                      load_tokenizer_for, table, write_model)
 from tiktalk.baselines.inputs import BaselineInputs
 from tiktalk.io import seed_everything
 from tiktalk.media.store import FeatureStore
@@ -174,7 +174,7 @@ def predict(params: dict, model_dir: Path, inputs: BaselineInputs, split: str, o
     examples = make_examples(rows, tok, store, p, with_target=False)
     bs = p.predict_batch_size
     responses: list[str] = []
-    for i in range(0, len(examples), bs):
+    for i in batch_starts(len(examples), bs, f"{FAMILY} predict {split}"):
         batch = {k: v.to(device) for k, v in collate(examples[i:i + bs], tok.pad_token_id).items()}
         for ids in model.generate(batch, max_len=p.max_len):
             responses.append(decode_tokens(tok, ids))
@@ -197,7 +197,7 @@ def score_candidates(params: dict, model_dir: Path, inputs: BaselineInputs, spli
     pairs = candidate_pairs(table(inputs, split), candidates)
     base = {}
     sums, counts = [], []
-    for start in range(0, len(pairs), batch_size):
+    for start in batch_starts(len(pairs), batch_size, f"{FAMILY} rank {split} candidates"):
         examples = []
         for row, text in pairs[start:start + batch_size]:
             if row["dialogue_id"] not in base:

@@ -31,8 +31,8 @@ from typing import Sequence
 
 import torch
 
-from tiktalk.baselines.common import (cpu_state, device_for, load_model_blob, load_tokenizer_for,
-                                      table, write_model)
+from tiktalk.baselines.common import (batch_starts, cpu_state, device_for, load_model_blob,
+                                      load_tokenizer_for, table, write_model)
 from tiktalk.baselines.inputs import BaselineInputs
 from tiktalk.knowledge.flows import format_flows, read_knowledge
 from tiktalk.media.store import FeatureStore
@@ -196,10 +196,7 @@ def predict(params: dict, model_dir: Path, inputs: BaselineInputs, split: str, o
     store = open_feature_store(inputs.features) if (cfg.use_visual or cfg.use_audio) else None
     data = MariaDataset(cfg, tokenizer, [(d, None) for d in rows], store, _knowledge(cfg, inputs, split))
     responses: list[str] = []
-    from tqdm import tqdm
-
-    for start in tqdm(range(0, len(data), dec.batch_size), desc=f"maria {split}", mininterval=10,
-                      unit="batch"):
+    for start in batch_starts(len(data), dec.batch_size, f"{FAMILY} predict {split}"):
         batch = data.collate([data[i] for i in range(start, min(len(data), start + dec.batch_size))])
         batch = {k: v.to(device) for k, v in batch.items()}
         for ids in model.generate(batch, beam_size=dec.beam_size, max_len=dec.max_len,
@@ -235,7 +232,7 @@ def score_candidates(params: dict, model_dir: Path, inputs: BaselineInputs, spli
         return build_example(cfg, tokenizer, row["context"], text, *inputs_of[did])
 
     sums, counts = [], []
-    for start in range(0, len(pairs), batch_size):
+    for start in batch_starts(len(pairs), batch_size, f"{FAMILY} rank {split} candidates"):
         batch = collate([example(r, t) for r, t in pairs[start:start + batch_size]], cfg)
         s, n = maria_response_logprobs(model, {k: v.to(device) for k, v in batch.items()})
         sums.append(s)
