@@ -4,6 +4,7 @@
   given the job, its failure record;
 * :func:`progress`: a loop's progress as log lines at a bounded rate (``desc: 120/480 (25%),
   3.1 it/s, ETA 1m56s``), for loops whose progress must reach the rule's log file;
+  :func:`batch_starts` for a loop over batches, counted in items;
 * failure records (``results/failures/<rule>/<name>.json``, beside ``results/logs/<rule>/<name>.log``):
   a job started with ``job=`` writes ``{"status": "running", ...}`` when it starts, turns it into
   ``{"status": "failed", "reason": <one line>, ...}`` when it raises, and deletes it when it
@@ -119,6 +120,16 @@ def progress(iterable: Iterable[T], total: int | None = None, desc: str = "progr
             last = now
             log.info("%s", _progress_line(desc, done, total, now - start))
     log.info("%s", _progress_line(desc, done, total, clock() - start, finished=True))
+
+
+def batch_starts(n: int, size: int, desc: str, logged: bool = True) -> Iterable[int]:
+    """``range(0, n, size)`` for a loop over batches of ``n`` items (dialogues, candidate
+    responses, contexts); when ``logged``, its progress goes to the log (:func:`progress`),
+    counted in items: ``maria predict test: 96/480 (20%), 3.1 it/s, ETA 2m03s``."""
+    starts = range(0, n, size)
+    if not logged:
+        return starts
+    return progress(starts, total=n, desc=desc, size=lambda start: min(size, n - start))
 
 
 def _progress_line(desc: str, done: int, total: int | None, elapsed: float,

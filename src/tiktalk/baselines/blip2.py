@@ -40,11 +40,11 @@ import torch
 
 from tiktalk.baselines.causal_lm import VERSION as CAUSAL_LM_VERSION
 from tiktalk.baselines.causal_lm import decode_text, load_finetuned, weights_identity
-from tiktalk.baselines.common import (batch_starts, cpu_state, device_for, load_model_blob, table,
-                                      write_model)
+from tiktalk.baselines.common import cpu_state, device_for, load_model_blob, table, write_model
 from tiktalk.baselines.inputs import BaselineInputs
 from tiktalk.data.predictions import write_predictions
 from tiktalk.io import seed_everything
+from tiktalk.logs import batch_starts
 from tiktalk.media.image_tokens import ImageTokenIndex
 from tiktalk.models.batching import pad_batch
 from tiktalk.models.blip2 import Blip2Config, Blip2Dialogue, frame_indices

@@ -32,11 +32,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from tiktalk.baselines.common import (batch_starts, cpu_state, device_for, load_model_blob, table,
-                                      write_model)
+from tiktalk.baselines.common import cpu_state, device_for, load_model_blob, table, write_model
 from tiktalk.baselines.inputs import BaselineInputs
 from tiktalk.data.predictions import write_predictions
 from tiktalk.io import fingerprint, seed_everything
+from tiktalk.logs import batch_starts
 from tiktalk.models import llm_loading
 from tiktalk.models.batching import lm_collate as collate
 from tiktalk.models.causal_lm import (

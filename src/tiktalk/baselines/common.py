@@ -6,7 +6,6 @@
     cpu_state(state_dict) -> dict             # tensors detached and on the CPU
     save_model_blob / load_model_blob         # ``model.pt`` with family and version checks
     write_model(out_dir, family, version, config, tokenizer=None, **fields)   # rank 0 only
-    batch_starts(n, size, desc)               # range(0, n, size), its progress in the job's log
 
 ``model.pt`` (:mod:`tiktalk.formats`, "Model") is ``{"family", "version", "config", ...}``: the
 family's immutable model config as a plain mapping plus its weights. Stage files are read and
@@ -18,11 +17,9 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Iterator
 
 from tiktalk.data.dialogues import read_dialogues
 from tiktalk.io import atomic_path
-from tiktalk.logs import progress
 from tiktalk.models.tokenizer import load_tokenizer
 from tiktalk.runtime import is_main_process, resolve_device
 
@@ -32,13 +29,6 @@ def table(inputs, split: str) -> list[dict]:
     if split not in inputs.dialogues:
         raise KeyError(f"no dialogue table for split {split!r} (have {sorted(inputs.dialogues)})")
     return read_dialogues(inputs.dialogues[split], split)
-
-
-def batch_starts(n: int, size: int, desc: str) -> Iterator[int]:
-    """``range(0, n, size)`` for a loop over batches of ``n`` items (dialogues, candidate
-    responses), whose progress goes to the job's log (:func:`tiktalk.logs.progress`), counted in
-    items: ``maria predict test: 96/480 (20%), 3.1 it/s, ETA 2m03s``."""
-    return progress(range(0, n, size), total=n, desc=desc, size=lambda start: min(size, n - start))
 
 
 def load_tokenizer_for(name, inputs):

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import torch
 
-from tiktalk.baselines.common import (batch_starts, cpu_state, device_for, load_model_blob,
-                                      load_tokenizer_for, table, write_model)
+from tiktalk.baselines.common import (cpu_state, device_for, load_model_blob, load_tokenizer_for,
+                                      table, write_model)
 from tiktalk.baselines.inputs import BaselineInputs
 from tiktalk.io import seed_everything
 from tiktalk.data.predictions import write_predictions
+from tiktalk.logs import batch_starts
 from tiktalk.models.batching import lm_collate as collate, pad_batch
 from tiktalk.models.gpt2_chitchat import ChitchatConfig, ChitchatModel, build_lm, encode_dialogue
 from tiktalk.models.tokenizer import decode_tokens, load_tokenizer

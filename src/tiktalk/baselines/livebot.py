@@ -32,10 +32,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tiktalk.baselines.common import (batch_starts, cpu_state, device_for, load_model_blob,
-                                      load_tokenizer_for, table, write_model)
+from tiktalk.baselines.common import (cpu_state, device_for, load_model_blob, load_tokenizer_for,
+                                      table, write_model)
 from tiktalk.baselines.inputs import BaselineInputs
 from tiktalk.io import seed_everything
+from tiktalk.logs import batch_starts
 from tiktalk.media.store import FeatureStore
 from tiktalk.data.predictions import write_predictions
 from tiktalk.models.livebot import Livebot, LivebotConfig

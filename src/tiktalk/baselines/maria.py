@@ -31,10 +31,11 @@ from typing import Sequence
 
 import torch
 
-from tiktalk.baselines.common import (batch_starts, cpu_state, device_for, load_model_blob,
-                                      load_tokenizer_for, table, write_model)
+from tiktalk.baselines.common import (cpu_state, device_for, load_model_blob, load_tokenizer_for,
+                                      table, write_model)
 from tiktalk.baselines.inputs import BaselineInputs
 from tiktalk.knowledge.flows import format_flows, read_knowledge
+from tiktalk.logs import batch_starts
 from tiktalk.media.store import FeatureStore
 from tiktalk.data.predictions import write_predictions
 from tiktalk.models.maria import (Maria, MariaConfig, build_backbone, build_example, collate,

@@ -47,8 +47,11 @@ def format_flows(flows: Iterable[dict], max_flows: int | None = 5, marker: str =
 
 def write_knowledge(path: str | os.PathLike, dialogue_ids: Iterable[str],
                     flows: Iterable[list[dict]]) -> int:
-    """Write one knowledge row per dialogue (flows best first), atomically; the count."""
-    return write_jsonl(path, ({"dialogue_id": did, "flows": f} for did, f in zip(dialogue_ids, flows)))
+    """Write one knowledge row per dialogue (flows best first), atomically; the count. The two
+    iterables must have the same length (``flows`` is read to its end: a retriever's progress
+    finishes)."""
+    rows = ({"dialogue_id": did, "flows": f} for did, f in zip(dialogue_ids, flows, strict=True))
+    return write_jsonl(path, rows)
 
 
 def read_knowledge(path: str | os.PathLike | None) -> dict[str, list[dict]]:

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ import pandas as pd
 from tiktalk.data.dialogues import read_dialogues
 from tiktalk.knowledge.c3kg import is_flow_relation, read_c3kg_table
 from tiktalk.knowledge.flows import write_knowledge
+from tiktalk.logs import batch_starts
 
 CONTEXT_SEP = " "
 _SCORE_DECIMALS = 6
@@ -168,29 +168,14 @@ class FlowRetriever(ABC):
         """Top-k flows ``{"head", "relation", "tail", "score"}`` per context, best first."""
         return list(self.retrieve_iter(contexts, progress=False))
 
-    def retrieve_iter(self, contexts: Sequence[str], progress: bool | None = None):
-        """Like :meth:`retrieve`, batch by batch, with a progress bar for long inputs."""
+    def retrieve_iter(self, contexts: Sequence[str], progress: bool = True):
+        """Like :meth:`retrieve`, batch by batch; with ``progress``, the loop's progress goes
+        to the log (:func:`tiktalk.logs.progress`: the job's log file, at a bounded rate)."""
         self._check_fitted()
-        bar = _progress(len(contexts), progress, desc=f"retrieve ({type(self).__name__})")
-        try:
-            for start in range(0, len(contexts), self.batch_size):
-                batch = contexts[start:start + self.batch_size]
-                for row in self.score(batch):
-                    yield self._flows_for(row)
-                bar.update(len(batch))
-        finally:
-            bar.close()
-
-
-def _progress(total: int, enabled: bool | None, desc: str):
-    from tqdm import tqdm
-
-    if enabled is None:
-        enabled = total >= 1000
-    # in logs (not a terminal) print a line every 30 s instead of redrawing
-    interactive = sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, disable=not enabled, file=sys.stderr,
-                mininterval=0.5 if interactive else 30.0, ascii=not interactive)
+        for start in batch_starts(len(contexts), self.batch_size,
+                                  f"retrieve ({type(self).__name__})", logged=progress):
+            for row in self.score(contexts[start:start + self.batch_size]):
+                yield self._flows_for(row)
 
 
 # --------------------------------------------------------------------- char TF-IDF
@@ -307,14 +292,24 @@ class SentenceBertRetriever(FlowRetriever):
     def batch_size(self) -> int:
         return self._batch_size
 
-    def _encode(self, texts: Sequence[str], progress: bool = False):
+    def _encode(self, texts: Sequence[str]):
         import torch
 
         with torch.inference_mode():
             return self.model.encode(
                 list(texts), batch_size=self._batch_size, convert_to_tensor=True,
-                normalize_embeddings=True, show_progress_bar=progress,
+                normalize_embeddings=True, show_progress_bar=False,
             ).float()
+
+    def _encode_heads(self, heads: list[str]):
+        """Every head's embedding, in chunks of 16 batches whose progress goes to the log."""
+        import torch
+
+        step = self._batch_size * 16
+        if len(heads) <= step:
+            return self._encode(heads)
+        return torch.cat([self._encode(heads[i:i + step])
+                          for i in batch_starts(len(heads), step, "encode C3KG flow heads")])
 
     def _fit_heads(self, heads: list[str]) -> None:
         import torch
@@ -330,7 +325,7 @@ class SentenceBertRetriever(FlowRetriever):
                 if emb.shape[0] == len(heads):
                     self._head_emb = torch.from_numpy(emb).to(self.model.device)
                     return
-        emb = self._encode(heads, progress=len(heads) >= 1000)
+        emb = self._encode_heads(heads)
         self._head_emb = emb
         if cache is not None:
             from tiktalk.io import atomic_path
@@ -380,7 +375,7 @@ def make_retriever(cfg: dict) -> FlowRetriever:
 
 def retrieve_split(dialogues_path: str | os.PathLike, c3kg_path: str | os.PathLike,
                    out_path: str | os.PathLike, retriever_cfg: dict,
-                   retriever: FlowRetriever | None = None, progress: bool | None = None) -> int:
+                   retriever: FlowRetriever | None = None, progress: bool = True) -> int:
     """Write the Knowledge jsonl of one split (formats "Knowledge"), in the dialogue table's order.
 
     ``retriever`` may be a retriever already fitted on ``c3kg_path`` (to share head

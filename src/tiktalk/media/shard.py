@@ -16,7 +16,6 @@ the shard (formats STATUS): fetch failures are carried over as ``fetch: ...``, d
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 
 from tiktalk.formats import FETCH_COLUMNS
+from tiktalk.logs import progress
 from tiktalk.media.config import MediaConfig
 from tiktalk.media.decode import DecodeError, decode_video
 from tiktalk.media.download import (DownloadConfig, DownloadError, HostRateLimiter, download,
@@ -106,15 +106,10 @@ def fetch_shard(video_ids: Sequence[str], resolver_cfg: Mapping, download_cfg: M
             continue
         seen.add(vid)
         ids.append(vid)
-    t0 = time.monotonic()
     pattern = resolver_cfg.get("id_pattern")
     with ThreadPoolExecutor(max_workers=max(1, dl_cfg.workers)) as pool:
         futures = [pool.submit(_fetch_one, vid, resolver, dl_cfg, out_dir, limiter, pattern) for vid in ids]
-        rows = []
-        for i, fut in enumerate(futures, 1):
-            rows.append(fut.result())
-            if i % 16 == 0 or i == len(futures):
-                log.info("fetch: %d/%d videos (%.1fs)", i, len(futures), time.monotonic() - t0)
+        rows = [fut.result() for fut in progress(futures, desc=f"fetch {Path(out_status).name}")]
     n_ok = sum(r["status"] == "ok" for r in rows)
     log.info("fetch done: %d ok, %d failed of %d", n_ok, len(rows) - n_ok, len(rows))
     write_fetch(out_status, rows)
@@ -171,16 +166,6 @@ class _Result:
     status: dict
 
 
-def _progress(total: int, name: str):
-    try:
-        from tqdm import tqdm
-
-        return tqdm(total=total, desc=f"extract {name}", unit="video", file=sys.stderr,
-                    disable=None, mininterval=5)
-    except ImportError:  # pragma: no cover
-        return None
-
-
 def extract_shard(fetch_status_path: str | Path, media_cfg: Mapping | MediaConfig,
                   out_features_npz: str | Path, out_status_tsv: str | Path,
                   device: str | None = None, *, image_encoder: Mapping | ImageEncoderConfig | None = None,
@@ -225,9 +210,9 @@ def extract_shard(fetch_status_path: str | Path, media_cfg: Mapping | MediaConfi
         if r["status"] != "ok":
             results[r["video_id"]] = _Result(empty(), status_row(r["video_id"], f"fetch: {r['reason'] or 'failed'}"))
     notes: dict[str, list[str]] = {}
-    bar = _progress(len(items), Path(out_features_npz).name)
-    done = 0
-    for batch in batches:
+    # progress in videos (a batch counts its videos), to the job's log
+    for batch in progress(batches, total=len(items), size=len,
+                          desc=f"extract {Path(out_features_npz).name}"):
         good = [b for b in batch if b["ok"]]
         for b in batch:
             if not b["ok"]:
@@ -244,14 +229,6 @@ def extract_shard(fetch_status_path: str | Path, media_cfg: Mapping | MediaConfi
             if b["notes"]:
                 notes[b["video_id"]] = b["notes"]
                 log.info("%s: %s", b["video_id"], "; ".join(b["notes"]))
-        done += len(batch)
-        if bar is not None:
-            bar.update(len(batch))
-        if bar is None or bar.disable:
-            if done % 32 < len(batch) or done == len(items):
-                log.info("extract: %d/%d videos (%.1fs)", done, len(items), time.monotonic() - t0)
-    if bar is not None:
-        bar.close()
 
     order = [r["video_id"] for r in fetch_rows]
     ordered = [results[v] for v in order]
