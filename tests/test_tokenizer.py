@@ -40,6 +40,9 @@ def test_decode_tokens_writes_chinese_without_spaces(tmp_path):
 def test_load_missing_directory_and_offline_hub(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError):
         load_tokenizer(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()          # a pretrained directory that holds no tokenizer
+    with pytest.raises(RuntimeError, match=r"tokenizer directory '[^']*empty' holds no tokenizer"):
+        load_tokenizer(tmp_path / "empty")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty_cache"))
     with pytest.raises(RuntimeError, match="not reachable|empty vocabulary"):

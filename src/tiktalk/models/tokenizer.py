@@ -115,6 +115,12 @@ def load_tokenizer(
                 f"cache that holds it, or point `tokenizer:` at a saved directory). Cause: {exc}"
             ) from exc
     n_plain = sum(1 for t in tok.get_vocab() if t not in set(tok.all_special_tokens))
+    if n_plain == 0 and path.is_dir():
+        raise RuntimeError(
+            f"tokenizer directory {str(name_or_dir)!r} holds no tokenizer (no vocab.txt or "
+            f"tokenizer.json with any token): save one there (tokenizer.save_pretrained) or point "
+            f"`tokenizer:` at a directory that holds one"
+        )
     if n_plain == 0:
         # transformers 5 silently builds an empty tokenizer when nothing was found offline.
         raise RuntimeError(
