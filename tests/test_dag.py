@@ -133,6 +133,31 @@ def test_paper_config_at_paper_scale_jobs_grow_with_shards(paper_scale_dry_run):
     assert fixed < 120, counts
 
 
+@pytest.mark.parametrize("on_login_node", [True, False])
+def test_fetch_runs_where_the_network_is(tmp_path, on_login_node):
+    """media.fetch_on_login_node: on a cluster fetch_shard is a localrule (it runs on the login
+    node, which has the network) or, switched off, a job submitted like the others. Run with
+    the SLURM executor on a machine without SLURM: the localrule runs, the other fails to submit."""
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    workdir = paper_scale_workdir(tmp_path / "work", n_videos=40)
+    (tmp_path / "videos").mkdir()
+    cfg = yaml.safe_load((ROOT / "config/tiktalk.yaml").read_text())
+    cfg["media"]["source"] = {"kind": "local_dir", "root": str(tmp_path / "videos")}   # no network
+    cfg["media"]["fetch_on_login_node"] = on_login_node
+    res = snakemake("results/media/s00000/fetch.tsv", "--executor", "slurm", "--jobs", "1",
+                    "--slurm-no-account", "--slurm-init-seconds-before-status-checks", "1",
+                    "--seconds-between-status-checks", "1", "--directory", str(workdir),
+                    "--snakefile", str(ROOT / "Snakefile"),
+                    "--configfile", str(write_config(tmp_path, cfg)))
+    log = res.stdout + res.stderr
+    if on_login_node:
+        assert res.returncode == 0 and "localrule fetch_shard:" in log, log[-3000:]
+        assert (workdir / "results/media/s00000/fetch.tsv").exists()
+    else:
+        assert res.returncode != 0 and "localrule fetch_shard:" not in log
+        assert re.search(r"^rule fetch_shard:", log, re.M) and "Job submission failed" in log, log[-3000:]
+
+
 def test_each_weight_is_an_input_of_exactly_its_consumers(paper_scale_dry_run):
     """So replacing a weight file re-runs exactly the jobs that load it (mtime trigger)."""
     readers: dict[str, set[str]] = {}

@@ -123,9 +123,9 @@ def test_fetch_and_extract_log_their_progress_in_videos(tmp_path, caplog):
         extract_shard(tmp_path / "s00000.fetch.tsv", small, tmp_path / "s00000.features.npz",
                       tmp_path / "s00000.status.tsv", device="cpu")
     fetch_line, extract_line = _messages(caplog)
-    assert fetch_line.startswith("fetch s00000.fetch.tsv: 4/4 (100%) in ")
+    assert fetch_line.startswith(f"fetch {tmp_path / 's00000.fetch.tsv'}: 4/4 (100%) in ")
     # the three fetched videos in two batches, counted in videos; the missing one never decoded
-    assert extract_line.startswith("extract s00000.features.npz: 3/3 (100%) in ")
+    assert extract_line.startswith(f"extract {tmp_path / 's00000.features.npz'}: 3/3 (100%) in ")
 
 
 def test_retrieval_logs_its_progress(tmp_path, caplog):

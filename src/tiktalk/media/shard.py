@@ -15,6 +15,7 @@ the shard (formats STATUS): fetch failures are carried over as ``fetch: ...``, d
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +32,7 @@ from tiktalk.media.config import MediaConfig
 from tiktalk.media.decode import DecodeError, decode_video
 from tiktalk.media.download import (DownloadConfig, DownloadError, HostRateLimiter, download,
                                     validate_media)
-from tiktalk.media.encoders import DecodePlan, Encoder, build_encoders, plan_for
+from tiktalk.media.encoders import DecodePlan, Encoder, build_encoders, chain_provenance, plan_for
 from tiktalk.media.ids import InvalidVideoId, validate_video_id
 from tiktalk.media.image_encoder import ImageEncoderConfig
 from tiktalk.media.sources import DouyinApiResolver, ResolveError, make_resolver
@@ -109,7 +110,7 @@ def fetch_shard(video_ids: Sequence[str], resolver_cfg: Mapping, download_cfg: M
     pattern = resolver_cfg.get("id_pattern")
     with ThreadPoolExecutor(max_workers=max(1, dl_cfg.workers)) as pool:
         futures = [pool.submit(_fetch_one, vid, resolver, dl_cfg, out_dir, limiter, pattern) for vid in ids]
-        rows = [fut.result() for fut in progress(futures, desc=f"fetch {Path(out_status).name}")]
+        rows = [fut.result() for fut in progress(futures, desc=f"fetch {out_status}")]
     n_ok = sum(r["status"] == "ok" for r in rows)
     log.info("fetch done: %d ok, %d failed of %d", n_ok, len(rows) - n_ok, len(rows))
     write_fetch(out_status, rows)
@@ -212,7 +213,7 @@ def extract_shard(fetch_status_path: str | Path, media_cfg: Mapping | MediaConfi
     notes: dict[str, list[str]] = {}
     # progress in videos (a batch counts its videos), to the job's log
     for batch in progress(batches, total=len(items), size=len,
-                          desc=f"extract {Path(out_features_npz).name}"):
+                          desc=f"extract {out_features_npz}"):
         good = [b for b in batch if b["ok"]]
         for b in batch:
             if not b["ok"]:
@@ -257,7 +258,8 @@ def _write_outputs(outputs: Mapping[str, str | Path | None], ids: list[str], res
         if "frames" not in slots:
             raise ValueError(f"no encoder of the chain writes the frames of the {kind} shard")
         fe, ae = slots["frames"], slots.get("audio")
-        extra: dict = {}
+        # which weight files made these rows (sha256) and whether any model was random
+        extra: dict = {"provenance": np.array(json.dumps(chain_provenance(members), sort_keys=True))}
         for e in members:
             extra.update(e.extra())
         if kind == "features":
