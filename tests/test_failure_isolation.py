@@ -226,3 +226,34 @@ def test_partial_table_without_any_metrics_and_the_latex_caption(tmp_path):
     tex = Path(out.tex).read_text(encoding="utf-8")
     assert "Missing rows: m: train\\_baseline (baseline=m) failed." in tex
     assert "Maria & -- & --" in tex             # the paper's label names the row
+
+
+# ----------------------------------------------------------------------------- METEOR's cost
+
+
+def test_a_score_job_starts_one_meteor_jvm_for_every_reference_slot(tmp_path, monkeypatch):
+    """METEOR's start (its JVM loads the paraphrase table: ~10 CPU s) is paid once per score
+    job: one process serves the five reference slots of the per-reference protocol, and it is
+    gone when the job ends."""
+    if shutil.which("java") is None:
+        pytest.skip("METEOR needs Java")
+    from tiktalk.metrics import evaluate as evaluate_module
+
+    started = []
+
+    class Counted(evaluate_module.MeteorProcess):
+        def __init__(self):
+            super().__init__()
+            started.append(self)
+
+    monkeypatch.setattr(evaluate_module, "MeteorProcess", Counted)
+    refs = [{"dialogue_id": f"d{i}", "references": [f"第{i}句回复{k}" for k in range(5)]}
+            for i in range(4)]
+    write_jsonl(tmp_path / "refs.jsonl", refs)
+    write_jsonl(tmp_path / "pred.jsonl", [{"dialogue_id": r["dialogue_id"], "response": r["references"][0]}
+                                          for r in refs])
+    metrics = evaluate_module.evaluate_files(tmp_path / "pred.jsonl", tmp_path / "refs.jsonl",
+                                             tmp_path / "m.json", protocol="per-reference")
+    assert 0 < metrics["meteor"] < 100                 # scored against each of the 5 slots
+    assert len(started) == 1
+    assert started[0].closed and started[0].meteor.meteor_p.poll() is not None
