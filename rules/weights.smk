@@ -21,6 +21,8 @@ rule fetch_weight:
         source=lambda w: WEIGHTS.source_of(w.name, w.file),
     log:
         f"{R}/logs/fetch_weight/{{name}}/{{file}}.log",
+    benchmark:
+        f"{R}/benchmarks/fetch_weight/{{name}}/{{file}}.tsv"
     conda:
         "../envs/weights.yaml"
     script:
@@ -40,6 +42,8 @@ rule verify_weight:
         strict=WEIGHTS.strict,
     log:
         f"{R}/logs/verify_weight/{{name}}.log",
+    benchmark:
+        f"{R}/benchmarks/verify_weight/{{name}}.tsv"
     conda:
         "../envs/weights.yaml"
     script:
@@ -54,6 +58,8 @@ rule fetch_weights:
         manifest=WEIGHTS.manifest_path,
     log:
         f"{R}/logs/fetch_weights.log",
+    benchmark:
+        f"{R}/benchmarks/fetch_weights.tsv"
     conda:
         "../envs/weights.yaml"
     script:

@@ -5,6 +5,7 @@ knowledge retrieval all log through :func:`tiktalk.logs.progress`, counted in it
 from __future__ import annotations
 
 import logging
+import re
 import runpy
 from pathlib import Path
 
@@ -157,3 +158,39 @@ def test_sentence_bert_heads_encoded_in_logged_chunks_equal_one_call(tiny_sbert,
     whole = retriever._encode(heads)
     assert chunked.shape == whole.shape == (len(heads), 32)
     assert torch.allclose(chunked, whole, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- where logs are
+
+_RULE = re.compile(r"^(?:rule|checkpoint) (\w+):\n(.*?)(?=^\S|\Z)", re.M | re.S)
+
+
+def _directive(body: str, name: str) -> str | None:
+    m = re.search(rf"^\s+{name}:\s*\n\s+f\"(.+?)\",?$", body, re.M)
+    return m.group(1) if m else None
+
+
+def test_every_job_logs_and_benchmarks_where_the_readme_says():
+    """README "Logs, progress and failures": each job's log is results/logs/<rule>/<job>.log
+    (<rule>.log for a one-job rule), its benchmark results/benchmarks/<rule>/<job>.tsv, and a
+    training's records results/models/<baseline>/train_log.jsonl."""
+    from tiktalk.training.trainer import LOG_NAME
+
+    rules = {}
+    for path in sorted((ROOT / "rules").glob("*.smk")):
+        for m in _RULE.finditer(path.read_text(encoding="utf-8")):
+            rules[m.group(1)] = m.group(2)
+    assert {"train_baseline", "predict", "score", "extract_shard", "table3"} <= set(rules)
+    for rule, body in rules.items():
+        log, bench = _directive(body, "log"), _directive(body, "benchmark")
+        assert log and (log == f"{{R}}/logs/{rule}.log" or log.startswith(f"{{R}}/logs/{rule}/")), (rule, log)
+        assert log.endswith(".log"), (rule, log)
+        assert bench and (bench == f"{{R}}/benchmarks/{rule}.tsv"
+                          or bench.startswith(f"{{R}}/benchmarks/{rule}/")), (rule, bench)
+        assert bench.endswith(".tsv"), (rule, bench)
+    train = rules["train_baseline"]
+    assert re.search(r'model=f"\{R\}/models/\{\{baseline\}\}/model.pt"', train)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for claim in ("results/logs/<rule>/<job>.log", "results/logs/<rule>.log",
+                  "results/benchmarks/<rule>/<job>.tsv", f"results/models/<baseline>/{LOG_NAME}"):
+        assert claim in readme, claim
