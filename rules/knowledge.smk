@@ -12,6 +12,8 @@ rule convert_c3kg:
         allow_pickle=config["knowledge"].get("allow_pickle", False),
     log:
         f"{R}/logs/convert_c3kg.log",
+    benchmark:
+        f"{R}/benchmarks/convert_c3kg.tsv"
     conda:
         "../envs/knowledge.yaml"
     script:
