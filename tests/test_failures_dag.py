@@ -165,6 +165,25 @@ def test_missing_and_truncated_videos_and_a_failed_baseline(tmp_path):
         assert re.search(r"tiktalk\.progress: extract results/media/s\d{5}\.features\.npz: (\d+)/\1 \(100%\)",
                          shard_log.read_text(encoding="utf-8")), shard_log
 
+    # -- where the README says the logs, benchmarks and training records are
+    for rule, job in (("train_baseline", "maria"), ("predict", "maria_test"), ("score", "livebot_test")):
+        assert (r / "logs" / rule / f"{job}.log").stat().st_size > 0, (rule, job)
+        header = (r / "benchmarks" / rule / f"{job}.tsv").read_text().splitlines()[0].split("\t")
+        assert {"s", "max_rss"} <= set(header), (rule, header)
+    records = [json.loads(x) for x in (r / "models" / "maria" / "train_log.jsonl").read_text().splitlines()]
+    assert records and {"epoch", "step", "loss", "epochs", "total_steps", "eta_seconds"} <= set(records[-1])
+
+    # -- a lower floor re-runs the gate, not the trainings that passed it; the failed
+    #    baseline's jobs are all that is left to do
+    cfg["media"]["min_coverage"] = MIN_COVERAGE - 0.1
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    res = _snakemake(tmp_path, "results/tables/table3.csv", "-n", "--quiet", "rules")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert _job_stats(res.stdout + res.stderr) == {
+        "coverage_floor": 1, "train_baseline": 1, "predict": 1, "score": 1, "table3": 1}, res.stdout
+    cfg["media"]["min_coverage"] = MIN_COVERAGE
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+
     # -- the source works again: the retry re-runs exactly the two videos' shards
     write_video(videos / f"{MISSING}.mp4", duration=1.5)
     write_video(videos / f"{TRUNCATED}.mp4", duration=6.0)
