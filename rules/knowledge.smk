@@ -30,6 +30,8 @@ rule retrieve_knowledge:
         weights=weight_inputs(config["knowledge"]["retriever"]),  # the Sentence-BERT model
     output:
         f"{R}/knowledge/{{split}}.jsonl",
+        # the Sentence-BERT model's fingerprint (tiktalk.io.provenance; no weights for TF-IDF)
+        provenance=f"{R}/knowledge/{{split}}.provenance.json",
     params:
         retriever=config["knowledge"]["retriever"],
     log:

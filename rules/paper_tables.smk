@@ -180,6 +180,7 @@ rule table5:
         tex=f"{R}/tables/table5.tex",
         png=report(f"{R}/plots/table5.png", category="Table 5", caption="../workflow/report/table5.rst"),
         assignments=f"{R}/topics/videos.tsv",
+        provenance=f"{R}/topics/provenance.json",  # the Sentence-BERT model's fingerprint
     params:
         names=[list(n) for n in PT.topics.names],
         others=PT.topics.others,

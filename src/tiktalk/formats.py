@@ -52,6 +52,8 @@ Features (``results/media/{shard}.features.npz``, :data:`FEATURES_VERSION`)
         frames       float16 (F, D_visual)
         audio_offsets int64 (N+1,)
         audio        float16 (A, D_audio)   VGGish 128-d per 0.96 s
+        provenance   str: JSON {"random_init": bool, "weights": [{"path", "sha256", "files"}]},
+                     the weight files the encoders loaded (tiktalk.io.provenance)
     A failed video, or a video without an audio stream, simply has zero rows.
 
 Image features (``results/media/{shard}.image.npz``, :data:`FEATURES_VERSION`)
@@ -69,6 +71,8 @@ Media coverage (``results/media/coverage.json``, ``tiktalk.media.coverage.COVERA
 Knowledge (``results/knowledge/{split}.jsonl``)
     ``{"dialogue_id": str, "flows": [{"head", "relation", "tail", "score"}, ...]}``
     top-k flows per dialogue, best first; written and read by :mod:`tiktalk.knowledge.flows`.
+    Beside it ``{split}.provenance.json``: the retriever's model fingerprint
+    (:func:`tiktalk.io.provenance`).
 
 C3KG table (``c3kg.tsv``, :data:`C3KG_COLUMNS`)
     head, relation, tail, weight: tab-separated with a header; the only form of C3KG the

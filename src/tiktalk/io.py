@@ -120,3 +120,24 @@ def fingerprint(path: str | os.PathLike) -> dict:
             lines.append(f"{rel.as_posix()}\t{sha256_file(f)}\n")
     digest = hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
     return {"path": str(p), "sha256": digest, "files": len(lines)}
+
+
+def provenance(paths: Iterable[str | os.PathLike | dict | None], random_init: bool = False) -> dict:
+    """The record a job writes beside what it made from pretrained weights:
+    ``{"random_init": bool, "weights": [fingerprint, ...]}``, one :func:`fingerprint` per loaded
+    file or directory (duplicates and ``None`` left out, order kept; an item that already is a
+    fingerprint dict is taken as it is, so a 12 GB directory is hashed once per job).
+
+    ``random_init`` is True when a component that the paper loads pretrained was initialised
+    randomly instead (only where the config says so: ``init: random``, Maria's ``init: scratch``,
+    a demo model without pretrained weights). A name that is not a local path (a hub id read
+    from the local cache) is recorded with ``sha256: None``.
+    """
+    weights: dict[str, dict] = {}
+    for p in paths:
+        if isinstance(p, dict):
+            weights.setdefault(p["path"], p)
+        elif p and str(p) not in weights:
+            local = Path(p).exists()
+            weights[str(p)] = fingerprint(p) if local else {"path": str(p), "sha256": None, "files": 0}
+    return {"random_init": bool(random_init), "weights": list(weights.values())}

@@ -25,6 +25,7 @@ params (:class:`Blip2Params`)::
 
 Saved model: ``model.pt`` = {family, version, config, llm_dir, llm_base (what the LLM's model.pt
 records of its base), qformer_source (the BLIP-2 checkpoint's id, revision and fingerprint),
+provenance (the BLIP-2 checkpoint and the LLM's base it loaded, :func:`tiktalk.io.provenance`),
 encoder_width, state_dict (queries, Q-Former, llm_proj, ln_vision, feature statistics: never the
 LLM)}.
 """
@@ -43,7 +44,7 @@ from tiktalk.baselines.causal_lm import decode_text, load_finetuned, weights_ide
 from tiktalk.baselines.common import cpu_state, device_for, load_model_blob, table, write_model
 from tiktalk.baselines.inputs import BaselineInputs
 from tiktalk.data.predictions import write_predictions
-from tiktalk.io import seed_everything
+from tiktalk.io import provenance, seed_everything
 from tiktalk.logs import batch_starts
 from tiktalk.media.image_tokens import ImageTokenIndex
 from tiktalk.models.batching import pad_batch
@@ -162,9 +163,12 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
     run_train(model, train_set, lambda b: collate(b, pad, tokens), tcfg, out_dir, val_set=val_set,
               params=params)
     source = weights_identity(cfg.pretrained.name_or_path, cfg.pretrained.revision) if cfg.pretrained else None
-    write_model(out_dir, FAMILY, VERSION, to_mapping(cfg), llm_dir=str(llm_dir),
-                llm_base=load_model_blob(llm_dir, "causal_lm", CAUSAL_LM_VERSION)["base"],
-                qformer_source=source, encoder_width=index.dim, state_dict=cpu_state(model.state_dict()))
+    qformer = source and (source.get("fingerprint") or source["name_or_path"])   # hashed once
+    loaded = provenance([qformer, llm_cfg.base_model], random_init=not cfg.pretrained or not llm_cfg.base_model)
+    llm_blob = load_model_blob(llm_dir, "causal_lm", CAUSAL_LM_VERSION)
+    write_model(out_dir, FAMILY, VERSION, to_mapping(cfg), llm_dir=str(llm_dir), llm_base=llm_blob["base"],
+                qformer_source=source, encoder_width=index.dim, state_dict=cpu_state(model.state_dict()),
+                provenance=loaded)
 
 
 def load_model(model_dir: Path, params: dict | None = None, device=None):

@@ -22,8 +22,10 @@ tensors only. Saved model (``model_dir``): ``adapter/`` (peft ``save_pretrained`
 and config), ``tokenizer/`` and ``base/`` (the demo's random base only: a pretrained base is
 referenced, not copied) and ``model.pt`` = {family, version, config, base ({name_or_path,
 revision, fingerprint} of the pretrained base, :func:`weights_identity`; or "base"),
-lora_state_dict}. :func:`load_finetuned` rebuilds the fine-tuned LM (the
-BLIP-2 family uses it through ``params['llm_dir']``).
+lora_state_dict, provenance (the base and tokenizer directories it loaded,
+:func:`tiktalk.io.provenance`; ``random_init`` for the demo's random base)}.
+:func:`load_finetuned` rebuilds the fine-tuned LM (the BLIP-2 family uses it through
+``params['llm_dir']``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from pathlib import Path
 from tiktalk.baselines.common import cpu_state, device_for, load_model_blob, table, write_model
 from tiktalk.baselines.inputs import BaselineInputs
 from tiktalk.data.predictions import write_predictions
-from tiktalk.io import fingerprint, seed_everything
+from tiktalk.io import fingerprint, provenance, seed_everything
 from tiktalk.logs import batch_starts
 from tiktalk.models import llm_loading
 from tiktalk.models.batching import lm_collate as collate
@@ -135,8 +137,11 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
     if is_main_process():
         lm.save_pretrained(str(out_dir / "adapter"))
     base = weights_identity(cfg.base_model, cfg.revision) if cfg.base_model else {"name_or_path": "base"}
+    # the base directory holds its tokenizer too (its fingerprint computed once: 12 GB for ChatGLM-6B)
+    loaded = provenance([base.get("fingerprint") or cfg.base_model or inputs.tokenizer],
+                        random_init=not cfg.base_model)
     write_model(out_dir, FAMILY, VERSION, to_mapping(cfg), tokenizer=None if cfg.base_model else tok,
-                base=base, lora_state_dict=cpu_state(get_peft_model_state_dict(lm)))
+                base=base, lora_state_dict=cpu_state(get_peft_model_state_dict(lm)), provenance=loaded)
 
 
 def load_finetuned(model_dir: Path, merge: bool = False, device=None):

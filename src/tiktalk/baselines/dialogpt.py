@@ -11,7 +11,8 @@ params (:class:`DialoGPTParams`)::
 
 Decoding settings in ``model:`` may change between training and ``predict`` (they are read
 from ``params`` there). Saved model (``model_dir``): ``model.pt`` = {family, version, config,
-gpt2_config, state_dict} and ``tokenizer/``; loading needs no network.
+gpt2_config, state_dict, provenance (the pretrained GPT-2 and tokenizer it loaded,
+:func:`tiktalk.io.provenance`)} and ``tokenizer/``; loading needs no network.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 from tiktalk.baselines.common import (cpu_state, device_for, load_model_blob, load_tokenizer_for,
                                       table, write_model)
 from tiktalk.baselines.inputs import BaselineInputs
-from tiktalk.io import seed_everything
+from tiktalk.io import provenance, seed_everything
 from tiktalk.data.predictions import write_predictions
 from tiktalk.logs import batch_starts
 from tiktalk.models.batching import lm_collate as collate, pad_batch
@@ -79,7 +80,9 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
     run_train(model, train_set, lambda b: collate(b, pad), tcfg, out_dir, val_set=val_set,
               params=params)
     write_model(out_dir, FAMILY, VERSION, to_mapping(cfg), tokenizer=tok,
-                gpt2_config=lm.config.to_dict(), state_dict=cpu_state(lm.state_dict()))
+                gpt2_config=lm.config.to_dict(), state_dict=cpu_state(lm.state_dict()),
+                provenance=provenance([cfg.pretrained, p.tokenizer or inputs.tokenizer],
+                                      random_init=not cfg.pretrained))
 
 
 def load_model(model_dir: Path, cfg: ChitchatConfig | None = None) -> tuple[ChitchatModel, object]:

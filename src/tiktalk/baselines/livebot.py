@@ -19,8 +19,8 @@ params (:class:`LivebotParams`)::
     validate: true
     predict_batch_size: 64
 
-Saved model: ``model.pt`` = {family, version, config (LivebotConfig), state_dict},
-``tokenizer/``.
+Saved model: ``model.pt`` = {family, version, config (LivebotConfig), state_dict, provenance
+(the tokenizer it loaded, :func:`tiktalk.io.provenance`)}, ``tokenizer/``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import torch
 from tiktalk.baselines.common import (cpu_state, device_for, load_model_blob, load_tokenizer_for,
                                       table, write_model)
 from tiktalk.baselines.inputs import BaselineInputs
-from tiktalk.io import seed_everything
+from tiktalk.io import provenance, seed_everything
 from tiktalk.logs import batch_starts
 from tiktalk.media.store import FeatureStore
 from tiktalk.data.predictions import write_predictions
@@ -151,8 +151,10 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
     tcfg = TrainConfig.from_dict(p.train, where="livebot params.train")
     run_train(model, train_set, lambda b: collate(b, pad), tcfg, out_dir, val_set=val_set,
               params=params)
+    # trained from scratch as in the paper (nothing pretrained to fall back from): the
+    # tokenizer is the one weight it loads
     write_model(out_dir, FAMILY, VERSION, to_mapping(cfg), tokenizer=tok,
-                state_dict=cpu_state(model.state_dict()))
+                state_dict=cpu_state(model.state_dict()), provenance=provenance([inputs.tokenizer]))
 
 
 def load_model(model_dir: Path) -> tuple[Livebot, object]:

@@ -19,7 +19,9 @@ The model config is built once (:func:`model_config`): the ``model:`` block, the
 vocabulary and special ids, and the feature dims of the shards (visual_dim / audio_dim, unless
 the block sets them); :func:`tiktalk.models.maria.build_backbone` completes it with the
 encoder's architecture. Outputs in ``out_dir``: ``model.pt`` ({family, version, config,
-state_dict}), ``tokenizer/``, ``checkpoints/last.pt`` and ``train_log.jsonl`` (the trainer).
+state_dict, provenance: the fingerprints of the encoder init and tokenizer it loaded,
+:func:`tiktalk.io.provenance`}), ``tokenizer/``, ``checkpoints/last.pt`` and ``train_log.jsonl``
+(the trainer).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import torch
 from tiktalk.baselines.common import (cpu_state, device_for, load_model_blob, load_tokenizer_for,
                                       table, write_model)
 from tiktalk.baselines.inputs import BaselineInputs
+from tiktalk.io import provenance
 from tiktalk.knowledge.flows import format_flows, read_knowledge
 from tiktalk.logs import batch_starts
 from tiktalk.media.store import FeatureStore
@@ -157,6 +160,9 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
     cfg = model_config(p, tokenizer, store)
     tcfg = TrainConfig.from_dict({"seed": inputs.seed, **(p.train or {})}, where="maria params.train")
     torch.manual_seed(tcfg.seed)
+    pretrained = cfg.bert_config is None and cfg.init != "scratch"
+    loaded = provenance([cfg.init if pretrained else None, p.tokenizer or inputs.tokenizer],
+                        random_init=not pretrained)
     mlm, cfg = build_backbone(cfg)
     model = Maria(cfg, mlm)
     train_set = MariaDataset(cfg, tokenizer, training_pairs(table(inputs, "train")), store,
@@ -175,7 +181,7 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
              cfg.use_audio, cfg.use_knowledge)
     run_training(model, train_set, train_set.collate, tcfg, out_dir, val_set=val_set, params=params)
     write_model(out_dir, FAMILY, VERSION, to_mapping(model.cfg), tokenizer=tokenizer,
-                state_dict=cpu_state(model.state_dict()))
+                state_dict=cpu_state(model.state_dict()), provenance=loaded)
 
 
 def load_model(model_dir: Path) -> tuple[Maria, object]:

@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from tiktalk.data.dialogues import read_dialogues
+from tiktalk.io import provenance, write_json
 from tiktalk.knowledge.c3kg import is_flow_relation, read_c3kg_table
 from tiktalk.knowledge.flows import write_knowledge
 from tiktalk.logs import batch_starts
@@ -118,6 +119,10 @@ class FlowRetriever(ABC):
         self.per_head = per_head
         self.min_score = min_score
         self._index: _FlowIndex | None = None
+
+    def provenance(self) -> dict:
+        """The weights this retriever loaded (:func:`tiktalk.io.provenance`): none by default."""
+        return provenance([])
 
     @property
     def heads(self) -> list[str]:
@@ -273,6 +278,7 @@ class SentenceBertRetriever(FlowRetriever):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         from sentence_transformers import SentenceTransformer
 
+        self._loaded_from = None        # the directory (or hub name) the model was read from
         if isinstance(model_name_or_path, SentenceTransformer):
             self.model = model_name_or_path
             self.model_name = type(model_name_or_path).__name__
@@ -281,12 +287,17 @@ class SentenceBertRetriever(FlowRetriever):
         else:
             self.model_name = str(model_name_or_path)
             self.model = SentenceTransformer(self.model_name, device=device)
+            self._loaded_from = self.model_name
         if max_seq_length is not None:
             self.model.max_seq_length = int(max_seq_length)
         self.model.eval()
         self._batch_size = int(batch_size)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._head_emb = None
+
+    def provenance(self) -> dict:
+        """The model directory's fingerprint (none for a model handed in already built)."""
+        return provenance([self._loaded_from])
 
     @property
     def batch_size(self) -> int:
@@ -375,12 +386,15 @@ def make_retriever(cfg: dict) -> FlowRetriever:
 
 def retrieve_split(dialogues_path: str | os.PathLike, c3kg_path: str | os.PathLike,
                    out_path: str | os.PathLike, retriever_cfg: dict,
-                   retriever: FlowRetriever | None = None, progress: bool = True) -> int:
+                   retriever: FlowRetriever | None = None, progress: bool = True,
+                   provenance_path: str | os.PathLike | None = None) -> int:
     """Write the Knowledge jsonl of one split (formats "Knowledge"), in the dialogue table's order.
 
     ``retriever`` may be a retriever already fitted on ``c3kg_path`` (to share head
     embeddings between splits); otherwise one is built from ``retriever_cfg`` and fitted.
-    Returns the number of dialogues written.
+    With ``provenance_path``, also writes there the fingerprint of the model the retriever
+    loaded (:func:`tiktalk.io.provenance`; no weights for TF-IDF). Returns the number of
+    dialogues written.
     """
     rows = read_dialogues(dialogues_path)
     last_n = retriever_cfg.get("context_turns")
@@ -388,4 +402,7 @@ def retrieve_split(dialogues_path: str | os.PathLike, c3kg_path: str | os.PathLi
     if retriever is None:
         retriever = make_retriever(retriever_cfg).fit(read_c3kg_table(c3kg_path))
     flows = retriever.retrieve_iter(contexts, progress=progress)
-    return write_knowledge(out_path, [r["dialogue_id"] for r in rows], flows)
+    n = write_knowledge(out_path, [r["dialogue_id"] for r in rows], flows)
+    if provenance_path is not None:
+        write_json(provenance_path, retriever.provenance())
+    return n

@@ -5,7 +5,9 @@ reads its part of the decoded video.
 An encoder has one interface (:class:`Encoder`): ``name`` (the decoded input it reads: a frame
 request of the plan, or ``"audio"`` for the VGGish log-mel examples), ``output`` (the shard
 file its rows go to: ``"features"`` or ``"image"``), ``slot`` (the array of that file:
-``"frames"`` or ``"audio"``), ``dim``, ``source`` (where its weights came from) and
+``"frames"`` or ``"audio"``), ``dim``, ``source`` (where its weights came from),
+``provenance`` (the fingerprint of every weight file it loaded and whether it was initialised
+randomly: :func:`tiktalk.io.provenance`; the shard files store the chain's as ``provenance``) and
 ``encode(inputs) -> rows``: a batch of videos' inputs in, one (rows, dim) float32 array per
 video out. The chain of a job is :func:`build_encoders`; the plan is built from the same
 config by :func:`plan_for` before any model exists (the decoder processes start first).
@@ -28,6 +30,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from tiktalk.io import provenance
 from tiktalk.media.config import MediaConfig
 from tiktalk.media.decode import FrameRequest
 from tiktalk.media.image_encoder import ImageEncoderConfig
@@ -63,6 +66,7 @@ class Encoder(ABC):
     slot: str
     dim: int
     source: str
+    provenance: dict
 
     @abstractmethod
     def encode(self, inputs: Sequence[torch.Tensor]) -> list[np.ndarray]:
@@ -93,6 +97,7 @@ class ResNetFrames(Encoder):
                                    device=device, batch_size=cfg.batch_size, seed=cfg.seed,
                                    random_init=cfg.init == "random")
         self.dim, self.source = self.model.dim, self.model.weights_source
+        self.provenance = provenance([cfg.backbone_weights], random_init=cfg.init == "random")
 
     def encode(self, inputs):
         if not inputs:
@@ -113,6 +118,7 @@ class VGGishAudio(Encoder):
                                   device=device, seed=cfg.seed, batch_size=max(cfg.batch_size, 16),
                                   random_init=cfg.init == "random")
         self.dim, self.source = self.model.dim, self.model.weights_source
+        self.provenance = provenance([cfg.vggish_weights, cfg.vggish_pca], random_init=cfg.init == "random")
 
     def encode(self, inputs):
         if not inputs:
@@ -132,6 +138,7 @@ class ImageTokens(Encoder):
         self.cfg = cfg
         self.model = ImageEncoder(cfg)
         self.dim, self.source = self.model.dim, cfg.describe()
+        self.provenance = provenance([cfg.name_or_path], random_init=not cfg.name_or_path)
 
     def encode(self, inputs):
         if not inputs:
@@ -144,6 +151,13 @@ class ImageTokens(Encoder):
     def extra(self):
         return {"tokens_per_frame": np.int64(self.model.tokens_per_frame),
                 "encoder": np.array(self.cfg.describe())}
+
+
+def chain_provenance(encoders: Sequence[Encoder]) -> dict:
+    """One :func:`tiktalk.io.provenance` record for the encoders that fill one shard file."""
+    weights = {w["path"]: w for e in encoders for w in e.provenance["weights"]}
+    return {"random_init": any(e.provenance["random_init"] for e in encoders),
+            "weights": list(weights.values())}
 
 
 def build_encoders(cfg: MediaConfig, device, image: ImageEncoderConfig | None = None) -> list[Encoder]:

@@ -22,7 +22,7 @@ import numpy as np
 
 from tiktalk.data.manifest import read_manifest
 from tiktalk.data.release import ReleaseFields, read_descriptions
-from tiktalk.io import write_text_atomic
+from tiktalk.io import provenance, write_json, write_text_atomic
 from tiktalk.report.render import Block, Column, data_source_name, to_csv, to_latex, to_markdown
 
 PAPER_CITATION = "TikTalk, arXiv 2301.05880, Table 5"
@@ -95,8 +95,10 @@ def caption(n_videos: int, n_described: int, data_source: str, model: str) -> st
 
 def build_table5(manifest_path, release_paths: Sequence[str | os.PathLike], names: Sequence[tuple[str, str]],
                  others: str, cfg: Mapping, min_similarity: float, out_csv, out_md, out_tex, out_png,
-                 out_assignments, *, data_source: str, fields: Mapping | None = None) -> list[dict]:
-    """Write Table 5 (csv, md, tex), its chart and the per-video assignments (TSV)."""
+                 out_assignments, *, data_source: str, fields: Mapping | None = None,
+                 out_provenance=None) -> list[dict]:
+    """Write Table 5 (csv, md, tex), its chart and the per-video assignments (TSV); with
+    ``out_provenance``, the similarity model's fingerprint (:func:`tiktalk.io.provenance`)."""
     videos = [r["video_id"] for r in read_manifest(manifest_path)]
     descriptions = release_descriptions(release_paths, fields)
     topics = assign_topics(descriptions, videos, [zh for zh, _ in names], others, cfg, min_similarity)
@@ -113,6 +115,8 @@ def build_table5(manifest_path, release_paths: Sequence[str | os.PathLike], name
     write_text_atomic(out_md, to_markdown(COLUMNS, [Block(None, display)], cap, "Topic"))
     write_text_atomic(out_tex, to_latex(COLUMNS, [Block(None, display)], cap, "tab:table5", "Topic"))
     plot_table5(rows, out_png)
+    if out_provenance is not None:
+        write_json(out_provenance, provenance([cfg.get("model")] if cfg.get("kind") == "sbert" else []))
     return rows
 
 
