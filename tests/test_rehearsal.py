@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from tiktalk.config_check import workflow_config_problems
-from tiktalk.weights.rehearsal import BUILDERS, SLOTS, build_rehearsal_weights
+from tiktalk.weights.rehearsal import BUILDERS, build_rehearsal_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)
@@ -33,7 +33,7 @@ def test_rehearsal_config_is_valid_and_lists_exactly_the_built_files(weights):
     cfg = _rehearsal()
     assert workflow_config_problems(cfg, ROOT / "config/schema.yaml", exists=lambda p: True) == []
     artifacts = cfg["weights"]["artifacts"]
-    assert set(artifacts) == set(BUILDERS) and not set(SLOTS) & set(artifacts)
+    assert set(artifacts) == set(BUILDERS)
     for name, art in artifacts.items():
         built = sorted(p.relative_to(weights / name).as_posix() for p in (weights / name).rglob("*")
                        if p.is_file())
@@ -41,6 +41,13 @@ def test_rehearsal_config_is_valid_and_lists_exactly_the_built_files(weights):
     # the paper's path: the same artifact names and code paths as config/tiktalk.yaml
     paper = yaml.safe_load((ROOT / "config/tiktalk.yaml").read_text(encoding="utf-8"))
     assert set(artifacts) <= set(paper["weights"]["artifacts"])
+    # every row of Table 3 (and only the paper's rows), each in the paper's family and env
+    table3 = {b: r for b, r in paper["baselines"].items() if r.get("table3", True)}
+    assert [r["label"] for r in cfg["baselines"].values()] == [r["label"] for r in table3.values()]
+    for b, row in cfg["baselines"].items():
+        assert (row["family"], row.get("env"), row.get("llm_from")) == \
+            (table3[b]["family"], table3[b].get("env"), table3[b].get("llm_from")), b
+    assert cfg["media"]["image_encoder"]["kind"] == paper["media"]["image_encoder"]["kind"] == "blip2_vision"
     assert cfg["media"]["extract"]["backbone"] == paper["media"]["extract"]["backbone"] == "resnet101"
     assert cfg["knowledge"]["retriever"]["kind"] == "sbert" and cfg["tokenizer"]["kind"] == "pretrained"
     assert "val.json" not in str(cfg["release"]) and cfg["media"]["source"]["kind"] == "local_dir"
@@ -48,11 +55,13 @@ def test_rehearsal_config_is_valid_and_lists_exactly_the_built_files(weights):
 
 def test_builds_are_deterministic(tmp_path, weights):
     again = tmp_path / "again"
-    build_rehearsal_weights(again, names=["gpt2-chitchat", "vggish"])
-    for name in ("gpt2-chitchat/pytorch_model.bin", "vggish/vggish_pca_params-rehearsal.pth"):
+    build_rehearsal_weights(again, names=["gpt2-chitchat", "vggish", "chatglm-6b", "blip2-opt-2.7b"])
+    for name in ("gpt2-chitchat/pytorch_model.bin", "vggish/vggish_pca_params-rehearsal.pth",
+                 "chatglm-6b/ice_text.model", "chatglm-6b/pytorch_model-00002-of-00002.bin",
+                 "blip2-opt-2.7b/model-00001-of-00002.safetensors"):
         assert (again / name).read_bytes() == (weights / name).read_bytes(), name
-    with pytest.raises(ValueError, match="chatglm-6b: no tiny rehearsal version here yet"):
-        build_rehearsal_weights(tmp_path / "x", names=["chatglm-6b"])
+    with pytest.raises(ValueError, match="unknown rehearsal artifact 'chatglm'"):
+        build_rehearsal_weights(tmp_path / "x", names=["chatglm"])
 
 
 def test_tiny_weights_load_through_the_real_code_paths(weights):
@@ -86,6 +95,18 @@ def test_tiny_weights_load_through_the_real_code_paths(weights):
 
     sbert = SentenceBertRetriever(str(weights / "sbert-chinese"), device="cpu")
     assert sbert.model.encode(["今天天气很好"]).shape == (1, 32)
+
+    # BLIP-2: the media stage's vision tower and the rows' Q-Former, from the sharded checkpoint
+    from tiktalk.media.image_encoder import ImageEncoder, ImageEncoderConfig
+    from tiktalk.models.blip2 import PretrainedQFormer, load_pretrained_qformer
+
+    blip2 = weights / "blip2-opt-2.7b"
+    image = ImageEncoder(ImageEncoderConfig.from_dict({"kind": "blip2_vision", "name_or_path": str(blip2),
+                                                       "pooled": False, "n_frames": 2, "device": "cpu"}))
+    tokens = image.encode(torch.zeros(2, 32, 32, 3, dtype=torch.uint8))
+    assert tokens.shape == (2, image.tokens_per_frame, 12) and image.tokens_per_frame == 17
+    qformer, queries = load_pretrained_qformer(PretrainedQFormer(name_or_path=str(blip2)), 12)
+    assert queries.shape == (1, 8, 16) and type(qformer).__name__ == "Blip2QFormerModel"
 
     from transformers import ChineseCLIPModel, ChineseCLIPProcessor
 

@@ -11,14 +11,18 @@ vggish              torchvggish VGGish state dict + PCA params    the same (rand
 gpt2-chitchat       GPT2LMHeadModel (pytorch_model.bin) + vocab   GPT2LMHeadModel, 2 layers of 32
 sbert-chinese       sentence-transformers (BERT + mean pooling)   the same on the tiny BERT
 chinese-clip        ChineseCLIPModel + processor                  ChineseCLIPModel, 1 layer each
-chatglm-6b          ChatGLM-6B (remote code)                      slot: comes with the LLM work
-blip2-opt-2.7b      BLIP-2 vision tower + Q-Former                slot: comes with the LLM work
+chatglm-6b          ChatGLM-6B: remote code (auto_map), ice_text  the interface double's remote
+                    sentencepiece, fp16 .bin shards + index       code, 16-d, the same files
+blip2-opt-2.7b      Blip2ForConditionalGeneration, safetensors    the same class, 12/16-d, 8
+                    shards + index (vision, Q-Former, OPT)        queries, the same files
 ==================  ============================================  ================================
 
 ``build_rehearsal_weights(root)`` writes ``root/<name>/...`` and returns ``{name: [files]}``;
 the file lists are exactly those of ``weights.artifacts`` in config/rehearsal.yaml (a test
-checks it). Deterministic: every model is seeded. ``SLOTS`` names the artifacts whose tiny
-version another part of the project provides.
+checks it). Deterministic: every model is seeded. The LLM rows' two are built by
+:mod:`tiktalk.weights.rehearsal_llm` (ChatGLM's tokenizer trained on lines of the vocabulary
+below; it needs ``sentencepiece``, which the test extra and the LLM env install). Build them
+with the main env (transformers 5): the files are listed for its ``save_pretrained``.
 
 The vocabulary is BERT-style for Chinese: the special tokens, printable ASCII, CJK punctuation,
 full-width forms and every CJK unified ideograph (U+4E00..U+9FA5), so Chinese text tokenizes
@@ -34,10 +38,6 @@ from typing import Callable
 
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 HIDDEN = 32
-SLOTS = {
-    "chatglm-6b": "a tiny model of ChatGLM-6B's class comes with the LLM work (causal_lm)",
-    "blip2-opt-2.7b": "a tiny BLIP-2 checkpoint (vision tower + Q-Former) comes with the LLM work",
-}
 
 
 def rehearsal_vocab() -> list[str]:
@@ -169,6 +169,22 @@ def chinese_clip(out: Path, seed: int) -> None:
         .save_pretrained(str(out))
 
 
+def chatglm_6b(out: Path, seed: int) -> None:
+    """ChatGLM-6B's class and files: remote code, ice_text.model covering the vocabulary below,
+    fp16 weights in two .bin shards with their index."""
+    from tiktalk.weights.rehearsal_llm import corpus_lines, write_chatglm
+
+    write_chatglm(out, corpus_lines(c for c in rehearsal_vocab() if c not in SPECIALS), seed=seed)
+
+
+def blip2_opt(out: Path, seed: int) -> None:
+    """blip2-opt-2.7b's class and files: Blip2ForConditionalGeneration, 8 query tokens, two
+    safetensors shards with their index."""
+    from tiktalk.weights.rehearsal_llm import write_blip2
+
+    write_blip2(out, seed=seed, num_query_tokens=8, n_shards=2)
+
+
 BUILDERS: dict[str, Callable[[Path, int], None]] = {
     "bert-base-chinese": bert_base_chinese,
     "resnet101-imagenet": resnet101_imagenet,
@@ -176,6 +192,8 @@ BUILDERS: dict[str, Callable[[Path, int], None]] = {
     "gpt2-chitchat": gpt2_chitchat,
     "sbert-chinese": sbert_chinese,
     "chinese-clip": chinese_clip,
+    "chatglm-6b": chatglm_6b,
+    "blip2-opt-2.7b": blip2_opt,
 }
 
 
@@ -186,12 +204,10 @@ def _files(root: Path) -> list[str]:
 
 def build_rehearsal_weights(root: str | Path, names=None, seed: int = 13) -> dict[str, list[str]]:
     """Write the tiny artifacts ``names`` (default: all buildable) into ``root/<name>/``;
-    return each one's files. A name in :data:`SLOTS` or unknown is an error saying so."""
+    return each one's files. An unknown name is an error naming the known ones."""
     root = Path(root)
     names = list(BUILDERS) if names is None else list(names)
     for name in names:
-        if name in SLOTS:
-            raise ValueError(f"{name}: no tiny rehearsal version here yet ({SLOTS[name]})")
         if name not in BUILDERS:
             raise ValueError(f"unknown rehearsal artifact {name!r}; known: {sorted(BUILDERS)}")
     out = {}
