@@ -241,3 +241,40 @@ def export_pythonpath(src: str) -> None:
     old = os.environ.get("PYTHONPATH", "")
     parts = [src] + [p for p in old.split(os.pathsep) if p and p != src]
     os.environ["PYTHONPATH"] = os.pathsep.join(parts)
+
+
+ENV_PYTHON_VAR = "TIKTALK_PYTHON_{env}"     # e.g. TIKTALK_PYTHON_LLM for `env: llm`
+_IN_ENV_VAR = "TIKTALK_IN_ENV"
+
+
+def env_python(baseline: dict) -> str | None:
+    """The interpreter that runs a baseline's jobs without conda: ``$TIKTALK_PYTHON_<ENV>`` for
+    its ``env:`` (``TIKTALK_PYTHON_LLM`` for ``env: llm``, e.g. ``.venv-llm/bin/python``); None
+    when the baseline names no env, the variable is unset, or this process already runs in it."""
+    import os
+
+    env = baseline.get("env")
+    if not env or os.environ.get(_IN_ENV_VAR) == env:
+        return None
+    return os.environ.get(ENV_PYTHON_VAR.format(env=str(env).upper())) or None
+
+
+def run_in_baseline_env(baseline: dict) -> None:
+    """Without conda (`--sdm conda` off), run this job's script again under the baseline env's
+    interpreter (:func:`env_python`) and exit with its status; return at once when there is
+    none. Call it first thing in a train/predict/rank script: Snakemake runs a ``script:`` as
+    ``python <script file>``, and that file (with the job's pickled inputs) exists until the
+    job ends, so the other interpreter runs the very same job."""
+    import os
+    import subprocess
+    import sys
+
+    python = env_python(baseline)
+    if python is None:
+        return
+    var = ENV_PYTHON_VAR.format(env=str(baseline["env"]).upper())
+    if not Path(python).exists():
+        raise FileNotFoundError(f"{var}={python}: no such interpreter (the env of this baseline's "
+                                f"jobs without conda; unset it to run them in this one)")
+    env = dict(os.environ, **{_IN_ENV_VAR: str(baseline["env"])})
+    sys.exit(subprocess.run([python, sys.argv[0], *sys.argv[1:]], env=env).returncode)

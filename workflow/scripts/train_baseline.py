@@ -3,9 +3,10 @@ from pathlib import Path
 
 from tiktalk.logs import script_logging
 from tiktalk.baselines.launch import fingerprint, prepare_out_dir, run_training
-from tiktalk.workflow import baseline_inputs, family_params
+from tiktalk.workflow import baseline_inputs, family_params, run_in_baseline_env
 
 sm = snakemake  # noqa: F821
+run_in_baseline_env(sm.params.baseline)  # without conda: $TIKTALK_PYTHON_<ENV> runs this job
 with script_logging(sm.log[0], sm.threads, job=sm) as log:  # job=: failure record
     baseline = sm.params.baseline
     params = family_params(baseline, sm.params.llm_dir)
