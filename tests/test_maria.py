@@ -334,6 +334,26 @@ def test_save_load_round_trip(world, tmp_path):
     assert model.generate(batch) == again.generate(batch)
 
 
+def test_initializer_range_scales_every_random_matrix_of_a_scratch_model(world, tmp_path):
+    """``initializer_range`` is the std of every random matrix of a scratch Maria: the
+    encoder's, its embeddings (and the tied output layer), and the feature projections and
+    positions; the trained model's config keeps it."""
+    stds = {}
+    for r in (0.02, 0.2):
+        model, tok = tiny_model(world, use_visual=True, use_audio=True, initializer_range=r,
+                                hidden_size=64, intermediate_size=128)
+        assert model.cfg.initializer_range == model.cfg.bert_config["initializer_range"] == r
+        mats = {"word": model.mlm.bert.embeddings.word_embeddings.weight,
+                "query": model.mlm.bert.encoder.layer[0].attention.self.query.weight,
+                "ffn": model.mlm.bert.encoder.layer[1].output.dense.weight,
+                "output": model.mlm.cls.predictions.decoder.weight,
+                "visual_proj": model.visual_proj.weight, "visual_pos": model.visual_pos.weight,
+                "audio_proj": model.audio_proj.weight}
+        stds[r] = {k: float(w.std()) for k, w in mats.items()}
+        assert all(0.8 * r < v < 1.2 * r for v in stds[r].values()), stds[r]
+    assert save_and_load(model, tok, tmp_path).cfg.initializer_range == 0.2
+
+
 def test_resized_token_types_initialised_from_row_1():
     from transformers import BertConfig, BertForMaskedLM
 

@@ -74,6 +74,7 @@ class MariaConfig:
     max_position_embeddings: int = 512
     hidden_dropout_prob: float = 0.1
     attention_probs_dropout_prob: float = 0.1
+    initializer_range: float = 0.02    # scratch only: std of every random matrix (BERT: 0.02)
     # --- inputs ---
     use_visual: bool = True
     use_audio: bool = False
@@ -158,6 +159,7 @@ def _bert_from_config(cfg: MariaConfig):
         max_position_embeddings=cfg.max_position_embeddings,
         hidden_dropout_prob=cfg.hidden_dropout_prob,
         attention_probs_dropout_prob=cfg.attention_probs_dropout_prob,
+        initializer_range=cfg.initializer_range,
         type_vocab_size=N_TYPES, pad_token_id=cfg.pad_token_id,
     )
     bc._attn_implementation = "sdpa"
@@ -196,7 +198,7 @@ def _pretrained_bert(cfg: MariaConfig):
 
 
 _BACKBONE_DIMS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                  "max_position_embeddings")
+                  "max_position_embeddings", "initializer_range")
 
 
 def build_backbone(cfg: MariaConfig):
