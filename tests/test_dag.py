@@ -133,22 +133,35 @@ def test_paper_config_at_paper_scale_jobs_grow_with_shards(paper_scale_dry_run):
     assert fixed < 120, counts
 
 
+SLURM_COMMANDS = ("sbatch", "sacct", "squeue", "scancel", "sinfo", "scontrol", "sacctmgr", "srun")
+
+
 @pytest.mark.parametrize("on_login_node", [True, False])
 def test_fetch_runs_where_the_network_is(tmp_path, on_login_node):
     """media.fetch_on_login_node: on a cluster fetch_shard is a localrule (it runs on the login
     node, which has the network) or, switched off, a job submitted like the others. Run with
-    the SLURM executor on a machine without SLURM: the localrule runs, the other fails to submit."""
+    the SLURM executor against stand-in SLURM commands that refuse everything (so no real
+    cluster on this machine is ever used): the localrule runs, the other fails to submit."""
     pytest.importorskip("snakemake_executor_plugin_slurm")
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    for name in SLURM_COMMANDS:
+        (fake_bin / name).write_text(f"#!/bin/sh\necho '{name}: no SLURM in this test' >&2\nexit 1\n")
+        (fake_bin / name).chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    env["PATH"] = f"{fake_bin}{os.pathsep}{env.get('PATH', '')}"
     workdir = paper_scale_workdir(tmp_path / "work", n_videos=40)
     (tmp_path / "videos").mkdir()
     cfg = yaml.safe_load((ROOT / "config/tiktalk.yaml").read_text())
     cfg["media"]["source"] = {"kind": "local_dir", "root": str(tmp_path / "videos")}   # no network
     cfg["media"]["fetch_on_login_node"] = on_login_node
-    res = snakemake("results/media/s00000/fetch.tsv", "--executor", "slurm", "--jobs", "1",
-                    "--slurm-no-account", "--slurm-init-seconds-before-status-checks", "1",
-                    "--seconds-between-status-checks", "1", "--directory", str(workdir),
-                    "--snakefile", str(ROOT / "Snakefile"),
-                    "--configfile", str(write_config(tmp_path, cfg)))
+    res = subprocess.run(
+        SNAKEMAKE + ["results/media/s00000/fetch.tsv", "--executor", "slurm", "--jobs", "1",
+                     "--slurm-no-account", "--slurm-init-seconds-before-status-checks", "1",
+                     "--seconds-between-status-checks", "1", "--directory", str(workdir),
+                     "--snakefile", str(ROOT / "Snakefile"),
+                     "--configfile", str(write_config(tmp_path, cfg))],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     log = res.stdout + res.stderr
     if on_login_node:
         assert res.returncode == 0 and "localrule fetch_shard:" in log, log[-3000:]
@@ -156,6 +169,7 @@ def test_fetch_runs_where_the_network_is(tmp_path, on_login_node):
     else:
         assert res.returncode != 0 and "localrule fetch_shard:" not in log
         assert re.search(r"^rule fetch_shard:", log, re.M) and "Job submission failed" in log, log[-3000:]
+        assert not (workdir / "results/media/s00000/fetch.tsv").exists()
 
 
 def test_each_weight_is_an_input_of_exactly_its_consumers(paper_scale_dry_run):
