@@ -12,7 +12,9 @@ Also a command line, for poking at the cluster by hand (as root):
 
 State, spool, logs, pid files and the munge socket live in one temporary directory. The
 configuration goes where the SLURM client tools look for it, /etc/slurm/slurm.conf and
-/etc/slurm/gres.conf (a fake GPU: ``Name=gpu File=/dev/null``); both carry a marker line, are
+/etc/slurm/gres.conf (fake GPUs, one per CPU up to four: ``Name=gpu File=/dev/null``,
+``/dev/zero``, ...; a GPU job gets one the way it would get a real one, and as many GPU jobs run at
+once as the node has CPUs for); both carry a marker line, are
 never written over a slurm.conf this module did not write, and are removed by ``stop()``.
 Daemons are only ever stopped through their own pid files, never by name.
 """
@@ -37,6 +39,8 @@ GRES_CONF = Path("/etc/slurm/gres.conf")
 MUNGE_KEY = Path("/etc/munge/munge.key")
 MARKER = "# written by tiktalk tests/slurm_cluster.py; removed when the test cluster stops"
 PARTITION = "tiktalk"
+# device files that stand in for GPUs (slurmd only checks that they exist)
+FAKE_GPU_FILES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/urandom")
 
 
 def _missing() -> list[str]:
@@ -113,6 +117,7 @@ class LocalSlurm:
         self.cpus = os.cpu_count() or 1
         mem_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
         self.real_memory = min(20000, int(mem_mb * 0.9))  # more than there is drains the node
+        self.gpus = max(1, min(self.cpus, len(FAKE_GPU_FILES)))
         self.munge_dir = self.base / "munge"
         self.socket = self.munge_dir / "munge.socket.2"
         self.pidfiles = {  # in stop order
@@ -167,7 +172,7 @@ class LocalSlurm:
             "SchedulerParameters=sched_interval=2",
             "GresTypes=gpu",
             f"NodeName={self.node} NodeAddr=127.0.0.1 CPUs={self.cpus} "
-            f"RealMemory={self.real_memory} Gres=gpu:1 State=UNKNOWN",
+            f"RealMemory={self.real_memory} Gres=gpu:{self.gpus} State=UNKNOWN",
             f"PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE "
             "State=UP",
             "",
@@ -180,7 +185,7 @@ class LocalSlurm:
                                    "installation is configured here; not touching it")
         SLURM_CONF.parent.mkdir(parents=True, exist_ok=True)
         SLURM_CONF.write_text(self.slurm_conf())
-        GRES_CONF.write_text(f"{MARKER}\nName=gpu File=/dev/null\n")
+        GRES_CONF.write_text(MARKER + "\n" + "".join(f"Name=gpu File={f}\n" for f in FAKE_GPU_FILES[:self.gpus]))
 
     def _munge_key(self) -> None:
         import pwd
