@@ -1,15 +1,9 @@
 """The paper's ChatGLM-6B row: a causal LM fine-tuned with LoRA on prompt -> response.
 
-Prompt format (built by :mod:`tiktalk.models.prompts`): ChatGLM-6B's own fine-tuning recipe
-(``ptuning/main.py``), which turns
-``{"prompt", "response", "history": [[q, a], ...]}`` into::
-
-    [Round 0]\\n问：q0\\n答：a0\\n[Round 1]\\n问：q1\\n答：a1\\n...[Round n]\\n问：prompt\\n答：
-
-A TikTalk context ``u1 .. un`` maps to prompt = ``un`` and history = the earlier turns paired
-from the newest backwards ((u_{n-2}, u_{n-1}), (u_{n-4}, u_{n-3}), ...); when one oldest turn
-is left over it becomes an answer with an empty question (``问：\\n答：u1``), so every turn
-keeps its speaker alternation. Only the last ``max_history`` rounds are kept.
+Prompt format: ChatGLM-6B's own fine-tuning template (``ptuning/main.py``: ``[Round k]``,
+``问：`` / ``答：``), built from the context turns by :mod:`tiktalk.models.prompts`, whose
+docstring gives the template and how TikTalk turns map to its prompt and history (last
+``max_history`` rounds kept).
 
 Tokens: the tokenizer's pair template (``build_inputs_with_special_tokens``) (ChatGLM:
 ``prompt [gMASK] <sop> response <eop>``; a BERT tokenizer: ``[CLS] prompt [SEP] response
