@@ -14,7 +14,7 @@ between rows, with their bootstrap intervals, are :mod:`tiktalk.report.wiring`'s
 from __future__ import annotations
 
 import os
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, NamedTuple, Sequence
 
 import pandas as pd
 from pycocoevalcap.bleu.bleu import Bleu
@@ -27,6 +27,43 @@ from tiktalk.metrics.evaluate import align
 from tiktalk.metrics.tokenize import char_tokenize
 
 ITEM_COLUMNS = ("baseline", "item_type", "n", "bleu_1", "bleu_2", "rouge_l", "hit", "key_hit")
+
+
+class Subset(NamedTuple):
+    """One baseline's predictions on the items of one type, aligned with their references."""
+
+    baseline: str
+    path: str | os.PathLike          # the baseline's predictions file
+    item_type: str
+    ids: list[str]
+    hyps: list[str]
+    refs: list[list[str]]
+
+
+def read_item_types(item_types_path: str | os.PathLike,
+                    references: Sequence[Mapping]) -> dict[str, str]:
+    """``{dialogue_id: item type}`` of ``item_types_path``; every reference's dialogue needs one."""
+    types: dict = read_json(item_types_path)
+    missing = [r["dialogue_id"] for r in references if r["dialogue_id"] not in types]
+    if missing:
+        raise ValueError(f"{item_types_path}: no item type for {len(missing)} dialogue(s), "
+                         f"e.g. {missing[:5]}")
+    return types
+
+
+def item_type_subsets(predictions_by_baseline: Mapping[str, str | os.PathLike],
+                      references_path: str | os.PathLike,
+                      item_types_path: str | os.PathLike) -> Iterator[Subset]:
+    """Per baseline (in the mapping's order) and item type (sorted): its predictions on the
+    items of that type, aligned with the references (:func:`tiktalk.metrics.evaluate.align`)."""
+    references = read_jsonl(references_path)
+    types = read_item_types(item_types_path, references)
+    for baseline, path in predictions_by_baseline.items():
+        ids, hyps, refs = align(read_predictions(path), references)
+        for item_type in sorted({types[i] for i in ids}):
+            idx = [j for j, i in enumerate(ids) if types[i] == item_type]
+            yield Subset(baseline, path, item_type, [ids[j] for j in idx], [hyps[j] for j in idx],
+                         [refs[j] for j in idx])
 
 
 def subset_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> dict[str, float]:
@@ -58,21 +95,11 @@ def key_hit_rate(item_type: str, ids: Sequence[str], hyps: Sequence[str],
 def item_type_table(predictions_by_baseline: Mapping[str, str | os.PathLike],
                     references_path: str | os.PathLike,
                     item_types_path: str | os.PathLike) -> pd.DataFrame:
-    references = read_jsonl(references_path)
-    types: dict = read_json(item_types_path)
-    missing = [r["dialogue_id"] for r in references if r["dialogue_id"] not in types]
-    if missing:
-        raise ValueError(f"{item_types_path}: no item type for {len(missing)} dialogue(s), "
-                         f"e.g. {missing[:5]}")
     rows = []
-    for baseline, path in predictions_by_baseline.items():
-        ids, hyps, refs = align(read_predictions(path), references)
-        for item_type in sorted({types[i] for i in ids}):
-            idx = [j for j, i in enumerate(ids) if types[i] == item_type]
-            sub = ([ids[j] for j in idx], [hyps[j] for j in idx], [refs[j] for j in idx])
-            scores = subset_scores(*sub[1:])
-            scores["key_hit"] = key_hit_rate(item_type, *sub)
-            rows.append({"baseline": baseline, "item_type": item_type, "n": len(idx), **scores})
+    for s in item_type_subsets(predictions_by_baseline, references_path, item_types_path):
+        scores = subset_scores(s.hyps, s.refs)
+        scores["key_hit"] = key_hit_rate(s.item_type, s.ids, s.hyps, s.refs)
+        rows.append({"baseline": s.baseline, "item_type": s.item_type, "n": len(s.ids), **scores})
     return pd.DataFrame(rows, columns=list(ITEM_COLUMNS))
 
 

@@ -39,11 +39,10 @@ import numpy as np
 import pandas as pd
 from pycocoevalcap.rouge.rouge import Rouge
 
-from tiktalk.data.predictions import read_predictions
 from tiktalk.demo.keys import key_hits
-from tiktalk.io import atomic_path, read_json, read_jsonl
-from tiktalk.metrics.evaluate import align
+from tiktalk.io import atomic_path
 from tiktalk.metrics.tokenize import char_tokenize
+from tiktalk.report.items import item_type_subsets
 
 N_RESAMPLES = 2000
 SEED = 0
@@ -118,26 +117,16 @@ class ItemScores:
 
     def __init__(self, predictions_by_baseline: Mapping[str, str | os.PathLike],
                  references_path: str | os.PathLike, item_types_path: str | os.PathLike):
-        references = read_jsonl(references_path)
-        types: dict = read_json(item_types_path)
-        missing = [r["dialogue_id"] for r in references if r["dialogue_id"] not in types]
-        if missing:
-            raise ValueError(f"{item_types_path}: no item type for {len(missing)} dialogue(s), "
-                             f"e.g. {missing[:5]}")
         self.metric: dict[str, str] = {}
         self.scores: dict[tuple[str, str], np.ndarray] = {}   # (baseline, item type) -> scores
         self.ids: dict[str, list[str]] = {}
-        for baseline, path in predictions_by_baseline.items():
-            ids, hyps, refs = align(read_predictions(path), references)
-            for item_type in sorted({types[i] for i in ids}):
-                idx = [j for j, i in enumerate(ids) if types[i] == item_type]
-                sub_ids = [ids[j] for j in idx]
-                if self.ids.setdefault(item_type, sub_ids) != sub_ids:
-                    raise ValueError(f"{path}: the {item_type} items differ from the other baselines'")
-                metric, s = item_scores(item_type, [hyps[j] for j in idx], [refs[j] for j in idx],
-                                        sub_ids)
-                self.metric[item_type] = metric
-                self.scores[(baseline, item_type)] = s
+        for sub in item_type_subsets(predictions_by_baseline, references_path, item_types_path):
+            if self.ids.setdefault(sub.item_type, sub.ids) != sub.ids:
+                raise ValueError(f"{sub.path}: the {sub.item_type} items differ from the other "
+                                 "baselines'")
+            metric, s = item_scores(sub.item_type, sub.hyps, sub.refs, sub.ids)
+            self.metric[sub.item_type] = metric
+            self.scores[(sub.baseline, sub.item_type)] = s
         self.baselines = list(predictions_by_baseline)
 
     def has(self, baseline: str, item_type: str) -> bool:
