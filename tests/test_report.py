@@ -20,7 +20,7 @@ from tiktalk.report.paper import (
     TABLE3_TYPES,
     paper_row,
 )
-from tiktalk.report.plots import plot_histogram, plot_table3
+from tiktalk.report.plots import PAPER_COLOR, plot_histogram, plot_ours_vs_paper, plot_table3
 from tiktalk.report.tables import build_table3, latex_escape, load_metrics
 
 PAPER_TXT = Path(__file__).parent / "data" / "tiktalk_table3.txt"  # the paper text around Table 3
@@ -193,6 +193,27 @@ def test_plot_table3_png(tmp_path):
 
     img = matplotlib.image.imread(out)
     assert img.shape[:2] == (h, w) and img.std() > 0  # something was drawn
+
+
+def _share_of_colour(path: Path, hex_colour: str) -> float:
+    """Share of the image's pixels in exactly ``hex_colour`` (a bar's fill)."""
+    import matplotlib.image
+    import numpy as np
+
+    rgb = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)]) / 255.0
+    img = matplotlib.image.imread(path)[..., :3]
+    return float((np.abs(img - rgb).max(axis=-1) < 1 / 255).mean())
+
+
+def test_plot_ours_vs_paper_draws_paper_bars_only_when_the_paper_has_values(tmp_path):
+    both, ours_only = tmp_path / "both.png", tmp_path / "ours.png"
+    plot_ours_vs_paper(["a", "b", "c"], [10.0, None, 30.0], [20.0, 5.0, None], both,
+                       title="t", ylabel="%")
+    plot_ours_vs_paper(["a", "b", "c"], [10.0, None, 30.0], [None, None, None], ours_only,
+                       title="t", ylabel="%", rotation=30)
+    assert min(_png_size(both)) > 100
+    assert _share_of_colour(both, PAPER_COLOR) > 0.02        # the bars of 20 and 5
+    assert _share_of_colour(ours_only, PAPER_COLOR) < 2e-4   # no bar, no legend swatch
 
 
 def test_plot_histogram(tmp_path):

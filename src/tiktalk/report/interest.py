@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -216,21 +215,9 @@ def build_table6(matches: Sequence[Mapping], skipped: Mapping[str, str], out_csv
 
 
 def plot_table6(rows: Sequence[Mapping], out_png) -> None:
-    from matplotlib.figure import Figure
+    from tiktalk.report.plots import plot_ours_vs_paper
 
-    from tiktalk.report.plots import OURS_COLOR, PAPER_COLOR, save_figure
-
-    x = np.arange(len(rows))
-    fig = Figure(figsize=(6, 3.2), layout="constrained")
-    ax = fig.subplots()
-    ax.bar(x - 0.2, [r["share"] or 0 for r in rows], 0.4, label="ours", color=OURS_COLOR)
-    if any(r["paper_share"] is not None for r in rows):
-        ax.bar(x + 0.2, [r["paper_share"] or 0 for r in rows], 0.4, label="paper", color=PAPER_COLOR,
-               edgecolor="#555555", linewidth=0.5)
-    ax.set_xticks(x, [f"{r['segment']}%" for r in rows], fontsize=8)
-    ax.set_ylabel("share of relevant responses (%)")
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    ax.set_axisbelow(True)
-    fig.suptitle("Table 6: time segment of the most similar frame", fontsize=11)
-    save_figure(fig, Path(out_png))
+    plot_ours_vs_paper([f"{r['segment']}%" for r in rows], [r["share"] for r in rows],
+                       [r["paper_share"] for r in rows], out_png,
+                       title="Table 6: time segment of the most similar frame",
+                       ylabel="share of relevant responses (%)", figsize=(6, 3.2))

@@ -1,4 +1,5 @@
-"""Figures for the report: Table 3 as grouped bars (ours vs paper) and a histogram helper.
+"""Figures for the report: Table 3 as grouped bars (ours vs paper), a one-panel ours-vs-paper
+bar chart (Tables 5 and 6) and a histogram helper.
 
 Figures are drawn on matplotlib's Agg canvas directly (no pyplot, no GUI backend, no global
 state) and written atomically as PNG.
@@ -68,6 +69,28 @@ def plot_table3(metrics_by_baseline: Mapping[str, Mapping], labels: Mapping[str,
     handles, legend_labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, legend_labels, loc="outside upper right", ncols=2, fontsize=9)
     fig.suptitle(title or "Table 3: ours vs paper (x100)", fontsize=11)
+    save_figure(fig, out_png, dpi=dpi)
+
+
+def plot_ours_vs_paper(labels: Sequence[str], ours: Sequence[float | None],
+                       paper: Sequence[float | None], out_png: str | os.PathLike, *, title: str,
+                       ylabel: str, figsize: tuple[float, float] = (6, 3.2), rotation: float = 0,
+                       dpi: int = 120) -> None:
+    """One panel: per label a bar for ours and one for the paper beside it (None: no bar; no
+    paper bars at all when the paper has no value for any label)."""
+    x = np.arange(len(labels))
+    fig = Figure(figsize=figsize, layout="constrained")
+    ax = fig.subplots()
+    ax.bar(x - 0.2, [v or 0 for v in ours], 0.4, label="ours", color=OURS_COLOR)
+    if any(v is not None for v in paper):
+        ax.bar(x + 0.2, [v or 0 for v in paper], 0.4, label="paper", color=PAPER_COLOR,
+               edgecolor="#555555", linewidth=0.5)
+    ax.set_xticks(x, labels, rotation=rotation, ha="right" if rotation else "center", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    fig.suptitle(title, fontsize=11)
     save_figure(fig, out_png, dpi=dpi)
 
 

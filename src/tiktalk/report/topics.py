@@ -122,20 +122,8 @@ def build_table5(manifest_path, release_paths: Sequence[str | os.PathLike], name
 
 def plot_table5(rows: Sequence[Mapping], out_png) -> None:
     """Shares of the videos per topic, ours beside the paper's (different dataset sizes)."""
-    from matplotlib.figure import Figure
+    from tiktalk.report.plots import plot_ours_vs_paper
 
-    from tiktalk.report.plots import OURS_COLOR, PAPER_COLOR, save_figure
-
-    x = np.arange(len(rows))
-    fig = Figure(figsize=(8, 3.4), layout="constrained")
-    ax = fig.subplots()
-    ax.bar(x - 0.2, [r["share"] or 0 for r in rows], 0.4, label="ours", color=OURS_COLOR)
-    ax.bar(x + 0.2, [r["paper_share"] or 0 for r in rows], 0.4, label="paper", color=PAPER_COLOR,
-           edgecolor="#555555", linewidth=0.5)
-    ax.set_xticks(x, [r["topic"] for r in rows], rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("share of videos (%)")
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    ax.set_axisbelow(True)
-    fig.suptitle("Table 5: videos per topic", fontsize=11)
-    save_figure(fig, out_png)
+    plot_ours_vs_paper([r["topic"] for r in rows], [r["share"] for r in rows],
+                       [r["paper_share"] for r in rows], out_png, title="Table 5: videos per topic",
+                       ylabel="share of videos (%)", figsize=(8, 3.4), rotation=30)
