@@ -12,6 +12,7 @@ from kit_fixtures import write_split
 from tiktalk.report import context_sources as cs
 from tiktalk.report.annotation import SheetError
 from tiktalk.report.figure2 import build_figure2
+from tiktalk.report.human_eval import read_scores as read_human_eval_scores
 from tiktalk.report.paper import FIGURE2B_TIKTALK
 
 SOURCES = ("vision", "audio", "text", "knowledge")
@@ -60,6 +61,9 @@ def test_shares_by_source_and_level(kit, tmp_path):
 
     fill_sheets(kit["sheets"], kit["key_path"], tmp_path / "filled", rate)
     result = cs.score(tmp_path / "filled", kit["key_path"], tmp_path / "cs.json")
+    assert cs.read_scores(tmp_path / "cs.json") == json.loads(json.dumps(result))
+    with pytest.raises(ValueError, match="cs.json: not a version-1 human-eval scores file"):
+        read_human_eval_scores(tmp_path / "cs.json")         # another task's file is refused
     responses = [(it["item"], s, it["level"]) for it in kit["key"]["items"] for s in it["candidates"]]
     assert result["n_responses"] == len(responses) and result["skipped"] == 0
     assert result["judgements"] == 2 * len(responses)

@@ -88,10 +88,13 @@ def item_names(n: int) -> list[str]:
     return [f"i{k:0{width}d}" for k in range(1, n + 1)]
 
 
-def annotator_names(n: int) -> list[str]:
-    if n < 1:
-        raise ValueError(f"need at least one annotator, got {n}")
-    return [f"annotator_{k}" for k in range(1, n + 1)]
+def annotator_names(annotators: int | Sequence[str]) -> list[str]:
+    """``annotator_1`` .. ``annotator_n`` for a count ``n``, else the names given."""
+    if not isinstance(annotators, int):
+        return [str(a) for a in annotators]
+    if annotators < 1:
+        raise ValueError(f"need at least one annotator, got {annotators}")
+    return [f"annotator_{k}" for k in range(1, annotators + 1)]
 
 
 def format_context(turns: Sequence[str]) -> str:
@@ -179,6 +182,14 @@ def read_key(path: str | os.PathLike, task: str) -> dict:
         if name not in key:
             raise ValueError(f"{path}: key lacks {name!r}")
     return key
+
+
+def read_scores(path: str | os.PathLike, task: str, version: int) -> dict:
+    """Read a task's scores file (written by its ``score``) and check its version and task."""
+    scores = read_json(path)
+    if not isinstance(scores, dict) or scores.get("version") != version or scores.get("task") != task:
+        raise ValueError(f"{path}: not a version-{version} {task} scores file")
+    return scores
 
 
 def items_of_key(key: Mapping) -> list[Item]:

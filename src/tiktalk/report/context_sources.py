@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from tiktalk.data.dialogues import read_dialogues
-from tiktalk.io import read_json, write_json
-from tiktalk.report import rating_page
+from tiktalk.io import write_json
+from tiktalk.report import annotation, rating_page
 from tiktalk.report.agreement import kappa_of
 from tiktalk.report.annotation import (
     Item,
@@ -84,7 +84,7 @@ def make_sheets(dialogues_path: str | os.PathLike, *, split: str, n_videos: int,
     """Sample videos, write one sheet per annotator and the key; return the key."""
     dialogues = read_dialogues(dialogues_path, split)
     items = draw_items(dialogues, n_videos, seed, where=f"{dialogues_path} ({split}): ")
-    names = annotator_names(annotators) if isinstance(annotators, int) else list(annotators)
+    names = annotator_names(annotators)
     settings = {"n_videos": n_videos, "sources": list(FIGURE2_SOURCES)}
     return write_sheets(items, names, FIELDS, task=TASK, split=split, seed=seed, settings=settings,
                         shuffle=False, sheets_dir=sheets_dir, key_path=key_path)
@@ -183,8 +183,6 @@ def score(ratings_dir, key_path, out_json=None) -> dict:
 
 
 def read_scores(path) -> dict:
-    scores = read_json(path)
-    if not isinstance(scores, dict) or scores.get("version") != SCORES_VERSION or scores.get("task") != TASK:
-        raise ValueError(f"{path}: not a version-{SCORES_VERSION} context-sources scores file")
-    return scores
+    """This task's scores file (:func:`score`), version and task checked."""
+    return annotation.read_scores(path, TASK, SCORES_VERSION)
 

@@ -34,9 +34,9 @@ from typing import Mapping, Sequence
 
 from tiktalk.data.dialogues import read_dialogues
 from tiktalk.data.predictions import read_predictions
-from tiktalk.io import read_json, write_json
+from tiktalk.io import write_json
 from tiktalk.report.agreement import kappa_of
-from tiktalk.report import rating_page
+from tiktalk.report import annotation, rating_page
 from tiktalk.report.annotation import (
     Item,
     Rating,
@@ -140,7 +140,7 @@ def make_sheets(dialogues_path: str | os.PathLike, predictions: Mapping[str, str
     if not predictions:
         raise ValueError("no systems to rate")
     dialogues = read_dialogues(dialogues_path, split)
-    names = annotator_names(annotators) if isinstance(annotators, int) else list(annotators)
+    names = annotator_names(annotators)
     drawn = draw_dialogues(dialogues, n, seed, where=f"{dialogues_path} ({split}): ")
     preds = responses_by_system(predictions, [d["dialogue_id"] for d in drawn])
     items = build_items(drawn, preds, list(predictions))
@@ -227,8 +227,6 @@ def score(ratings_dir: str | os.PathLike, key_path: str | os.PathLike,
 
 
 def read_scores(path: str | os.PathLike) -> dict:
-    scores = read_json(path)
-    if not isinstance(scores, dict) or scores.get("version") != SCORES_VERSION or scores.get("task") != TASK:
-        raise ValueError(f"{path}: not a version-{SCORES_VERSION} human-eval scores file")
-    return scores
+    """This task's scores file (:func:`score`), version and task checked."""
+    return annotation.read_scores(path, TASK, SCORES_VERSION)
 
