@@ -149,3 +149,47 @@ def test_script_jobs_are_held_to_their_threads(monkeypatch, tmp_path):
             assert torch.get_num_threads() == before
     finally:
         torch.set_num_threads(before)
+
+
+def _job(tmp_path, tokenizer):
+    """A train/predict script's ``snakemake`` object, as far as baseline_job reads it."""
+    from types import SimpleNamespace
+
+    baseline = {"family": "causal_lm", "env": "llm", "params": {"train": {"epochs": 1}}}
+    params = SimpleNamespace(baseline=baseline, llm_dir=str(tmp_path / "llm"), tokenizer=tokenizer,
+                             seed=7)
+    named = {"dialogues": [str(tmp_path / "train.jsonl"), str(tmp_path / "val.jsonl")],
+             "model": str(tmp_path / "models" / "x" / "model.pt")}
+    return SimpleNamespace(params=params, input=named, threads=1, rule="predict",
+                           log=[str(tmp_path / "logs" / "predict" / "x_test.log")],
+                           wildcards={"baseline": "x", "split": "test"})
+
+
+def test_baseline_job_hands_the_script_its_params_inputs_and_log(tmp_path, monkeypatch):
+    from tiktalk.workflow import baseline_job
+
+    monkeypatch.delenv("TIKTALK_PYTHON_LLM", raising=False)     # no other interpreter: run here
+    sm = _job(tmp_path, {"kind": "pretrained", "name": "bert-base-chinese"})
+    with baseline_job(sm) as job:
+        assert job.family == "causal_lm" and job.baseline is sm.params.baseline
+        assert job.params == {"train": {"epochs": 1}, "llm_dir": str(tmp_path / "llm")}
+        assert job.inputs.dialogues == {"train": tmp_path / "train.jsonl", "val": tmp_path / "val.jsonl"}
+        assert job.inputs.tokenizer == "bert-base-chinese" and job.inputs.seed == 7
+        job.log.info("decoding x on test")
+    assert "decoding x on test" in (tmp_path / "logs" / "predict" / "x_test.log").read_text()
+    assert not (tmp_path / "failures" / "predict" / "x_test.json").exists()   # success: no record
+
+
+def test_baseline_job_records_a_failure_in_building_the_inputs(tmp_path, monkeypatch):
+    import json
+
+    from tiktalk.workflow import baseline_job
+
+    monkeypatch.delenv("TIKTALK_PYTHON_LLM", raising=False)
+    sm = _job(tmp_path, {"kind": "train"})       # a trained tokenizer, but no tokenizer input
+    with pytest.raises(KeyError, match="tokenizer"):
+        with baseline_job(sm):
+            raise AssertionError("the job must not start")
+    record = json.loads((tmp_path / "failures" / "predict" / "x_test.json").read_text())
+    assert record["status"] == "failed" and record["rule"] == "predict"
+    assert record["wildcards"] == {"baseline": "x", "split": "test"} and "tokenizer" in record["reason"]

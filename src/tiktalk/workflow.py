@@ -6,14 +6,21 @@
   (docs/architecture.md). Editing the Maria model then re-trains the Maria family only, and
   editing the metrics code only re-scores.
 * :func:`baseline_needs` tells which upstream products a baseline reads, from its config.
+* :func:`baseline_job`: the common start of the train/predict/rank scripts (the baseline env's
+  interpreter, logging with a failure record, the family's params and inputs).
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Iterator
+
+from tiktalk.logs import script_logging
 
 PACKAGE = "tiktalk"
 
@@ -262,9 +269,9 @@ def env_python(baseline: dict) -> str | None:
 def run_in_baseline_env(baseline: dict) -> None:
     """Without conda (`--sdm conda` off), run this job's script again under the baseline env's
     interpreter (:func:`env_python`) and exit with its status; return at once when there is
-    none. Call it first thing in a train/predict/rank script: Snakemake runs a ``script:`` as
-    ``python <script file>``, and that file (with the job's pickled inputs) exists until the
-    job ends, so the other interpreter runs the very same job."""
+    none. A train/predict/rank script calls it first thing (:func:`baseline_job`): Snakemake
+    runs a ``script:`` as ``python <script file>``, and that file (with the job's pickled
+    inputs) exists until the job ends, so the other interpreter runs the very same job."""
     import os
     import subprocess
     import sys
@@ -278,3 +285,33 @@ def run_in_baseline_env(baseline: dict) -> None:
                                 f"jobs without conda; unset it to run them in this one)")
     env = dict(os.environ, **{_IN_ENV_VAR: str(baseline["env"])})
     sys.exit(subprocess.run([python, sys.argv[0], *sys.argv[1:]], env=env).returncode)
+
+
+@dataclass(frozen=True)
+class BaselineJob:
+    """What a train/predict/rank script works with (:func:`baseline_job`)."""
+
+    baseline: dict          # the baseline's config block (``params.baseline``)
+    params: dict            # :func:`family_params`: its params, the LLM dir wired in
+    inputs: Any             # :func:`baseline_inputs` (a ``tiktalk.baselines.inputs.BaselineInputs``)
+    log: Any                # the job's logger (:func:`tiktalk.logs.script_logging`)
+
+    @property
+    def family(self) -> str:
+        return self.baseline["family"]
+
+
+@contextlib.contextmanager
+def baseline_job(sm) -> Iterator[BaselineJob]:
+    """The common start of a train/predict/rank script, ``sm`` its ``snakemake`` object (params
+    ``baseline``, ``llm_dir``, ``tokenizer``, ``seed``; the named inputs of rules/common.smk):
+    run under the baseline env's interpreter when there is one (:func:`run_in_baseline_env`),
+    then, inside the job's logging with its failure record (so that errors in building the
+    params and inputs are recorded too), yield the :class:`BaselineJob`."""
+    baseline = sm.params.baseline
+    run_in_baseline_env(baseline)  # without conda: $TIKTALK_PYTHON_<ENV> runs this job
+    with script_logging(sm.log[0], sm.threads, job=sm) as log:
+        yield BaselineJob(baseline=baseline, params=family_params(baseline, sm.params.llm_dir),
+                          inputs=baseline_inputs(dict(sm.input.items()), sm.params.tokenizer,
+                                                 sm.params.seed),
+                          log=log)

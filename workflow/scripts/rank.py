@@ -2,16 +2,11 @@
 from pathlib import Path
 
 from tiktalk.baselines.ranking import rank_split
-from tiktalk.logs import script_logging
-from tiktalk.workflow import baseline_inputs, family_params, run_in_baseline_env
+from tiktalk.workflow import baseline_job
 
 sm = snakemake  # noqa: F821
-run_in_baseline_env(sm.params.baseline)  # without conda: $TIKTALK_PYTHON_<ENV> runs this job
-with script_logging(sm.log[0], sm.threads, job=sm) as log:  # job=: failure record
-    baseline = sm.params.baseline
-    params = family_params(baseline, sm.params.llm_dir)
-    inputs = baseline_inputs(dict(sm.input.items()), sm.params.tokenizer, sm.params.seed)
-    log.info("ranking %s on %s", sm.wildcards.baseline, sm.wildcards.split)
-    rank_split(baseline["family"], params, Path(sm.input.model).parent, inputs, sm.wildcards.split,
+with baseline_job(sm) as job:  # the baseline env's interpreter, logging, failure record
+    job.log.info("ranking %s on %s", sm.wildcards.baseline, sm.wildcards.split)
+    rank_split(job.family, job.params, Path(sm.input.model).parent, job.inputs, sm.wildcards.split,
                sm.input.candidates, sm.output[0], score=sm.params.score,
                batch_size=sm.params.batch_size)
