@@ -3,23 +3,19 @@ and its measuring path on the CPU (the GPU figures are in the README)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from bench_modules import load_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_llm_memory", ROOT / "bench" / "bench_llm_memory.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("bench_llm_memory")
 
 
 @pytest.mark.parametrize("hub_id, tolerance", [("Qwen/Qwen2-7B-Instruct", 1e-3), ("THUDM/chatglm-6b", 5e-3)])
