@@ -15,20 +15,15 @@ from __future__ import annotations
 import json
 import math
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
+from dag_helpers import media_retry, read_status, release_config, snakemake, write_config
 from media_utils import truncated_video, write_video
-from test_media_dag import _read_status, _release
 from tiktalk.media.store import FeatureStore
 from tiktalk.report.paper import TABLE3_COLUMNS, TABLE3_METRIC_KEYS
-
-ROOT = Path(__file__).resolve().parents[1]
 
 MISSING, TRUNCATED = "v02", "v05"
 SPLIT_OF = {f"v{i:02d}": s for i, s in zip(range(1, 11), ["train"] * 6 + ["val"] * 2 + ["test"] * 2)}
@@ -36,12 +31,7 @@ MIN_COVERAGE = 0.6          # train keeps 4 of 6 videos (0.67): above the floor,
 
 
 def _config(tmp_path: Path, videos: Path, empty_pretrained: Path) -> dict:
-    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text(encoding="utf-8"))
-    cfg["release"] = {"source": "release", "dir": str(tmp_path / "release")}
-    cfg.pop("paper_tables", None)   # its demo CLIP exists for the demo release only
-    cfg["knowledge"]["c3kg"] = str(tmp_path / "c3kg.tsv")
-    cfg["data"]["shard_size"] = 4
-    cfg["media"]["source"] = {"kind": "local_dir", "root": str(videos)}
+    cfg = release_config(tmp_path, SPLIT_OF, {"kind": "local_dir", "root": str(videos)}, shard_size=4)
     cfg["media"]["min_coverage"] = MIN_COVERAGE
     cfg["media"]["extract"].update(frame_size=32, input_size=32, max_frames=4, max_audio_frames=3,
                                    batch_size=8)
@@ -63,13 +53,6 @@ def _config(tmp_path: Path, videos: Path, empty_pretrained: Path) -> dict:
             **demo["dialogpt"]["params"], "train": train, "tokenizer": str(empty_pretrained)}},
     }
     return cfg
-
-
-def _snakemake(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", *args, "--cores", "2", "--directory", str(tmp_path),
-         "--snakefile", str(ROOT / "Snakefile"), "--configfile", str(tmp_path / "config.yaml")],
-        capture_output=True, text=True, timeout=900)
 
 
 def _job_stats(log: str) -> dict[str, int]:
@@ -99,15 +82,12 @@ def test_missing_and_truncated_videos_and_a_failed_baseline(tmp_path):
             truncated_video(videos / f"{vid}.mp4", duration=6.0, fraction=0.3)   # index first, body cut
         elif vid != MISSING:
             write_video(videos / f"{vid}.mp4", duration=1.5)
-    _release(tmp_path / "release", SPLIT_OF)
-    (tmp_path / "c3kg.tsv").write_text("head\trelation\ttail\tweight\n看视频\tnext_entity\t电影\t1.0\n",
-                                       encoding="utf-8")
     empty_pretrained = tmp_path / "pretrained" / "gpt2-chinese"
     empty_pretrained.mkdir(parents=True)
     cfg = _config(tmp_path, videos, empty_pretrained)
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    write_config(tmp_path, cfg)
 
-    res = _snakemake(tmp_path, "results/tables/table3.csv", "--keep-going")
+    res = snakemake(tmp_path, "results/tables/table3.csv", "--keep-going")
     out = res.stdout + res.stderr
     assert res.returncode != 0, out[-3000:]                 # the run reports its failure
     assert "Error in rule train_baseline" in out, out[-5000:]
@@ -127,7 +107,7 @@ def test_missing_and_truncated_videos_and_a_failed_baseline(tmp_path):
     assert by_example[(MISSING,)].startswith("fetch: resolve: no file vN")
     assert by_example[(TRUNCATED,)].startswith("fetch: download: truncated: file holds N s of N s")
     assert all(rec["videos"] == 1 for rec in report["top_failure_reasons"])
-    status = _read_status(r)
+    status = read_status(r)
     assert sorted(status) == sorted(SPLIT_OF)
     assert {v for v, row in status.items() if row["status"] != "ok"} == {MISSING, TRUNCATED}
     assert (r / "media" / "coverage.ok").exists()            # above the floor: training ran
@@ -176,13 +156,13 @@ def test_missing_and_truncated_videos_and_a_failed_baseline(tmp_path):
     # -- a lower floor re-runs the gate, not the trainings that passed it; the failed
     #    baseline's jobs are all that is left to do
     cfg["media"]["min_coverage"] = MIN_COVERAGE - 0.1
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-    res = _snakemake(tmp_path, "results/tables/table3.csv", "-n", "--quiet", "rules")
+    write_config(tmp_path, cfg)
+    res = snakemake(tmp_path, "results/tables/table3.csv", "-n", "--quiet", "rules")
     assert res.returncode == 0, res.stderr[-3000:]
     assert _job_stats(res.stdout + res.stderr) == {
         "coverage_floor": 1, "train_baseline": 1, "predict": 1, "score": 1, "table3": 1}, res.stdout
     cfg["media"]["min_coverage"] = MIN_COVERAGE
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    write_config(tmp_path, cfg)
 
     # -- the source works again: the retry re-runs exactly the two videos' shards
     write_video(videos / f"{MISSING}.mp4", duration=1.5)
@@ -190,18 +170,14 @@ def test_missing_and_truncated_videos_and_a_failed_baseline(tmp_path):
     failed_shards = {_shard_of(r, MISSING), _shard_of(r, TRUNCATED)}
     other_shards = {p.name.split(".")[0] for p in (r / "media").glob("s*.status.tsv")} - failed_shards
     assert len(failed_shards) == 2 and other_shards
-    res = subprocess.run(
-        [sys.executable, "-m", "tiktalk.cli", "media", "retry", "--results", "results", "--",
-         "results/media/coverage.ok", "--cores", "2", "--snakefile", str(ROOT / "Snakefile"),
-         "--configfile", "config.yaml"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    res = media_retry(tmp_path)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     for shard in failed_shards:
         assert f"{shard}: 1 failed video(s)" in res.stdout
     jobs = _job_stats(res.stderr)
     assert jobs["fetch_shard"] == 2 and jobs["extract_shard"] == 2, res.stderr[-3000:]
     assert not any(f"shard={s}" in res.stdout + res.stderr for s in other_shards)
-    status = _read_status(r)
+    status = read_status(r)
     assert all(row["status"] == "ok" for row in status.values()), status
     report = json.loads((r / "media" / "coverage.json").read_text(encoding="utf-8"))
     assert all(v["coverage"] == 1.0 for v in report["splits"].values())

@@ -2,46 +2,14 @@
 by a misbehaving HTTP server (``id,url`` CSV source). The DAG must finish, every good video
 must have its features, and every bad one must be listed with a reason (issue: media at scale).
 """
-import csv
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-import yaml
 
+from dag_helpers import media_retry, read_status, release_config, snakemake, write_config
 from media_utils import (drop_midway, first_then, loopback_server, serve_bytes, serve_status,
                          truncated_video, write_video)
 from tiktalk.media.store import FeatureStore
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _release(dirpath: Path, split_of: dict[str, str]) -> None:
-    dirpath.mkdir(parents=True)
-    for split in ("train", "val", "test"):
-        data = {}
-        for vid, s in split_of.items():
-            if s != split:
-                continue
-            dialogue = {"context": ["你看这个视频。"]}
-            if split == "train":
-                dialogue["response"] = "挺好看的。"
-            else:
-                dialogue["responses"] = ["挺好看的。", "不错。", "好看。", "还行吧。", "喜欢。"]
-            data[vid] = {"dialogues": [dialogue]}
-        (dirpath / f"{split}.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-
-
-def _read_status(results: Path) -> dict[str, dict]:
-    rows = {}
-    for path in sorted((results / "media").glob("s*.status.tsv")):
-        with open(path, encoding="utf-8", newline="") as f:
-            for row in csv.DictReader(f, delimiter="\t"):
-                assert row["video_id"] not in rows, f"{row['video_id']} in two shards"
-                rows[row["video_id"]] = row
-    return rows
 
 
 @pytest.mark.slow
@@ -67,33 +35,22 @@ def test_damaged_videos_and_bad_server_do_not_stop_the_dag(tmp_path):
         "206": (serve_status(500), "500"),                                   # gives up
     }
     splits = {vid: ("train", "val", "test")[i % 3] for i, vid in enumerate(sorted(routes))}
-    _release(tmp_path / "release", splits)
-    (tmp_path / "c3kg.tsv").write_text("head\trelation\ttail\tweight\n看视频\tnext_entity\t电影\t1.0\n",
-                                       encoding="utf-8")
     with loopback_server() as srv:
         for vid, (route, _) in routes.items():
             srv.routes[f"/v/{vid}"] = route
         (tmp_path / "urls.csv").write_text(
             "id,url\n" + "".join(f"{v},{srv.base}/v/{v}\n" for v in sorted(routes)), encoding="utf-8")
-        cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text(encoding="utf-8"))
-        cfg["release"] = {"source": "release", "dir": str(tmp_path / "release")}
-        cfg.pop("paper_tables", None)   # its demo CLIP exists for the demo release only
-        cfg["knowledge"]["c3kg"] = str(tmp_path / "c3kg.tsv")
-        cfg["data"]["shard_size"] = 4
-        cfg["media"]["source"] = {"kind": "csv", "csv": str(tmp_path / "urls.csv")}
+        cfg = release_config(tmp_path, splits, {"kind": "csv", "csv": str(tmp_path / "urls.csv")},
+                             shard_size=4)
         cfg["media"]["download"].update(retries=2, backoff_base_s=0.05, read_timeout_s=5,
                                         total_timeout_s=60,
                                         allow_private_hosts=True)   # the server is on 127.0.0.1
-        (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-        res = subprocess.run(
-            [sys.executable, "-m", "snakemake", "results/media/report.tsv", "--cores", "2",
-             "--directory", str(tmp_path), "--snakefile", str(ROOT / "Snakefile"),
-             "--configfile", str(tmp_path / "config.yaml")],
-            capture_output=True, text=True, timeout=900)
+        write_config(tmp_path, cfg)
+        res = snakemake(tmp_path, "results/media/report.tsv")
     assert res.returncode == 0, res.stderr[-5000:]
 
     results = tmp_path / "results"
-    status = _read_status(results)
+    status = read_status(results)
     assert sorted(status) == sorted(routes), "every video of the manifest has a status row"
     store = FeatureStore(sorted((results / "media").glob("s*.features.npz")))
     for vid, (_, want) in routes.items():
@@ -109,13 +66,6 @@ def test_damaged_videos_and_bad_server_do_not_stop_the_dag(tmp_path):
     report = (results / "media" / "report.tsv").read_text(encoding="utf-8")
     assert report.strip(), "empty media report"
     assert (results / "media" / "shards.tsv").read_text(encoding="utf-8").count("\n") >= 3
-
-
-def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", *args, "--cores", "2", "--directory", str(tmp_path),
-         "--snakefile", str(ROOT / "Snakefile"), "--configfile", str(tmp_path / "config.yaml")],
-        capture_output=True, text=True, timeout=900)
 
 
 def _jobs(stdout: str) -> dict[str, int]:
@@ -143,18 +93,10 @@ def test_coverage_floor_stops_training_and_retry_recovers(tmp_path):
             truncated_video(src / "v05.mp4", duration=6.0, fraction=0.3)
         else:
             write_video(src / f"{vid}.mp4", duration=2.0)
-    _release(tmp_path / "release", split_of)
-    (tmp_path / "c3kg.tsv").write_text("head\trelation\ttail\tweight\n看视频\tnext_entity\t电影\t1.0\n",
-                                       encoding="utf-8")
-    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text(encoding="utf-8"))
-    cfg["release"] = {"source": "release", "dir": str(tmp_path / "release")}
-    cfg.pop("paper_tables", None)   # its demo CLIP exists for the demo release only
-    cfg["knowledge"]["c3kg"] = str(tmp_path / "c3kg.tsv")
-    cfg["data"]["shard_size"] = 2
-    cfg["media"]["source"] = {"kind": "local_dir", "root": str(src)}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    write_config(tmp_path, release_config(tmp_path, split_of, {"kind": "local_dir", "root": str(src)},
+                                          shard_size=2))
 
-    res = _run(tmp_path, "results/models/maria/model.pt")
+    res = snakemake(tmp_path, "results/models/maria/model.pt")
     assert res.returncode != 0
     log = res.stdout + res.stderr
     assert "Error in rule coverage_floor" in log, log[-5000:]
@@ -165,26 +107,22 @@ def test_coverage_floor_stops_training_and_retry_recovers(tmp_path):
     report = json.loads((tmp_path / "results/media/coverage.json").read_text())
     assert {s: (v["ok"], v["videos"]) for s, v in report["splits"].items()} == {
         "train": (1, 3), "val": (2, 2), "test": (1, 1)}       # v02 missing, v05 cut: both train
-    status = _read_status(tmp_path / "results")
+    status = read_status(tmp_path / "results")
     assert status["v02"]["reason"].startswith("fetch: resolve: no file")
     assert status["v05"]["reason"].startswith("fetch: download: truncated: file holds")
 
     # the sources work again; the retry re-runs exactly the two shards (dry run first)
     write_video(src / "v02.mp4", duration=2.0)
     write_video(src / "v05.mp4", duration=6.0)
-    retry = [sys.executable, "-m", "tiktalk.cli", "media", "retry", "--results", "results"]
-    smk = ["--", "results/media/coverage.ok", "--cores", "2", "--snakefile", str(ROOT / "Snakefile"),
-           "--configfile", "config.yaml"]
-    res = subprocess.run(retry + ["--dry-run"] + smk, cwd=tmp_path, capture_output=True, text=True,
-                         timeout=600)
+    res = media_retry(tmp_path, dry_run=True)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "s00000: 1 failed video(s)" in res.stdout and "s00002: 1 failed video(s)" in res.stdout
     jobs = _jobs(res.stdout)
     assert jobs["fetch_shard"] == 2 and jobs["extract_shard"] == 2, res.stdout[-3000:]
     assert "shard=s00001" not in res.stdout
-    res = subprocess.run(retry + smk, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    res = media_retry(tmp_path)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    status = _read_status(tmp_path / "results")
+    status = read_status(tmp_path / "results")
     assert all(status[v]["status"] == "ok" for v in ids), status
     report = json.loads((tmp_path / "results/media/coverage.json").read_text())
     assert all(v["coverage"] == 1.0 for v in report["splits"].values())
