@@ -38,15 +38,6 @@ from tiktalk.data.dialogues import read_dialogues
 from tiktalk.io import write_json
 from tiktalk.report import annotation, rating_page
 from tiktalk.report.agreement import kappa_of
-from tiktalk.report.annotation import (
-    Item,
-    Rating,
-    annotator_names,
-    item_names,
-    read_filled_sheets,
-    read_key,
-    write_sheets,
-)
 from tiktalk.report.paper import FIGURE2_SOURCES, FIGURE2C_LEVELS
 
 TASK = "context-sources"
@@ -64,7 +55,8 @@ def level_name(level: int) -> str:
     return f"Level-{level}" if level < 5 else "Level-5+"
 
 
-def draw_items(dialogues: Sequence[Mapping], n_videos: int, seed: int, where: str = "") -> list[Item]:
+def draw_items(dialogues: Sequence[Mapping], n_videos: int, seed: int,
+               where: str = "") -> list[annotation.Item]:
     videos = sorted({d["video_id"] for d in dialogues})
     if n_videos > len(videos):
         raise ValueError(f"{where}asked for {n_videos} videos, but there are only {len(videos)}")
@@ -73,9 +65,9 @@ def draw_items(dialogues: Sequence[Mapping], n_videos: int, seed: int, where: st
     for d in sorted(dialogues, key=lambda d: d["dialogue_id"]):
         by_video.setdefault(d["video_id"], []).append(d)
     chosen = [d for v in drawn for d in by_video[v]]
-    return [Item(name, d["dialogue_id"], d["video_id"], tuple(d["context"]),
-                 tuple((f"ref{k}", r) for k, r in enumerate(d["responses"], 1)))
-            for name, d in zip(item_names(len(chosen)), chosen)]
+    return [annotation.Item(name, d["dialogue_id"], d["video_id"], tuple(d["context"]),
+                            tuple((f"ref{k}", r) for k, r in enumerate(d["responses"], 1)))
+            for name, d in zip(annotation.item_names(len(chosen)), chosen)]
 
 
 def make_sheets(dialogues_path: str | os.PathLike, *, split: str, n_videos: int,
@@ -84,10 +76,11 @@ def make_sheets(dialogues_path: str | os.PathLike, *, split: str, n_videos: int,
     """Sample videos, write one sheet per annotator and the key; return the key."""
     dialogues = read_dialogues(dialogues_path, split)
     items = draw_items(dialogues, n_videos, seed, where=f"{dialogues_path} ({split}): ")
-    names = annotator_names(annotators)
+    names = annotation.annotator_names(annotators)
     settings = {"n_videos": n_videos, "sources": list(FIGURE2_SOURCES)}
-    return write_sheets(items, names, FIELDS, task=TASK, split=split, seed=seed, settings=settings,
-                        shuffle=False, sheets_dir=sheets_dir, key_path=key_path)
+    return annotation.write_sheets(items, names, FIELDS, task=TASK, split=split, seed=seed,
+                                   settings=settings, shuffle=False, sheets_dir=sheets_dir,
+                                   key_path=key_path)
 
 
 GUIDE = (
@@ -146,7 +139,7 @@ def parse_labels(row: Mapping[str, str]) -> tuple[dict, list[str]]:
     return values, problems
 
 
-def summarise(ratings: Sequence[Rating], key: Mapping) -> dict:
+def summarise(ratings: Sequence[annotation.Rating], key: Mapping) -> dict:
     levels = {it["item"]: level_name(int(it["level"])) for it in key["items"]}
     kept = [r for r in ratings if not r.values[SKIP]]
     shares = {}
@@ -158,7 +151,7 @@ def summarise(ratings: Sequence[Rating], key: Mapping) -> dict:
         at = [r for r in kept if levels[r.item] == lv]
         by_level[lv] = {"n": len(at), "percent": {
             s: (100.0 * sum(r.values[s] for r in at) / len(at) if at else None) for s in FIGURE2_SOURCES}}
-    per_response: dict[tuple[str, str], list[Rating]] = {}
+    per_response: dict[tuple[str, str], list[annotation.Rating]] = {}
     for r in ratings:
         per_response.setdefault((r.item, r.slot), []).append(r)
     unskipped = {k: v for k, v in per_response.items() if not any(r.values[SKIP] for r in v)}
@@ -173,10 +166,10 @@ def summarise(ratings: Sequence[Rating], key: Mapping) -> dict:
 
 
 def score(ratings_dir, key_path, out_json=None) -> dict:
-    key = read_key(key_path, TASK)
+    key = annotation.read_key(key_path, TASK)
     if tuple(key["fields"]) != FIELDS:
         raise ValueError(f"{key_path}: fields {key['fields']}, expected {list(FIELDS)}")
-    result = summarise(read_filled_sheets(ratings_dir, key, parse_labels), key)
+    result = summarise(annotation.read_filled_sheets(ratings_dir, key, parse_labels), key)
     if out_json is not None:
         write_json(out_json, result)
     return result

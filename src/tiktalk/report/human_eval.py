@@ -37,15 +37,6 @@ from tiktalk.data.predictions import read_predictions
 from tiktalk.io import write_json
 from tiktalk.report.agreement import kappa_of
 from tiktalk.report import annotation, rating_page
-from tiktalk.report.annotation import (
-    Item,
-    Rating,
-    annotator_names,
-    item_names,
-    read_filled_sheets,
-    read_key,
-    write_sheets,
-)
 from tiktalk.report.kit_settings import Scale
 
 TASK = "human-eval"
@@ -96,11 +87,11 @@ def draw_dialogues(dialogues: Sequence[Mapping], n: int, seed: int, where: str =
 
 
 def build_items(drawn: Sequence[Mapping], predictions: Mapping[str, Mapping[str, str]],
-                systems: Sequence[str]) -> list[Item]:
+                systems: Sequence[str]) -> list[annotation.Item]:
     """One item per drawn dialogue, with every system's response as a candidate."""
-    return [Item(name, d["dialogue_id"], d["video_id"], tuple(d["context"]),
-                 tuple((s, predictions[s][d["dialogue_id"]]) for s in systems))
-            for name, d in zip(item_names(len(drawn)), drawn)]
+    return [annotation.Item(name, d["dialogue_id"], d["video_id"], tuple(d["context"]),
+                            tuple((s, predictions[s][d["dialogue_id"]]) for s in systems))
+            for name, d in zip(annotation.item_names(len(drawn)), drawn)]
 
 
 def _guide(scale: Scale) -> str:
@@ -140,13 +131,14 @@ def make_sheets(dialogues_path: str | os.PathLike, predictions: Mapping[str, str
     if not predictions:
         raise ValueError("no systems to rate")
     dialogues = read_dialogues(dialogues_path, split)
-    names = annotator_names(annotators)
+    names = annotation.annotator_names(annotators)
     drawn = draw_dialogues(dialogues, n, seed, where=f"{dialogues_path} ({split}): ")
     preds = responses_by_system(predictions, [d["dialogue_id"] for d in drawn])
     items = build_items(drawn, preds, list(predictions))
     settings = {"scale": scale.as_dict(), "systems": list(predictions), "n_dialogues": n}
-    return write_sheets(items, names, scale.criteria, task=TASK, split=split, seed=seed,
-                        settings=settings, shuffle=True, sheets_dir=sheets_dir, key_path=key_path)
+    return annotation.write_sheets(items, names, scale.criteria, task=TASK, split=split, seed=seed,
+                                   settings=settings, shuffle=True, sheets_dir=sheets_dir,
+                                   key_path=key_path)
 
 
 def rating_parser(scale: Scale):
@@ -178,7 +170,7 @@ def _mean_sd(values: Sequence[int]) -> tuple[float, float]:
     return m, sd
 
 
-def summarise(ratings: Sequence[Rating], key: Mapping) -> dict:
+def summarise(ratings: Sequence[annotation.Rating], key: Mapping) -> dict:
     """The scores dict (module doc) from checked ratings."""
     scale = scale_of_key(key)
     systems = list(key["settings"]["systems"])
@@ -215,11 +207,11 @@ def summarise(ratings: Sequence[Rating], key: Mapping) -> dict:
 def score(ratings_dir: str | os.PathLike, key_path: str | os.PathLike,
           out_json: str | os.PathLike | None = None) -> dict:
     """Check and score the filled sheets in ``ratings_dir`` against the key; write ``out_json``."""
-    key = read_key(key_path, TASK)
+    key = annotation.read_key(key_path, TASK)
     scale = scale_of_key(key)
     if tuple(key["fields"]) != scale.criteria:
         raise ValueError(f"{key_path}: fields {key['fields']} differ from the scale's criteria")
-    ratings = read_filled_sheets(ratings_dir, key, rating_parser(scale))
+    ratings = annotation.read_filled_sheets(ratings_dir, key, rating_parser(scale))
     result = summarise(ratings, key)
     if out_json is not None:
         write_json(out_json, result)
