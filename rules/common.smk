@@ -1,5 +1,6 @@
 # Input functions, shard lists, wildcard constraints and per-stage code inputs.
 import json
+import os
 import re
 from pathlib import Path
 
@@ -34,7 +35,7 @@ wildcard_constraints:
 
 def code(stage, family=None):
     """Package source files a stage imports (Snakemake does not track them; docs/architecture.md)."""
-    return code_files(SRC, stage, family)
+    return code_files(SRC, stage, family, relative_to=os.getcwd())
 
 
 def release_has_val():

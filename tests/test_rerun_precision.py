@@ -201,7 +201,7 @@ class Demo:
     def with_reports(self, stage_jobs: set, module: str) -> set[tuple[str, str]]:
         """``stage_jobs`` plus the report-level jobs that import ``module`` (their code input)
         or read what a re-run job writes, transitively."""
-        code = str(self.root.resolve() / "src" / "tiktalk" / module)
+        code = f"src/tiktalk/{module}"       # code inputs are relative to the working directory
         reports = {k: j for k, j in self.jobs.items() if k[0] in self.report_rules}
         out = set(stage_jobs) | {k for k, j in reports.items() if code in j["inputs"]}
         while True:
@@ -266,3 +266,13 @@ def test_edits_put_back_leave_nothing_to_do(demo):
     """Putting a module back (content and mtime) schedules nothing: the edits above did not
     leak into each other, and the finished demo is up to date."""
     assert "Nothing to be done" in snakemake(demo.root, "-n")
+
+
+def test_a_finished_run_moved_elsewhere_has_nothing_to_do(demo, tmp_path):
+    """The whole directory moved (or mounted at another path on a cluster's nodes): every
+    recorded input path is relative to it, so nothing re-runs. Absolute package paths among
+    the inputs had re-run every job."""
+    moved = tmp_path / "elsewhere" / "repo"
+    shutil.copytree(demo.root, moved, symlinks=True, copy_function=shutil.copy2)
+    out = snakemake(moved, "-n")
+    assert "Nothing to be done" in out, out[-3000:]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import json
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -121,8 +122,13 @@ def _closure(src: str, entries: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(sorted(str(p) for p in seen.values()))
 
 
-def code_files(src: str | Path, stage: str, family: str | None = None) -> list[str]:
-    """Package files imported by ``stage`` (and the baseline ``family`` for train/predict)."""
+def code_files(src: str | Path, stage: str, family: str | None = None,
+               relative_to: str | Path | None = None) -> list[str]:
+    """Package files imported by ``stage`` (and the baseline ``family`` for train/predict).
+
+    Absolute paths, or with ``relative_to`` (the workflow's working directory) relative to it:
+    Snakemake records the set of a job's input paths, so absolute ones would make a finished
+    run re-run every job once its directory is moved or mounted elsewhere."""
     try:
         entries = STAGE_ENTRIES[stage]
     except KeyError:
@@ -133,7 +139,10 @@ def code_files(src: str | Path, stage: str, family: str | None = None) -> list[s
     missing = [e for e in resolved if _module_file(Path(src), e) is None]
     if missing:
         raise ValueError(f"stage {stage!r}: no module file for {missing} under {src}")
-    return list(_closure(str(Path(src).resolve()), resolved))
+    files = _closure(str(Path(src).resolve()), resolved)
+    if relative_to is None:
+        return list(files)
+    return [os.path.relpath(f, Path(relative_to).resolve()) for f in files]
 
 
 def baseline_needs(baseline: dict) -> set[str]:

@@ -59,13 +59,14 @@ def row_of(baseline: Mapping) -> str | None:
 
 
 def rows_of(baselines: Mapping[str, Mapping]) -> dict[str, str]:
-    """Table 7 row -> the first baseline (config order) with its modalities."""
+    """Table 7 row -> the first baseline (config order) with its modalities, in row order
+    (M1, M2, ...: the same mapping whatever the order of the baselines)."""
     out: dict[str, str] = {}
     for name, cfg in baselines.items():
         row = row_of(cfg)
         if row is not None and row not in out:
             out[row] = name
-    return out
+    return dict(sorted(out.items()))
 
 
 def epoch_times(log_path: str | os.PathLike) -> tuple[list[float], dict]:
