@@ -14,7 +14,8 @@ from tiktalk.demo.keys import answer_key, key_hits, names_key
 from tiktalk.io import write_jsonl
 from tiktalk.media.counterfactual import derangement, permute_feature_shards
 from tiktalk.media.store import FeatureStore, write_feature_shard
-from tiktalk.report.wiring import ItemScores, Relation, paired_bootstrap, wiring_table
+from tiktalk.report.wiring import (ItemScores, Relation, chance_level, counterfactual_table,
+                                   paired_bootstrap, wiring_table)
 
 
 # ---------------------------------------------------------------- answer keys
@@ -103,6 +104,7 @@ def test_paired_bootstrap_is_paired_and_checks_its_input():
 
 def _write_case(tmp_path, preds: dict[str, list[str]], refs: list[list[str]], types: list[str]):
     ids = [f"{i}_0" for i in range(len(refs))]
+    tmp_path.mkdir(parents=True, exist_ok=True)
     write_jsonl(tmp_path / "refs.jsonl", [{"dialogue_id": i, "references": r} for i, r in zip(ids, refs)])
     (tmp_path / "types.json").write_text(json.dumps(dict(zip(ids, types))), encoding="utf-8")
     paths = {}
@@ -142,6 +144,32 @@ def test_wiring_table_margins_thresholds_and_text_rows(tmp_path):
     assert set(text.metric) == {"rouge_l"} and set(text.threshold) == {-10.0}
     assert text.loc["deaf", "margin"] == 0 and text.loc["deaf", "holds"]
     assert text.loc["mute", "margin"] < -50 and not text.loc["mute", "holds"]
+
+
+
+def test_counterfactual_a_row_that_follows_its_video_loses_the_gain(tmp_path):
+    """Real run: "hears" names every pitch. Permuted run: "hears" follows the wrong video, so
+    it names the pitch of another item (right by chance for a third of them), "stuck" names
+    the right pitch whatever the features (a leak: its gain survives the permutation)."""
+    n = 30
+    pitches = ("低音", "中音", "高音") * (n // 3)
+    refs = [[f"是{p}的嘀嘀声。"] for p in pitches]
+    types = ["audio"] * n
+    right = [r[0] for r in refs]
+    shifted = [f"是{pitches[(i + 1) % n]}的嘀嘀声。" if i % 3 else right[i] for i in range(n)]
+    real = _write_case(tmp_path / "real", {"hears": right, "stuck": right}, refs, types)
+    permuted = _write_case(tmp_path / "perm", {"hears": shifted, "stuck": right}, refs, types)
+    rels = (Relation("audio", "audio", "hears", "x"), Relation("audio", "audio", "stuck", "x"),
+            Relation("knowledge", "knowledge", "hears", "x"))
+    t = counterfactual_table(real, permuted, rels, n_resamples=500).set_index("row")
+    assert list(t.index) == ["hears", "stuck"]          # only frames/audio relations
+    assert t.loc["hears", "real_score"] == 100 and t.loc["hears", "permuted_score"] == pytest.approx(100 / 3)
+    assert t.loc["hears", "chance"] == pytest.approx(100 / 3) and chance_level("visual") == 25
+    assert t.loc["hears", "loss_ci_low"] > 0 and t.loc["hears", "above_chance_ci_low"] <= 0
+    assert t.loc["hears", "vanishes"]
+    assert t.loc["stuck", "loss"] == 0 and not t.loc["stuck", "vanishes"]
+    with pytest.raises(ValueError, match="no key"):
+        chance_level("text")
 
 
 def test_item_scores_name_the_items_without_a_type(tmp_path):

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from pycocoevalcap.rouge.rouge import Rouge
 
-from tiktalk.demo.keys import key_hits
+from tiktalk.demo.keys import KEY_GROUPS, key_hits
 from tiktalk.io import atomic_path
 from tiktalk.metrics.tokenize import char_tokenize
 from tiktalk.report.items import item_type_subsets
@@ -182,3 +182,54 @@ def markdown(table: pd.DataFrame, labels: Mapping[str, str] | None = None) -> st
                      f"{r.row_score:.1f} | {r.counterpart_score:.1f} | {r.margin:+.1f} "
                      f"[{r.ci_low:+.1f}, {r.ci_high:+.1f}] | {'yes' if r.holds else 'NO'} |")
     return "\n".join(lines) + "\n"
+
+
+COUNTERFACTUAL_COLUMNS = ("relation", "item_type", "row", "n", "real_score", "permuted_score",
+                          "loss", "loss_ci_low", "loss_ci_high", "chance", "above_chance",
+                          "above_chance_ci_low", "vanishes")
+VIDEO_RELATIONS = ("frames", "audio")
+
+
+def chance_level(item_type: str) -> float:
+    """The key hit (x100) of a row that names one word of each of ``item_type``'s key groups
+    at random: what a row scores whose answers follow another video's features."""
+    groups = KEY_GROUPS[item_type]
+    if not groups:
+        raise ValueError(f"{item_type} items have no key, so no chance level")
+    return 100.0 * float(np.prod([1.0 / len(g) for g in groups]))
+
+
+def counterfactual_table(real: ItemScores, permuted: ItemScores,
+                         relations: Sequence[Relation] = RELATIONS,
+                         n_resamples: int = N_RESAMPLES, seed: int = SEED) -> pd.DataFrame:
+    """For each frames/audio relation of ``relations`` whose row is in both score sets: how the
+    row does on its items with the right video's features (``real``) and with another video's
+    (``permuted``, :mod:`tiktalk.media.counterfactual`).
+
+    The gain comes from the right video when the row **loses** it with the wrong video
+    (``loss`` = real - permuted, paired bootstrap interval above 0) and then names the key no
+    better than chance (:func:`chance_level`; ``above_chance`` = permuted - chance, interval
+    reaching 0 or below): ``vanishes``. The counterpart is not the yardstick here: a row
+    without the modality may score below chance (it need not name any key of the kind), so a
+    permuted row can keep a margin over it while its answers follow the wrong video."""
+    rows = []
+    seen = set()
+    for rel in relations:
+        key = (rel.item_type, rel.row)
+        if rel.relation not in VIDEO_RELATIONS or key in seen:
+            continue
+        if not (real.has(rel.row, rel.item_type) and permuted.has(rel.row, rel.item_type)):
+            continue
+        seen.add(key)
+        if real.ids[rel.item_type] != permuted.ids[rel.item_type]:
+            raise ValueError(f"{rel.item_type} items differ between the real and the permuted run")
+        a, b = real.scores[(rel.row, rel.item_type)], permuted.scores[(rel.row, rel.item_type)]
+        loss, low, high = paired_bootstrap(a, b, n_resamples, seed)
+        chance = chance_level(rel.item_type)
+        above, above_low, _ = paired_bootstrap(b, np.full_like(b, chance), n_resamples, seed)
+        rows.append({"relation": rel.relation, "item_type": rel.item_type, "row": rel.row,
+                     "n": len(a), "real_score": float(a.mean()), "permuted_score": float(b.mean()),
+                     "loss": loss, "loss_ci_low": low, "loss_ci_high": high, "chance": chance,
+                     "above_chance": above, "above_chance_ci_low": above_low,
+                     "vanishes": bool(low > 0 and above_low <= 0)})
+    return pd.DataFrame(rows, columns=list(COUNTERFACTUAL_COLUMNS))
