@@ -190,6 +190,57 @@ def test_wiring_gains_vanish_with_permuted_video_features(demo, tmp_path):
     assert len(knowledge) == 2 and knowledge.holds.all(), knowledge.to_string()
 
 
+def test_human_eval_kits_round_trip(demo, tmp_path):
+    """The demo's blank Table 4 and Figure 2 sheets, filled by simulated annotators
+    (tests/annotation_sim.py, an independent csv writer), then the DAG with the config naming
+    the filled directories: Table 4 gives each rated system the mean it was given, with Fleiss'
+    kappa per criterion; Figure 2 the shares of the labels given."""
+    from annotation_sim import fill_sheets, offset_rater
+
+    r = demo / "results" / "human_eval"
+    key4 = json.loads((r / "table4" / "key.json").read_text(encoding="utf-8"))
+    systems = key4["settings"]["systems"]
+
+    def base(item, system, criterion):                  # 2..4, so every offset stays on 1..5
+        return 2 + (systems.index(system) + key4["fields"].index(criterion)) % 3
+
+    fill_sheets(r / "table4" / "sheets", r / "table4" / "key.json", tmp_path / "table4",
+                offset_rater(base, key4["annotators"]))
+
+    def label(annotator, item, system, field):
+        return 0 if field == "skip" else sum(map(ord, f"{item}/{system}/{field}")) % 2
+
+    given = fill_sheets(r / "context_sources" / "sheets", r / "context_sources" / "key.json",
+                        tmp_path / "sources", label)
+    cfg = yaml.safe_load((demo / "config/config.yaml").read_text())
+    cfg["human_eval"].update(ratings_dir=str(tmp_path / "table4"),
+                             context_sources_dir=str(tmp_path / "sources"))
+    (tmp_path / "rated.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False))
+    res = smk(demo, "--cores", "2", "results/tables/table4.csv", "results/tables/figure2b.csv",
+              "--configfile", str(tmp_path / "rated.yaml"), timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+
+    scores = json.loads((r / "table4_scores.json").read_text(encoding="utf-8"))
+    assert sorted(scores["means"]) == sorted(systems)
+    for system in systems:
+        for criterion in key4["fields"]:
+            assert scores["means"][system][criterion] == pytest.approx(base(None, system, criterion))
+    kappas = scores["kappa"]["per_criterion"]
+    assert sorted(kappas) == sorted(key4["fields"])
+    assert all(k["kappa"] is not None and -1 <= k["kappa"] < 1 for k in kappas.values()), kappas
+    table4 = pd.read_csv(demo / "results" / "tables" / "table4.csv")
+    ours = table4[(table4.source == "ours") & (table4.statistic == "mean")].set_index("baseline")
+    assert sorted(ours.index) == sorted(systems)
+    for system in systems:
+        assert ours.loc[system, "Quality"] == pytest.approx(base(None, system, "Quality"))
+
+    sources = json.loads((r / "context_sources_scores.json").read_text(encoding="utf-8"))
+    for source in ("vision", "audio", "text", "knowledge"):
+        marks = [v for (_, _, _, f), v in given.items() if f == source]
+        assert sources["shares"][source]["percent"] == pytest.approx(100 * sum(marks) / len(marks))
+    assert (demo / "results" / "tables" / "figure2b.csv").stat().st_size > 0
+
+
 def test_rerun_only_what_changed(demo):
     assert scheduled(demo) == {}, "a complete run must leave nothing to do"
 
