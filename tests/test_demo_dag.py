@@ -249,9 +249,15 @@ def test_rerun_only_what_changed(demo):
     cfg["baselines"]["livebot"]["params"]["train"]["lr"] = 5e-4
     (demo / "changed.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True))
     got = scheduled(demo, "--configfile", "changed.yaml")
+    # Livebot is rated in the human evaluation: its new responses make new Table 4 sheets, and
+    # the rating pages and thumbnails made from the sheets' keys follow
+    rated = {"human_eval_sheets": 1, "human_eval_pages": 1, "annotation_frames": 1,
+             "context_sources_pages": 1}
+    key = json.loads((demo / "results/human_eval/table4/key.json").read_text(encoding="utf-8"))
+    assert {"livebot", "maria"} <= set(key["settings"]["systems"])
     assert got == {"train_baseline": 1, "predict": 1, "score": 1, "table3": 1,
                    "demo_item_types": 1, "rank": 1, "ranking_table": 1, "figure4_cases": 1,
-                   "all": 1}, got
+                   **rated, "all": 1}, got
 
     # a scheduling hint is not a change
     cfg = yaml.safe_load((demo / "config/config.yaml").read_text())
@@ -274,4 +280,4 @@ def test_rerun_only_what_changed(demo):
     n_maria = sum(b["family"] == "maria" for b in cfg["baselines"].values())
     assert got == {"train_baseline": n_maria, "predict": n_maria, "score": n_maria, "table3": 1,
                    "demo_item_types": 1, "rank": n_maria, "ranking_table": 1, "figure4_cases": 1,
-                   "table7": 1, "all": 1}, got
+                   "table7": 1, **rated, "all": 1}, got
