@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -142,6 +143,23 @@ def test_log_lines_give_totals_rounded_loss_and_eta(toy, tmp_path, caplog):
     assert recs[-1]["eta_seconds"] == 0 and recs[-1]["loss"] == hist[-1]["train_loss"]
     assert all(f"loss {r['loss']:.4g}, lr" in ln for ln, r in
                zip(step_lines, [r for r in recs if r["val_loss"] is None]))
+
+
+def test_a_fresh_run_starts_a_fresh_train_log(toy, tmp_path):
+    """A run whose checkpoint was discarded (other params or code: the workflow drops it)
+    replaces the earlier run's train_log.jsonl: Table 7 reads its epoch times from there, and
+    a shorter re-run had left the earlier run's later epochs in it."""
+    out = tmp_path / "run"
+    train(toy.make_model(), toy.make_data(), toy.collate,
+          TrainConfig(epochs=3, batch_size=8, lr=1e-2, seed=0), out, val_set=toy.make_data(16))
+    shutil.rmtree(out / "checkpoints")
+    train(toy.make_model(), toy.make_data(), toy.collate,
+          TrainConfig(epochs=2, batch_size=16, lr=1e-2, seed=0), out, val_set=toy.make_data(16))
+    recs = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    closing = [r for r in recs if r["val_loss"] is not None]
+    assert [r["epoch"] for r in closing] == [0, 1]
+    assert {r["started"] for r in recs} == {closing[0]["started"]}
+    assert {r["batch_size"] for r in closing} == {16}
 
 
 def test_no_trainable_params_is_an_error(toy, tmp_path):

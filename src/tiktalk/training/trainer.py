@@ -198,6 +198,10 @@ def restore(run: "_Run", model: nn.Module, optim: "Optim") -> "Progress":
     """Load ``last.pt`` into the model and optimizer when it exists; where to continue from."""
     path = run.checkpoint_path
     if not path.exists():
+        # a fresh run starts a fresh train_log.jsonl: records of an earlier run (other
+        # parameters or code, its checkpoint discarded) would mix into Table 7's minutes
+        if run.dist.is_main:
+            run.log_path.unlink(missing_ok=True)
         return Progress()
     ckpt = load_checkpoint(path, map_location="cpu")
     model.load_state_dict(ckpt["model"])
