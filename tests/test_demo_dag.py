@@ -145,7 +145,8 @@ def test_wiring_gains_vanish_with_permuted_video_features(demo, tmp_path):
     from tiktalk.baselines.registry import get_family
     from tiktalk.io import read_jsonl
     from tiktalk.media.counterfactual import permute_feature_shards
-    from tiktalk.report.wiring import ItemScores, counterfactual_table, wiring_table
+    from tiktalk.report.wiring import (VIDEO_RELATIONS, ItemScores, counterfactual_table,
+                                       wiring_table)
     from tiktalk.workflow import baseline_needs, family_params
 
     cfg = yaml.safe_load((demo / "config/config.yaml").read_text())
@@ -178,7 +179,7 @@ def test_wiring_gains_vanish_with_permuted_video_features(demo, tmp_path):
     print("\n" + cf.to_string(index=False))
     assert len(cf) == 7, cf.to_string()     # 5 frames rows, 2 audio rows
     held = {(x.item_type, x.row) for x in _wiring(demo).itertuples()
-            if x.relation in ("frames", "audio") and x.holds}
+            if x.relation in VIDEO_RELATIONS and x.holds}
     assert held, "no frames/audio relation holds: nothing for the counterfactual to test"
     checked = cf[[(x.item_type, x.row) in held for x in cf.itertuples()]]
     assert len(checked) == len(held)

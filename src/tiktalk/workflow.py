@@ -252,8 +252,6 @@ def canonicalise_config(config: dict) -> None:
 def export_pythonpath(src: str) -> None:
     """Put the package source first on PYTHONPATH for every job the workflow starts,
     including jobs in per-rule conda envs (`--sdm conda`) and on SLURM nodes."""
-    import os
-
     old = os.environ.get("PYTHONPATH", "")
     parts = [src] + [p for p in old.split(os.pathsep) if p and p != src]
     os.environ["PYTHONPATH"] = os.pathsep.join(parts)
@@ -267,8 +265,6 @@ def env_python(baseline: dict) -> str | None:
     """The interpreter that runs a baseline's jobs without conda: ``$TIKTALK_PYTHON_<ENV>`` for
     its ``env:`` (``TIKTALK_PYTHON_LLM`` for ``env: llm``, e.g. ``.venv-llm/bin/python``); None
     when the baseline names no env, the variable is unset, or this process already runs in it."""
-    import os
-
     env = baseline.get("env")
     if not env or os.environ.get(_IN_ENV_VAR) == env:
         return None
@@ -281,7 +277,6 @@ def run_in_baseline_env(baseline: dict) -> None:
     none. A train/predict/rank script calls it first thing (:func:`baseline_job`): Snakemake
     runs a ``script:`` as ``python <script file>``, and that file (with the job's pickled
     inputs) exists until the job ends, so the other interpreter runs the very same job."""
-    import os
     import subprocess
     import sys
 
