@@ -154,6 +154,14 @@ def run_rounds(paths: list[Path], rounds: int) -> dict[str, list[float]]:
     return times
 
 
+def _load() -> str:
+    """The 1-minute load average (``n/a`` where the OS has none)."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except (AttributeError, OSError):
+        return "n/a"
+
+
 def quartiles(xs: list[float]) -> tuple[float, float]:
     q = statistics.quantiles(xs, n=4, method="inclusive")
     return q[0], q[2]
@@ -199,14 +207,15 @@ def main(argv=None) -> int:
     n_frames = bare_decode(paths[0])
     print(f"# {args.n_videos} videos of {args.seconds:g} s 720x1280 H.264+AAC ({n_frames} frames, "
           f"{paths[0].stat().st_size / 2**20:.1f} MiB each) ready in {time.perf_counter() - t0:.1f} s; "
-          f"{cores} cores; {args.rounds} interleaved rounds, one decoder thread")
+          f"{cores} cores; {args.rounds} interleaved rounds, one decoder thread; "
+          f"load average {_load()} (other work on the cores widens every spread)")
     for name in VARIANTS:                        # warm-up: imports, codec init, page cache
         VARIANTS[name](paths[0])
     times = run_rounds(paths, args.rounds)
     print("\n".join(report(times)))
     auto = [x / b for x, b in zip(times["sampler, 50 frames + audio, skip_nonref=auto"], times[BASE])]
     print(f"# goal: sampler (auto) <= 1.1x a bare decode: median {statistics.median(auto):.2f}x, "
-          f"{sum(r <= 1.1 for r in auto)}/{len(auto)} rounds within")
+          f"{sum(r <= 1.1 for r in auto)}/{len(auto)} rounds within; load average after {_load()}")
 
     if args.no_shard:
         return 0
