@@ -113,6 +113,64 @@ def test_only_queries_qformer_and_projection_train_and_state_holds_nothing_of_th
         fresh.load_state_dict({k: v for k, v in state.items() if k != "query_tokens"})
 
 
+def test_instruction_aware_config_needs_a_random_q_former():
+    assert from_mapping(Blip2Config, {"qformer": QF, "instruction_aware": True}).instruction_aware
+    with pytest.raises(ValueError, match="instruction_aware needs a random Q-Former"):
+        from_mapping(Blip2Config, {"pretrained": {"name_or_path": "x"}, "instruction_aware": True})
+
+
+@pytest.mark.parametrize("llm_input", ["inputs_embeds", "placeholders"])
+def test_instruction_aware_queries_read_the_prompt_never_the_response(llm_input):
+    # not llm_env: transformers 4.33's Q-Former has no text branch (build_qformer says so)
+    """InstructBLIP's queries: the prompt's tokens (not its padding, never the response being
+    learned) change them; they train, save and load with text_proj; generation batches like rows."""
+    model = blip2(tiny_llm(), llm_input=llm_input, instruction_aware=True)
+    trainable = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"qformer", "query_tokens", "llm_proj", "text_proj"}
+    img = torch.randn(1, 5, WIDTH)
+    ids = torch.tensor([[2, 7, 8, 9, 3, 0]])
+    mask = torch.tensor([[True, True, True, True, True, False]])
+    with torch.no_grad():
+        q = model.eval().query_embeds(img, None, ids, mask)
+        other_pad = model.query_embeds(img, None, torch.tensor([[2, 7, 8, 9, 3, 33]]), mask)
+        other_prompt = model.query_embeds(img, None, torch.tensor([[2, 7, 11, 9, 3, 0]]), mask)
+    assert torch.allclose(q, other_pad, atol=1e-6)
+    assert not torch.allclose(q, other_prompt, atol=1e-4)
+    with pytest.raises(ValueError, match="needs prompt_ids"):
+        model.query_embeds(img)
+
+    seen = []
+    read = model.query_embeds
+    model.query_embeds = lambda *a: seen.append(read(*a)) or seen[-1]
+    batch = _batch()
+    other = dict(batch, input_ids=batch["input_ids"].clone())
+    other["input_ids"][:, 4:] = 5                       # another response after the same prompt
+    with torch.no_grad():
+        model(batch), model(other)
+    assert torch.equal(seen[0], seen[1])
+    del model.query_embeds
+
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.train()
+    first = model(batch).item()
+    for _ in range(15):
+        opt.zero_grad()
+        loss = model(batch)
+        loss.backward()
+        opt.step()
+    assert loss.item() < first
+    fresh = blip2(tiny_llm(), seed=5, llm_input=llm_input, instruction_aware=True)
+    fresh.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert torch.equal(fresh.eval()(batch), model.eval()(batch))
+
+    prompts = [[2, 7, 8, 9, 3], [2, 11, 3]]
+    imgs = torch.randn(2, 5, WIDTH) * 3
+    both = model.generate(imgs, None, prompts, pad_id=0, eos_id=3)
+    for i in range(2):
+        assert model.generate(imgs[i:i + 1], None, prompts[i:i + 1], 0, 3) == [both[i]]
+
+
 @pytest.mark.llm_env
 def test_placeholders_feed_the_llm_exactly_what_inputs_embeds_do():
     """VisualGLM's path (ids + replaced embeddings) equals the native one on a llama."""

@@ -11,7 +11,15 @@ Parts, as in BLIP-2 (LAVIS ``blip2_opt.py``) and transformers' ``Blip2ForConditi
   ``qformer.*`` tensors, nothing else of it) or built at random from ``qformer`` (the demo);
 * ``llm_proj``: a new ``nn.Linear(qformer_hidden, llm_hidden)``;
 * optional (not in BLIP-2): ``standardize_features`` (training-set mean/std per dimension) and a
-  trainable ``ln_vision`` LayerNorm in front of the Q-Former.
+  trainable ``ln_vision`` LayerNorm in front of the Q-Former;
+* optional (not in BLIP-2, InstructBLIP's "instruction-aware" Q-Former, Dai et al. 2023):
+  ``instruction_aware`` feeds the prompt's tokens (the frozen LLM's input embeddings through a
+  new ``text_proj``) into the Q-Former's self-attention beside the queries; they do not
+  cross-attend to the image, and only the queries' outputs go to the LLM. The queries can then
+  carry the image for a prompt that asks about the video and stay out of the way for one that
+  does not. Random Q-Former only (``qformer:``): a released BLIP-2 Q-Former has no trained
+  text branch for it. Why the demo uses it: ``docs/demo.md`` (a tiny frozen LLM cannot ignore
+  a prefix that its prompt does not need, and a prompt-blind Q-Former learns to be ignored).
 
 Only the Q-Former, the queries, ``llm_proj`` (and ``ln_vision``) train; the model's
 ``state_dict`` holds exactly those (plus the feature statistics), never the LLM.
@@ -38,6 +46,7 @@ BLIP-2_Video feeds the element-wise mean of several frames' tokens (see :func:`f
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -92,6 +101,8 @@ class Blip2Config:
     # (not in BLIP-2; the demo's random ViT gives every video nearly the same tokens)
     standardize_features: bool = False
     llm_input: str = "auto"           # auto | inputs_embeds | placeholders (module docstring)
+    # InstructBLIP's prompt-aware queries (module docstring); random Q-Former only
+    instruction_aware: bool = False
     # prompt building (max_history, max_source_len, max_target_len) is the LLM's own
     num_beams: int = 5
     max_new_tokens: int = 30
@@ -108,11 +119,15 @@ class Blip2Config:
             raise ValueError("n_frames must be >= 1")
         if self.llm_input not in LLM_INPUTS:
             raise ValueError(f"llm_input must be one of {LLM_INPUTS}, got {self.llm_input!r}")
+        if self.instruction_aware and self.pretrained is not None:
+            raise ValueError("instruction_aware needs a random Q-Former (`qformer:`): a released "
+                             "BLIP-2 Q-Former has no text branch trained to read the prompt")
 
     def architecture(self) -> dict:
         """What a trained model's weights depend on (decoding settings excluded)."""
         return {"pretrained": self.pretrained, "qformer": self.qformer, "ln_vision": self.ln_vision,
-                "standardize_features": self.standardize_features}
+                "standardize_features": self.standardize_features,
+                "instruction_aware": self.instruction_aware}
 
 
 # -- frames ----------------------------------------------------------------------------------
@@ -157,12 +172,18 @@ def build_qformer(cfg: Blip2Config, encoder_width: int) -> tuple[nn.Module, nn.P
 
     if cfg.pretrained is not None:
         return load_pretrained_qformer(cfg.pretrained, encoder_width)
+    if cfg.instruction_aware and "query_length" not in inspect.signature(Blip2QFormerModel.forward).parameters:
+        import transformers
+        raise ValueError(f"instruction_aware needs a Blip2QFormerModel with a text branch (`query_length`, "
+                         f"`use_qformer_text_input`); transformers {transformers.__version__} has none")
     q = cfg.qformer
     conf = Blip2QFormerConfig(hidden_size=q.hidden_size, num_hidden_layers=q.num_layers,
                               num_attention_heads=q.num_heads, intermediate_size=q.intermediate_size,
                               cross_attention_frequency=q.cross_attention_freq,
                               encoder_hidden_size=encoder_width, hidden_dropout_prob=q.dropout,
-                              attention_probs_dropout_prob=q.attention_dropout)
+                              attention_probs_dropout_prob=q.attention_dropout,
+                              # the text branch's feed-forward layers (instruction-aware prompts)
+                              use_qformer_text_input=cfg.instruction_aware)
     qformer = Blip2QFormerModel(conf)
     queries = nn.Parameter(torch.zeros(1, q.num_queries, q.hidden_size))
     nn.init.normal_(queries, std=conf.initializer_range)
@@ -237,6 +258,8 @@ class Blip2Dialogue(TrainableStateDict, nn.Module):
         self.qformer, self.query_tokens = build_qformer(cfg, encoder_width)
         llm_hidden = llm.get_input_embeddings().embedding_dim
         self.llm_proj = nn.Linear(self.query_tokens.shape[-1], llm_hidden)
+        # instruction-aware: the prompt's LLM input embeddings into the Q-Former's width
+        self.text_proj = nn.Linear(llm_hidden, self.query_tokens.shape[-1]) if cfg.instruction_aware else None
         self.llm = llm
         self.llm_input = resolve_llm_input(cfg.llm_input, llm)
         self.pass_attention_mask = pass_attention_mask
@@ -258,25 +281,40 @@ class Blip2Dialogue(TrainableStateDict, nn.Module):
         self.llm.train(mode and self.checkpointing)
         return self
 
-    def query_embeds(self, image_embeds: torch.Tensor, image_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, Q, llm_hidden) projected query outputs for (B, T, D) image tokens."""
+    def query_embeds(self, image_embeds: torch.Tensor, image_mask: torch.Tensor | None = None,
+                     prompt_ids: torch.Tensor | None = None, prompt_mask: torch.Tensor | None = None
+                     ) -> torch.Tensor:
+        """(B, Q, llm_hidden) projected query outputs for (B, T, D) image tokens; an
+        instruction-aware model also reads each row's prompt: ``prompt_ids`` (B, P) LLM token
+        ids and ``prompt_mask`` (B, P), true on the prompt's tokens (padding and, in a training
+        batch, the response excluded)."""
         x = image_embeds.to(self.llm_proj.weight.dtype)
         if self.feature_norm is not None:
             x = self.feature_norm(x)
         x = self.ln_vision(x)
         b = x.shape[0]
         mask = None if image_mask is None else image_mask.long()
-        out = self.qformer(query_embeds=self.query_tokens.expand(b, -1, -1), encoder_hidden_states=x,
-                           encoder_attention_mask=mask)
-        return self.llm_proj(out[0])
+        queries = self.query_tokens.expand(b, -1, -1)
+        if self.text_proj is None:
+            out = self.qformer(query_embeds=queries, encoder_hidden_states=x, encoder_attention_mask=mask)
+            return self.llm_proj(out[0])
+        if prompt_ids is None or prompt_mask is None:
+            raise ValueError("an instruction-aware BLIP-2 needs prompt_ids and prompt_mask")
+        nq = queries.shape[1]
+        text = self.text_proj(self._text_embeds(prompt_ids).to(self.text_proj.weight.dtype))
+        self_mask = torch.cat([torch.ones(b, nq, dtype=torch.long, device=x.device), prompt_mask.long()], 1)
+        out = self.qformer(query_embeds=torch.cat([queries, text], 1), query_length=nq,
+                           attention_mask=self_mask, encoder_hidden_states=x, encoder_attention_mask=mask)
+        return self.llm_proj(out[0][:, :nq])
 
     def _text_embeds(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.llm.get_input_embeddings()(input_ids)
 
     def _run_llm(self, batch: dict, with_labels: bool):
         """The LLM's output over ``[queries][text]`` (placeholders or embeddings), and Q."""
-        q = self.query_embeds(batch["image_embeds"], batch.get("image_mask"))
         ids, mask = batch["input_ids"], batch["attention_mask"]
+        prompt_mask = mask.bool() & (batch["labels"] == IGNORE) if "labels" in batch else mask.bool()
+        q = self.query_embeds(batch["image_embeds"], batch.get("image_mask"), ids, prompt_mask)
         b, nq = q.shape[0], q.shape[1]
         labels = None
         if with_labels:
@@ -313,7 +351,8 @@ class Blip2Dialogue(TrainableStateDict, nn.Module):
         ``placeholders``: each row is ``[placeholders][prompt]`` as ids, padded by ``pad_fn``
         (the LLM tokenizer's own ``pad``: ChatGLM-6B's builds its 4-D mask and position ids).
         """
-        q = self.query_embeds(image_embeds, image_mask)
+        prompt_ids, prompt_mask = _prompt_tensors(prompts, pad_id, image_embeds.device)
+        q = self.query_embeds(image_embeds, image_mask, prompt_ids, prompt_mask)
         cfg = self.cfg
         gen = dict(num_beams=cfg.num_beams, max_new_tokens=cfg.max_new_tokens, do_sample=False,
                    length_penalty=cfg.length_penalty, repetition_penalty=cfg.repetition_penalty,
@@ -363,6 +402,17 @@ class Blip2Dialogue(TrainableStateDict, nn.Module):
         # length-normalises beams over the new tokens only)
         full = torch.cat([torch.full((b, nq), pad_id, dtype=torch.long, device=device), ids], dim=1)
         return {"input_ids": full, "inputs_embeds": embeds, "attention_mask": mask}
+
+
+def _prompt_tensors(prompts: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded (B, P) prompt ids and their mask (what an instruction-aware Q-Former reads)."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long, device=device)
+    mask = torch.zeros(len(prompts), width, dtype=torch.bool, device=device)
+    for i, p in enumerate(prompts):
+        ids[i, :len(p)] = torch.tensor(list(p), dtype=torch.long, device=device)
+        mask[i, :len(p)] = True
+    return ids, mask
 
 
 def _left_pad(pad_id: int):
