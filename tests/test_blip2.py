@@ -79,6 +79,18 @@ def _batch(n_img=5):
             "input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
+def _train_steps(model, batch, steps: int, lr: float = 1e-2) -> tuple[float, float]:
+    """(loss before, loss after) ``steps`` AdamW steps on ``batch`` over the trainable weights."""
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    first = model(batch).item()
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = model(batch)
+        loss.backward()
+        opt.step()
+    return first, loss.item()
+
+
 @pytest.mark.llm_env
 @pytest.mark.parametrize("llm_input", ["inputs_embeds", "placeholders"])
 def test_only_queries_qformer_and_projection_train_and_state_holds_nothing_of_the_llm(llm_input):
@@ -88,17 +100,11 @@ def test_only_queries_qformer_and_projection_train_and_state_holds_nothing_of_th
     assert trainable == {"qformer", "query_tokens", "llm_proj"}
     before = {k: v.clone() for k, v in llm.state_dict().items()}
     queries_before = model.query_tokens.detach().clone()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     batch = _batch()
     model.train()
     assert not llm.training
-    first = model(batch).item()
-    for _ in range(25):
-        opt.zero_grad()
-        loss = model(batch)
-        loss.backward()
-        opt.step()
-    assert loss.item() < first
+    first, last = _train_steps(model, batch, 25)
+    assert last < first
     assert not torch.equal(model.query_tokens, queries_before)
     for k, v in llm.state_dict().items():
         assert torch.equal(v, before[k]), k
@@ -150,15 +156,9 @@ def test_instruction_aware_queries_read_the_prompt_never_the_response(llm_input)
     assert torch.equal(seen[0], seen[1])
     del model.query_embeds
 
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     model.train()
-    first = model(batch).item()
-    for _ in range(15):
-        opt.zero_grad()
-        loss = model(batch)
-        loss.backward()
-        opt.step()
-    assert loss.item() < first
+    first, last = _train_steps(model, batch, 15)
+    assert last < first
     fresh = blip2(tiny_llm(), seed=5, llm_input=llm_input, instruction_aware=True)
     fresh.load_state_dict(model.state_dict())
     with torch.no_grad():
