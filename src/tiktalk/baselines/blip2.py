@@ -26,8 +26,8 @@ params (:class:`Blip2Params`)::
 Saved model: ``model.pt`` = {family, version, config, llm_dir, llm_base (what the LLM's model.pt
 records of its base), qformer_source (the BLIP-2 checkpoint's id, revision and fingerprint),
 provenance (the BLIP-2 checkpoint and the LLM's base it loaded, :func:`tiktalk.io.provenance`),
-encoder_width, state_dict (queries, Q-Former, llm_proj, ln_vision, feature statistics: never the
-LLM)}.
+encoder_width, state_dict (queries, Q-Former, llm_proj, ln_vision, text_proj, feature statistics:
+never the LLM)}.
 """
 
 from __future__ import annotations

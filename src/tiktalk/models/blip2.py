@@ -21,7 +21,7 @@ Parts, as in BLIP-2 (LAVIS ``blip2_opt.py``) and transformers' ``Blip2ForConditi
   text branch for it. Why the demo uses it: ``docs/demo.md`` (a tiny frozen LLM cannot ignore
   a prefix that its prompt does not need, and a prompt-blind Q-Former learns to be ignored).
 
-Only the Q-Former, the queries, ``llm_proj`` (and ``ln_vision``) train; the model's
+Only the Q-Former, the queries, ``llm_proj`` (and ``ln_vision``, ``text_proj``) train; the model's
 ``state_dict`` holds exactly those (plus the feature statistics), never the LLM.
 
 How the queries reach the LLM (``llm_input``):
