@@ -27,7 +27,7 @@ VOCAB = 2000
 def demo_config(attn_dropout: float, knowledge: bool) -> MariaConfig:
     """The demo's Maria (config/config.yaml) with a synthetic vocabulary."""
     return MariaConfig(
-        hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
+        hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
         max_response_len=16, max_text_len=144, max_knowledge_len=64, max_frames=8,
         visual_dim=512, use_visual=True, use_knowledge=knowledge, vocab_size=VOCAB,
         attention_probs_dropout_prob=attn_dropout, know_token_id=5,
