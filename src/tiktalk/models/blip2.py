@@ -351,7 +351,11 @@ class Blip2Dialogue(TrainableStateDict, nn.Module):
         ``placeholders``: each row is ``[placeholders][prompt]`` as ids, padded by ``pad_fn``
         (the LLM tokenizer's own ``pad``: ChatGLM-6B's builds its 4-D mask and position ids).
         """
-        prompt_ids, prompt_mask = _prompt_tensors(prompts, pad_id, image_embeds.device)
+        prompt_ids = prompt_mask = None
+        if self.text_proj is not None:      # the Q-Former reads the prompt (padding masked out)
+            enc = _left_pad(pad_id)(prompts)
+            prompt_ids = enc["input_ids"].to(image_embeds.device)
+            prompt_mask = enc["attention_mask"].to(image_embeds.device)
         q = self.query_embeds(image_embeds, image_mask, prompt_ids, prompt_mask)
         cfg = self.cfg
         gen = dict(num_beams=cfg.num_beams, max_new_tokens=cfg.max_new_tokens, do_sample=False,
@@ -402,17 +406,6 @@ class Blip2Dialogue(TrainableStateDict, nn.Module):
         # length-normalises beams over the new tokens only)
         full = torch.cat([torch.full((b, nq), pad_id, dtype=torch.long, device=device), ids], dim=1)
         return {"input_ids": full, "inputs_embeds": embeds, "attention_mask": mask}
-
-
-def _prompt_tensors(prompts: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded (B, P) prompt ids and their mask (what an instruction-aware Q-Former reads)."""
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long, device=device)
-    mask = torch.zeros(len(prompts), width, dtype=torch.bool, device=device)
-    for i, p in enumerate(prompts):
-        ids[i, :len(p)] = torch.tensor(list(p), dtype=torch.long, device=device)
-        mask[i, :len(p)] = True
-    return ids, mask
 
 
 def _left_pad(pad_id: int):
