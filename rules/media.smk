@@ -48,6 +48,8 @@ rule extract_shard:
     params:
         extract=config["media"]["extract"],
         image_encoder=config["media"]["image_encoder"] if image_features_needed() else None,
+        # picks each video's BLIP-2_Img frame (image views); no change without image tokens
+        seed=config["seed"] if image_features_needed() else 0,
     threads: config["media"]["extract"].get("num_workers", 1) + 1
     priority: MEDIA_PRIORITY
     log:

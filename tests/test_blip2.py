@@ -314,14 +314,15 @@ def _image_shard(path: Path, video_ids: list[str], t: int = 5, d: int = 12) -> P
     return path
 
 
-# -- memory-mapped image tokens -------------------------------------------------------------
-def test_image_token_index_memory_maps_the_shards_and_reads_only_asked_frames(tmp_path):
+# -- image tokens read in place --------------------------------------------------------------
+def test_image_token_index_reads_the_shards_in_place_and_only_asked_frames(tmp_path):
     from tiktalk.media.image_tokens import ImageTokenIndex
+    from tiktalk.media.store import NpzRows
 
     paths = [_image_shard(tmp_path / "a.npz", ["a_0", "b_1", "c_2"]),
              _image_shard(tmp_path / "b.npz", ["d_0", "e_1", "f_2"])]
     index = ImageTokenIndex(paths)
-    assert isinstance(index._frames[0], np.memmap)
+    assert isinstance(index._rows[0], NpzRows) and index.layout == "frames"
     assert (index.tokens_per_frame, index.dim, index.n_frames("c_2"), index.n_frames("e_1")) == (5, 12, 0, 3)
     assert index.video_ids == ["a_0", "b_1", "c_2", "d_0", "e_1", "f_2"] and len(index) == 6
     with np.load(paths[1]) as z:                          # e_1: rows 15..29 of the second shard
@@ -330,14 +331,45 @@ def test_image_token_index_memory_maps_the_shards_and_reads_only_asked_frames(tm
     assert np.array_equal(index.tokens("e_1"), whole) and index.tokens("c_2").shape == (0, 5, 12)
     with pytest.raises(KeyError, match="'zz' is in no image-feature shard"):
         index.n_frames("zz")
-    with pytest.raises(IndexError, match="has 3 frames, asked for frame 3"):
+    with pytest.raises(IndexError, match="has 3 token blocks, asked for block 3"):
         index.frames("a_0", [3])
     with pytest.raises(ValueError, match="already present in another shard"):
         ImageTokenIndex(paths + [paths[0]])
     with np.load(paths[0]) as z:
         np.savez_compressed(tmp_path / "c.npz", **{k: z[k] for k in z.files})
-    with pytest.raises(ValueError, match="compressed and cannot be memory-mapped"):
+    with pytest.raises(ValueError, match="compressed and cannot be read in place"):
         ImageTokenIndex([tmp_path / "c.npz"])
+
+
+def test_views_shards_hold_what_the_rows_read_and_refuse_other_settings(tmp_path):
+    """A ``views`` shard stores per video the ``img`` frame of the run's seed and the ``video``
+    mean of n_frames frames: reading them gives exactly what selecting from every frame gives,
+    in 2 token blocks instead of F; a row with other n_frames or seed is refused."""
+    from tiktalk.media.image_tokens import ImageTokenIndex, video_views
+    from tiktalk.media.store import write_feature_shard
+
+    frames_path = _image_shard(tmp_path / "frames.npz", ["a_0", "b_1", "c_2"])
+    frames = ImageTokenIndex([frames_path])
+    t, d = frames.tokens_per_frame, frames.dim
+    rows = [video_views(frames.tokens(v), 2, 7, v) for v in frames.video_ids]
+    assert [len(r) for r in rows] == [2 * t, 2 * t, 0]                 # c_2 has no frames
+    write_feature_shard(tmp_path / "views.npz", frames.video_ids, rows, None, d, 0,
+                        {"tokens_per_frame": np.int64(t), "encoder": np.array("test"),
+                         "views": np.array(["img", "video"]), "view_frames": np.int64(2),
+                         "view_seed": np.int64(7)})
+    views = ImageTokenIndex([tmp_path / "views.npz"])
+    assert (views.layout, views.view_frames, views.view_seed) == ("views", 2, 7)
+    for v in ("a_0", "b_1"):
+        for mode in ("img", "video"):
+            want = frames.video_tokens(v, mode, 2, 7)                   # selected from all frames
+            np.testing.assert_allclose(views.video_tokens(v, mode, 2, 7), want, atol=2e-3)
+    assert views.video_tokens("c_2", "video", 2, 7) is None
+    with pytest.raises(ValueError, match="views of 2 frames with seed 7, the row asks for 3 frames"):
+        views.video_tokens("a_0", "video", 3, 7)
+    with pytest.raises(ValueError, match="store views, not frames"):
+        views.n_frames("a_0")
+    with pytest.raises(ValueError, match="layout .* differs"):
+        ImageTokenIndex([tmp_path / "views.npz", frames_path])
 
 
 @pytest.mark.parametrize("mode", ["img", "video"])

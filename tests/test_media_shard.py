@@ -169,7 +169,7 @@ def test_one_decode_feeds_every_encoder(media_dir, tmp_path, monkeypatch):
     fetch_shard(ids, {"kind": "local", "root": str(media_dir)}, {}, tmp_path / "v", fetch_tsv)
     cfg = dict(SMALL, num_workers=0)            # decode in this process, so the calls are seen
     summary = extract_shard(fetch_tsv, cfg, tmp_path / "s.npz", tmp_path / "s.status.tsv",
-                            image_encoder=IMAGE, out_image_npz=tmp_path / "s.image.npz")
+                            image_encoder=dict(IMAGE, store="frames"), out_image_npz=tmp_path / "s.image.npz")
     assert sorted(p for p, _ in calls) == sorted(str((media_dir / f"{v}.mp4").resolve())
                                                 for v in ("v_ok", "v_noaudio", "v_single"))
     assert all(req == ["image", "visual"] for _, req in calls)
@@ -198,6 +198,16 @@ def test_one_decode_feeds_every_encoder(media_dir, tmp_path, monkeypatch):
                          skip_nonref=False)
     want = extract_image_features(alone.frames, IMAGE).astype(np.float16).astype(np.float32)
     np.testing.assert_array_equal(toks["v_ok"], want)
+    # the default store keeps only the two views the BLIP-2 rows read, drawn with the run's seed
+    extract_shard(fetch_tsv, cfg, tmp_path / "v.npz", tmp_path / "v.status.tsv",
+                  image_encoder=IMAGE, out_image_npz=tmp_path / "v.image.npz", seed=5)
+    views = ImageTokenIndex([tmp_path / "v.image.npz"])
+    assert (views.layout, views.view_frames, views.view_seed) == ("views", IMAGE["n_frames"], 5)
+    for v in ("v_ok", "v_single"):
+        for mode in ("img", "video"):
+            np.testing.assert_allclose(views.video_tokens(v, mode, IMAGE["n_frames"], 5),
+                                       index.video_tokens(v, mode, IMAGE["n_frames"], 5), atol=2e-3)
+    assert views.video_tokens("v_missing", "img", IMAGE["n_frames"], 5) is None
     with pytest.raises(ValueError, match="go together"):
         extract_shard(fetch_tsv, cfg, tmp_path / "x.npz", tmp_path / "x.tsv", image_encoder=IMAGE)
 

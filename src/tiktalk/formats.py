@@ -61,7 +61,12 @@ Image features (``results/media/{shard}.image.npz``, :data:`FEATURES_VERSION`)
     from the same decoded videos: the feature layout above (``frames`` holds the
     ``tokens_per_frame`` token rows of every frame, frame after frame, so a video with F frames
     has F * T rows; ``audio`` is empty, shape (0, 0)) plus ``tokens_per_frame`` (int64) and
-    ``encoder`` (str, what produced them). Same version as the features.
+    ``encoder`` (str, what produced them). Same version as the features. With
+    ``media.image_encoder.store: views`` (the default) the "frames" of a video are its two
+    views instead, ``img`` then ``video`` (2 * T rows; 0 for a failed video), and the file
+    adds ``views`` (str array ["img", "video"]), ``view_frames`` (int64: frames averaged into
+    ``video``) and ``view_seed`` (int64: the run seed that drew the ``img`` frame); see
+    :mod:`tiktalk.media.image_tokens`.
 
 Media coverage (``results/media/coverage.json``, ``tiktalk.media.coverage.COVERAGE_VERSION``)
     Per split the videos, how many have features and the share, plus the top failure reasons;

@@ -4,8 +4,9 @@ Image tokens come from the image-feature shards (``inputs.extra_features``, writ
 :func:`tiktalk.media.shard.extract_shard` with the frozen BLIP-2 vision model beside the other
 encoders), memory-mapped (:class:`~tiktalk.media.image_tokens.ImageTokenIndex`): an example holds
 its video id, and the collate function reads that video's selected frames
-(:func:`~tiktalk.models.blip2.frame_indices`: one seeded random frame, or the mean of
-``n_frames`` frames). A video without frames gets all-zero tokens.
+(:meth:`~tiktalk.media.image_tokens.ImageTokenIndex.video_tokens`: one seeded random frame, or
+the mean of ``n_frames`` frames, stored as such by the shard job). A video without frames gets
+all-zero tokens.
 
 The LLM and its tokenizer are the ``causal_lm`` baseline's (``params['llm_dir']``, wired by the
 workflow's ``llm_from``), loaded in its dtype straight onto the job's device with LoRA merged and
@@ -33,6 +34,7 @@ never the LLM)}.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,8 +50,9 @@ from tiktalk.io import provenance, seed_everything
 from tiktalk.logs import batch_starts
 from tiktalk.media.image_tokens import ImageTokenIndex
 from tiktalk.models.batching import pad_batch
-from tiktalk.models.blip2 import Blip2Config, Blip2Dialogue, frame_indices
+from tiktalk.models.blip2 import Blip2Config, Blip2Dialogue
 from tiktalk.models.causal_lm import encode_example, encode_prompt, end_token_id
+from tiktalk.models.packed import PackedExamples, pack
 from tiktalk.models.prompts import build_prompt
 from tiktalk.settings import from_mapping, to_mapping
 
@@ -59,7 +62,8 @@ VERSION = 2
 
 
 class VideoTokens:
-    """(T, D) float32 tokens per video id, read from the memory-mapped shards on demand."""
+    """(T, D) float32 tokens per video id, read from the image shards on demand (all-zero
+    tokens for a video without frames)."""
 
     def __init__(self, index: ImageTokenIndex, mode: str, n_frames: int, seed: int):
         self.index, self.mode, self.n_frames, self.seed = index, mode, n_frames, seed
@@ -69,11 +73,13 @@ class VideoTokens:
         return self.index.dim
 
     def __call__(self, video_id: str) -> np.ndarray:
-        idx = frame_indices(self.index.n_frames(video_id), self.mode, self.n_frames, self.seed, video_id)
-        if not idx:
-            return np.zeros((self.index.tokens_per_frame, self.index.dim), np.float32)
-        frames = self.index.frames(video_id, idx)
-        return frames.mean(axis=0) if self.mode == "video" else frames[0]
+        if getattr(self, "_last", (None,))[0] == video_id:   # ranking: 100 candidates a video
+            return self._last[1]
+        tokens = self.index.video_tokens(video_id, self.mode, self.n_frames, self.seed)
+        if tokens is None:
+            tokens = np.zeros((self.index.tokens_per_frame, self.index.dim), np.float32)
+        self._last = (video_id, tokens)
+        return tokens
 
 
 @dataclass(frozen=True)
@@ -103,20 +109,24 @@ def image_token_id(tok) -> int:
     return int(tid)
 
 
-def make_examples(rows, tok, llm_cfg, index: ImageTokenIndex, with_target: bool) -> list[dict]:
-    out = []
-    for r in rows:
-        if r["video_id"] not in index:
-            raise KeyError(f"dialogue {r['dialogue_id']!r}: video {r['video_id']!r} is in no image-feature shard")
-        prompt = build_prompt(r["context"], llm_cfg.max_history)
-        ex = {"video_id": r["video_id"]}
-        if with_target:
-            ex["input_ids"], ex["labels"] = encode_example(tok, prompt, r["responses"][0],
-                                                           llm_cfg.max_source_len, llm_cfg.max_target_len)
-        else:
-            ex["prompt"] = encode_prompt(tok, prompt, llm_cfg.max_source_len)
-        out.append(ex)
-    return out
+def make_examples(rows, tok, llm_cfg, index: ImageTokenIndex, with_target: bool) -> PackedExamples:
+    """Prompt (+ target) ids packed into flat arrays, with each example's video id; a video
+    that no image shard holds is an error naming the dialogue."""
+    def encoded():
+        for r in rows:
+            if r["video_id"] not in index:
+                raise KeyError(f"dialogue {r['dialogue_id']!r}: video {r['video_id']!r} is in no "
+                               f"image-feature shard")
+            prompt = build_prompt(r["context"], llm_cfg.max_history)
+            ex = {"video_id": r["video_id"]}
+            if with_target:
+                ex["input_ids"], ex["labels"] = encode_example(tok, prompt, r["responses"][0],
+                                                               llm_cfg.max_source_len, llm_cfg.max_target_len)
+            else:
+                ex["prompt"] = encode_prompt(tok, prompt, llm_cfg.max_source_len)
+            yield ex
+    fields = {"input_ids": "i", "labels": "i"} if with_target else {"prompt": "i"}
+    return pack(encoded(), fields, strings=("video_id",))
 
 
 def collate(examples: list[dict], pad_id: int, tokens: VideoTokens) -> dict:
@@ -155,7 +165,11 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
     log.info("BLIP-2: %d queries, LLM input %s, LLM %s", model.num_queries, model.llm_input, type(llm).__name__)
     train_set = make_examples(rows["train"], tok, llm_cfg, index, with_target=True)
     if model.feature_norm is not None:
-        n = model.feature_norm.fit(tokens(r["video_id"]) for r in rows["train"])
+        # one read per training video, weighted by its training examples (each example's
+        # tokens pass through the standardiser); videos without frames do not count
+        uses = Counter(r["video_id"] for r in rows["train"])
+        n = model.feature_norm.fit((tokens.index.video_tokens(v, cfg.mode, cfg.n_frames, inputs.seed)
+                                    for v in uses), weights=uses.values())
         log.info("image features standardised with training statistics (%d token rows)", n)
     val_set = make_examples(rows["val"], tok, llm_cfg, index, with_target=True) if "val" in rows else None
     pad = tok.pad_token_id
@@ -207,9 +221,9 @@ def predict(params: dict, model_dir: Path, inputs: BaselineInputs, split: str, o
 
     responses: list[str] = []
     for i in batch_starts(len(examples), bs, f"{FAMILY} predict {split}"):
-        chunk = examples[i:i + bs]
+        chunk = [examples[j] for j in range(i, min(len(examples), i + bs))]
         img = torch.from_numpy(np.stack([tokens(e["video_id"]) for e in chunk])).to(device)
-        for ids in model.generate(img, None, [e["prompt"] for e in chunk], pad_id=pad, eos_id=eos,
+        for ids in model.generate(img, None, [e["prompt"].tolist() for e in chunk], pad_id=pad, eos_id=eos,
                                   pad_fn=pad_fn):
             responses.append(decode_text(tok, ids))
     write_predictions(out_path, rows, responses)

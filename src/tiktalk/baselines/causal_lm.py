@@ -45,6 +45,7 @@ from tiktalk.models.causal_lm import (
     CausalLMConfig, CausalLMModel, apply_lora, build_base_model, encode_example, encode_prompt,
     end_token_id,
 )
+from tiktalk.models.packed import PackedExamples, pack
 from tiktalk.models.prompts import build_prompt
 from tiktalk.models.tokenizer import decode_tokens, load_tokenizer
 from tiktalk.runtime import is_main_process
@@ -101,13 +102,14 @@ def decode_text(tok, ids: list[int]) -> str:
     return tok.decode(ids, skip_special_tokens=True).strip()
 
 
-def make_examples(rows, tok, cfg: CausalLMConfig) -> list[dict]:
-    out = []
-    for r in rows:
-        ids, labels = encode_example(tok, build_prompt(r["context"], cfg.max_history), r["responses"][0],
-                                     cfg.max_source_len, cfg.max_target_len)
-        out.append({"input_ids": ids, "labels": labels})
-    return out
+def make_examples(rows, tok, cfg: CausalLMConfig) -> PackedExamples:
+    """Training examples (prompt + target ids, labels), packed into flat arrays."""
+    def encoded():
+        for r in rows:
+            ids, labels = encode_example(tok, build_prompt(r["context"], cfg.max_history),
+                                         r["responses"][0], cfg.max_source_len, cfg.max_target_len)
+            yield {"input_ids": ids, "labels": labels}
+    return pack(encoded(), {"input_ids": "i", "labels": "i"})
 
 
 def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:

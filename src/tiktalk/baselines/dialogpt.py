@@ -31,6 +31,7 @@ from tiktalk.data.predictions import write_predictions
 from tiktalk.logs import batch_starts
 from tiktalk.models.batching import lm_collate as collate, pad_batch
 from tiktalk.models.gpt2_chitchat import ChitchatConfig, ChitchatModel, build_lm, encode_dialogue
+from tiktalk.models.packed import PackedExamples, pack
 from tiktalk.models.tokenizer import decode_tokens, load_tokenizer
 from tiktalk.settings import from_mapping, to_mapping
 from tiktalk.training.trainer import TrainConfig, train as run_train
@@ -55,12 +56,13 @@ def _params(params: dict) -> DialoGPTParams:
     return from_mapping(DialoGPTParams, params, where="dialogpt params")
 
 
-def _examples(tok, rows, cfg: ChitchatConfig) -> list[dict]:
-    out = []
-    for r in rows:
-        ids, labels = encode_dialogue(tok, r["context"], r["responses"][0], cfg)
-        out.append({"input_ids": ids, "labels": labels})
-    return out
+def _examples(tok, rows, cfg: ChitchatConfig) -> PackedExamples:
+    """Training examples (dialogue ids, labels), packed into flat arrays."""
+    def encoded():
+        for r in rows:
+            ids, labels = encode_dialogue(tok, r["context"], r["responses"][0], cfg)
+            yield {"input_ids": ids, "labels": labels}
+    return pack(encoded(), {"input_ids": "i", "labels": "i"})
 
 
 def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:

@@ -38,6 +38,7 @@ from tiktalk.baselines.inputs import BaselineInputs
 from tiktalk.io import provenance, seed_everything
 from tiktalk.logs import batch_starts
 from tiktalk.media.store import FeatureStore
+from tiktalk.models.packed import PackedExamples
 from tiktalk.data.predictions import write_predictions
 from tiktalk.models.livebot import Livebot, LivebotConfig
 from tiktalk.models.tokenizer import decode_tokens, load_tokenizer
@@ -85,17 +86,42 @@ def encode_target(tok, response: str, max_len: int) -> list[int]:
     return [tok.cls_token_id] + tok.encode(response, add_special_tokens=False)[: max_len - 2] + [tok.sep_token_id]
 
 
-def make_examples(rows, tok, store: FeatureStore, p: LivebotParams, with_target: bool) -> list[dict]:
-    out = []
-    dim = store.visual_dim
-    for r in rows:
-        frames = uniform_frames(store.frames(r["video_id"]), p.max_frames)
-        ex = {"frames": frames.astype(np.float32) if len(frames) else np.zeros((1, dim), np.float32),
-              "context": encode_context(tok, r["context"], p.context_turns, p.max_context_len)}
-        if with_target:
-            ex["target"] = encode_target(tok, r["responses"][0], p.max_len)
-        out.append(ex)
-    return out
+class LivebotExamples(torch.utils.data.Dataset):
+    """Context (and target) ids packed into flat arrays (:class:`PackedExamples`), one video id
+    an example; an item's frames are read from the feature store when it is asked for, so the
+    set's memory is its text, never the features."""
+
+    def __init__(self, rows, tok, store: FeatureStore, p: LivebotParams, with_target: bool):
+        self.store, self.p = store, p
+        self.text = PackedExamples({"context": "i", **({"target": "i"} if with_target else {})})
+        self.video_ids: list[str] = []
+        interned: dict[str, str] = {}
+        for r in rows:
+            vid = interned.setdefault(r["video_id"], r["video_id"])
+            if vid not in store:
+                raise KeyError(f"dialogue {r['dialogue_id']!r}: video {vid!r} is in no feature shard")
+            ex = {"context": encode_context(tok, r["context"], p.context_turns, p.max_context_len)}
+            if with_target:
+                ex["target"] = encode_target(tok, r["responses"][0], p.max_len)
+            self.text.append(ex)
+            self.video_ids.append(vid)
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    def __getitem__(self, i: int) -> dict:
+        return {**self.text[i], "frames": video_frames(self.store, self.video_ids[i], self.p.max_frames)}
+
+
+def make_examples(rows, tok, store: FeatureStore, p: LivebotParams, with_target: bool) -> LivebotExamples:
+    return LivebotExamples(rows, tok, store, p, with_target)
+
+
+def video_frames(store: FeatureStore, video_id: str, max_frames: int) -> np.ndarray:
+    """(n, dim) float32 frames of one video, at most ``max_frames`` uniformly spaced; one
+    all-zero frame for a video without frames."""
+    frames = uniform_frames(store.frames(video_id), max_frames)
+    return frames.astype(np.float32) if len(frames) else np.zeros((1, store.visual_dim), np.float32)
 
 
 def collate(examples: list[dict], pad_id: int) -> dict:
@@ -142,10 +168,10 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
     tok = load_tokenizer_for(None, inputs)
     store = _store(inputs)
     cfg = model_config(p, tok, store.visual_dim)
-    train_set = make_examples(table(inputs, "train"), tok, store, p, with_target=True)
+    train_set = LivebotExamples(table(inputs, "train"), tok, store, p, with_target=True)
     val_set = None
     if p.validate and "val" in inputs.dialogues:
-        val_set = make_examples(table(inputs, "val"), tok, store, p, with_target=True)
+        val_set = LivebotExamples(table(inputs, "val"), tok, store, p, with_target=True)
     model = Livebot(cfg)
     pad = tok.pad_token_id
     tcfg = TrainConfig.from_dict(p.train, where="livebot params.train")
@@ -174,11 +200,12 @@ def predict(params: dict, model_dir: Path, inputs: BaselineInputs, split: str, o
     if store.visual_dim != model.cfg.feature_dim:
         raise ValueError(f"features are {store.visual_dim}-d, the model was trained on {model.cfg.feature_dim}-d")
     rows = table(inputs, split)
-    examples = make_examples(rows, tok, store, p, with_target=False)
+    examples = LivebotExamples(rows, tok, store, p, with_target=False)
     bs = p.predict_batch_size
     responses: list[str] = []
     for i in batch_starts(len(examples), bs, f"{FAMILY} predict {split}"):
-        batch = {k: v.to(device) for k, v in collate(examples[i:i + bs], tok.pad_token_id).items()}
+        chunk = [examples[j] for j in range(i, min(len(examples), i + bs))]
+        batch = {k: v.to(device) for k, v in collate(chunk, tok.pad_token_id).items()}
         for ids in model.generate(batch, max_len=p.max_len):
             responses.append(decode_tokens(tok, ids))
     write_predictions(out_path, rows, responses)
@@ -205,7 +232,7 @@ def score_candidates(params: dict, model_dir: Path, inputs: BaselineInputs, spli
         for row, text in pairs[start:start + batch_size]:
             if row["dialogue_id"] not in base:
                 base.clear()
-                base[row["dialogue_id"]] = make_examples([row], tok, store, p, with_target=False)[0]
+                base[row["dialogue_id"]] = LivebotExamples([row], tok, store, p, with_target=False)[0]
             examples.append({**base[row["dialogue_id"]], "target": encode_target(tok, text, p.max_len)})
         batch = {k: v.to(device) for k, v in collate(examples, tok.pad_token_id).items()}
         sums.append(-model.token_nll(batch))

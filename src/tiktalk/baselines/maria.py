@@ -27,6 +27,7 @@ state_dict, provenance: the fingerprints of the encoder init and tokenizer it lo
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -37,12 +38,13 @@ from tiktalk.baselines.common import (cpu_state, device_for, load_model_blob, lo
                                       table, write_model)
 from tiktalk.baselines.inputs import BaselineInputs
 from tiktalk.io import provenance
-from tiktalk.knowledge.flows import format_flows, read_knowledge
+from tiktalk.knowledge.flows import format_flows, iter_knowledge
 from tiktalk.logs import batch_starts
 from tiktalk.media.store import FeatureStore
 from tiktalk.data.predictions import write_predictions
-from tiktalk.models.maria import (Maria, MariaConfig, build_backbone, build_example, collate,
-                                  tokenizer_fields)
+from tiktalk.models.maria import (Maria, MariaConfig, build_backbone, build_example, cap_frames,
+                                  collate, tokenizer_fields)
+from tiktalk.models.packed import PackedExamples
 from tiktalk.models.tokenizer import decode_tokens, load_tokenizer
 from tiktalk.settings import from_mapping, to_mapping
 from tiktalk.training.trainer import TrainConfig, train as run_training
@@ -107,29 +109,60 @@ def video_features(store: FeatureStore | None, video_id: str, visual: bool = Tru
     return frames, aud
 
 
+TEXT_FIELDS = {"resp_ids": "i", "text_ids": "i", "text_types": "b", "text_maskable": "b"}
+
+
 class MariaDataset(torch.utils.data.Dataset):
-    """Examples built once (tokenised, features capped); ``collate`` pads a batch of them."""
+    """Examples tokenised once and packed into flat arrays (:class:`PackedExamples`: a few
+    hundred bytes an example); an item's frames and audio are read from the feature store when
+    the item is asked for, so the dataset's memory is its text, never the features. Every
+    video is checked to be in the store when the dataset is built."""
 
     def __init__(self, cfg: MariaConfig, tokenizer, pairs, store=None, knowledge=None):
-        self.cfg = cfg
+        self.cfg, self.store = cfg, store
         knowledge = knowledge or {}
-        self.examples = []
+        uses_features = cfg.use_visual or cfg.use_audio
+        if uses_features and store is None:
+            raise ValueError("maria: features requested but no feature shards given")
+        self.text = PackedExamples(TEXT_FIELDS)
+        self.video_ids: list[str] = []
+        interned: dict[str, str] = {}
         for dlg, target in pairs:
-            frames, audio = video_features(store, dlg["video_id"], cfg.use_visual, cfg.use_audio)
+            vid = interned.setdefault(dlg["video_id"], dlg["video_id"])
+            if uses_features and vid not in store:
+                raise KeyError(f"dialogue {dlg['dialogue_id']!r}: video {vid!r} is in no feature shard")
             know = None
-            if cfg.use_knowledge:
-                know = format_flows(knowledge.get(dlg["dialogue_id"], []), cfg.max_flows)
-            self.examples.append(build_example(cfg, tokenizer, dlg["context"], target, know,
-                                               frames, audio))
+            if cfg.use_knowledge:        # its knowledge text, or its flows (read_knowledge)
+                know = knowledge.get(dlg["dialogue_id"], "")
+                know = know if isinstance(know, str) else format_flows(know, cfg.max_flows)
+            self.text.append(build_example(cfg, tokenizer, dlg["context"], target, know))
+            self.video_ids.append(vid)
 
     def __len__(self) -> int:
-        return len(self.examples)
+        return len(self.text)
+
+    def features(self, video_id: str) -> tuple:
+        """(frames, audio) of one video as the model reads them (capped), None where unused."""
+        frames, audio = video_features(self.store, video_id, self.cfg.use_visual, self.cfg.use_audio)
+        return cap_frames(frames, self.cfg.max_frames), cap_frames(audio, self.cfg.max_audio_frames)
 
     def __getitem__(self, i: int) -> dict:
-        return self.examples[i]
+        ex = self.text[i]
+        ex["frames"], ex["audio"] = self.features(self.video_ids[i])
+        return ex
 
     def collate(self, items):
         return collate(items, self.cfg)
+
+    def feature_statistics_inputs(self):
+        """For :meth:`Maria.set_feature_stats`: (visual, audio, weights), each video of the
+        set read ONCE and weighted by its number of examples. Why per example: the statistics
+        describe what the model reads in training, where a video's frames enter once for every
+        dialogue about it (and the result equals the old fit over every example's frames)."""
+        uses = Counter(self.video_ids)
+        visual = (self.features(v)[0] for v in uses) if self.cfg.use_visual else None
+        audio = (self.features(v)[1] for v in uses) if self.cfg.use_audio else None
+        return visual, audio, list(uses.values())
 
 
 def model_config(p: MariaParams, tokenizer, store: FeatureStore | None) -> MariaConfig:
@@ -147,8 +180,12 @@ def model_config(p: MariaParams, tokenizer, store: FeatureStore | None) -> Maria
     return from_mapping(MariaConfig, fields, where="maria params.model")
 
 
-def _knowledge(cfg: MariaConfig, inputs: BaselineInputs, split: str) -> dict:
-    return read_knowledge(inputs.knowledge.get(split)) if cfg.use_knowledge else {}
+def _knowledge(cfg: MariaConfig, inputs: BaselineInputs, split: str) -> dict[str, str]:
+    """dialogue_id -> the knowledge text of its best ``max_flows`` flows (streamed: one string a
+    dialogue is kept, not the flow records)."""
+    if not cfg.use_knowledge:
+        return {}
+    return {did: format_flows(flows, cfg.max_flows) for did, flows in iter_knowledge(inputs.knowledge.get(split))}
 
 
 def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
@@ -171,8 +208,7 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
     if "val" in inputs.dialogues:
         val_set = MariaDataset(cfg, tokenizer, training_pairs(table(inputs, "val"), all_responses=False),
                                store, _knowledge(cfg, inputs, "val"))
-    rows = model.set_feature_stats([e["frames"] for e in train_set.examples],
-                                   [e["audio"] for e in train_set.examples])
+    rows = model.set_feature_stats(*train_set.feature_statistics_inputs())
     if rows:
         log.info("maria: features standardised with training statistics (%s)",
                  ", ".join(f"{k}: {n} rows" for k, n in rows.items()))
@@ -234,7 +270,7 @@ def score_candidates(params: dict, model_dir: Path, inputs: BaselineInputs, spli
         if did not in inputs_of:
             inputs_of.clear()
             frames, audio = video_features(store, row["video_id"], cfg.use_visual, cfg.use_audio)
-            know = format_flows(knowledge.get(did, []), cfg.max_flows) if cfg.use_knowledge else None
+            know = knowledge.get(did, "") if cfg.use_knowledge else None
             inputs_of[did] = (know, frames, audio)
         return build_example(cfg, tokenizer, row["context"], text, *inputs_of[did])
 

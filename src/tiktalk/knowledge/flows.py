@@ -12,10 +12,11 @@ Imports only layer 0: a model reading knowledge does not depend on the retriever
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Iterable
+from typing import Iterable, Iterator
 
-from tiktalk.io import read_jsonl, write_jsonl
+from tiktalk.io import write_jsonl
 
 # Readable text for C3KG relation names inside the knowledge segment (Figure 3 of the paper
 # writes flows as <head, emotion flow, tail>); unknown relations keep their own name.
@@ -56,11 +57,22 @@ def write_knowledge(path: str | os.PathLike, dialogue_ids: Iterable[str],
 
 def read_knowledge(path: str | os.PathLike | None) -> dict[str, list[dict]]:
     """dialogue_id -> its flows, best first ({} for no file); a bad row names file and row."""
+    return dict(iter_knowledge(path))
+
+
+def iter_knowledge(path: str | os.PathLike | None) -> Iterator[tuple[str, list[dict]]]:
+    """(dialogue_id, flows) row by row, streamed (nothing for no file); a bad row names file
+    and line."""
     if path is None:
-        return {}
-    out = {}
-    for i, row in enumerate(read_jsonl(path), 1):
-        if "dialogue_id" not in row or not isinstance(row.get("flows"), list):
-            raise ValueError(f"{path}: row {i}: expected {{'dialogue_id', 'flows': [...]}}")
-        out[row["dialogue_id"]] = row["flows"]
-    return out
+        return
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict) or "dialogue_id" not in row or not isinstance(row.get("flows"), list):
+                raise ValueError(f"{path}: row {lineno}: expected {{'dialogue_id', 'flows': [...]}}")
+            yield row["dialogue_id"], row["flows"]

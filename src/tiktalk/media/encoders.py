@@ -34,6 +34,7 @@ from tiktalk.io import provenance
 from tiktalk.media.config import MediaConfig
 from tiktalk.media.decode import FrameRequest
 from tiktalk.media.image_encoder import ImageEncoderConfig
+from tiktalk.media.image_tokens import VIEWS, video_views
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,11 @@ class Encoder(ABC):
     def extra(self) -> dict[str, np.ndarray]:
         """Further keys of the shard file this encoder fills (none by default)."""
         return {}
+
+    def finish(self, video_ids: Sequence[str], rows: list[np.ndarray]) -> list[np.ndarray]:
+        """The rows the shard stores for each video, from what :meth:`encode` gave (default:
+        all of them)."""
+        return rows
 
     @staticmethod
     def _split(rows: np.ndarray, counts: Sequence[int]) -> list[np.ndarray]:
@@ -132,10 +138,10 @@ class ImageTokens(Encoder):
 
     name, output, slot = "image", "image", "frames"
 
-    def __init__(self, cfg: ImageEncoderConfig):
+    def __init__(self, cfg: ImageEncoderConfig, seed: int = 0):
         from tiktalk.media.image_encoder import ImageEncoder
 
-        self.cfg = cfg
+        self.cfg, self.seed = cfg, int(seed)
         self.model = ImageEncoder(cfg)
         self.dim, self.source = self.model.dim, cfg.describe()
         self.provenance = provenance([cfg.name_or_path], random_init=not cfg.name_or_path)
@@ -149,8 +155,21 @@ class ImageTokens(Encoder):
         return self._split(rows, [len(x) * t for x in inputs])
 
     def extra(self):
-        return {"tokens_per_frame": np.int64(self.model.tokens_per_frame),
-                "encoder": np.array(self.cfg.describe())}
+        out = {"tokens_per_frame": np.int64(self.model.tokens_per_frame),
+               "encoder": np.array(self.cfg.describe())}
+        if self.cfg.store == "views":
+            out.update(views=np.array(VIEWS), view_frames=np.int64(self.cfg.n_frames),
+                       view_seed=np.int64(self.seed))
+        return out
+
+    def finish(self, video_ids, rows):
+        """``store: views``: per video only what the BLIP-2 rows read (the ``img`` frame of the
+        run's seed and the ``video`` mean of ``n_frames`` frames, :func:`video_views`)."""
+        if self.cfg.store != "views":
+            return rows
+        t = self.model.tokens_per_frame
+        return [video_views(r.reshape(-1, t, self.dim), self.cfg.n_frames, self.seed, vid)
+                for vid, r in zip(video_ids, rows, strict=True)]
 
 
 def chain_provenance(encoders: Sequence[Encoder]) -> dict:
@@ -160,11 +179,13 @@ def chain_provenance(encoders: Sequence[Encoder]) -> dict:
             "weights": list(weights.values())}
 
 
-def build_encoders(cfg: MediaConfig, device, image: ImageEncoderConfig | None = None) -> list[Encoder]:
-    """The chain for ``plan_for(cfg, image)``: ResNet, VGGish (when audio is on), image encoder."""
+def build_encoders(cfg: MediaConfig, device, image: ImageEncoderConfig | None = None,
+                   seed: int = 0) -> list[Encoder]:
+    """The chain for ``plan_for(cfg, image)``: ResNet, VGGish (when audio is on), image encoder
+    (``seed``: the run's, which picks the BLIP-2_Img frame of a video)."""
     chain: list[Encoder] = [ResNetFrames(cfg, device)]
     if cfg.audio and cfg.max_audio_frames > 0:
         chain.append(VGGishAudio(cfg, device))
     if image is not None:
-        chain.append(ImageTokens(image))
+        chain.append(ImageTokens(image, seed))
     return chain

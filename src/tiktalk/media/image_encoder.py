@@ -14,7 +14,8 @@ init (or ``from_pretrained(name_or_path)`` when one is given).
 The shard job (:func:`tiktalk.media.shard.extract_shard`) runs this encoder in its chain on the
 same decoded videos as the ResNet and VGGish (``n_frames`` frames at ``image_size``), and
 writes its rows to the image-feature shard (layout in :mod:`tiktalk.formats`; read back with
-:class:`tiktalk.media.image_tokens.ImageTokenIndex`).
+:class:`tiktalk.media.image_tokens.ImageTokenIndex`): by default only the two views the BLIP-2
+rows read (``store: views``), not every frame.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ class ImageEncoderConfig:
     mean: tuple[float, ...] = CLIP_MEAN
     std: tuple[float, ...] = CLIP_STD
     pooled: bool = False                   # keep only the first ([CLS]) token of each frame
-    n_frames: int = 8                      # frames per video for the shard files
+    n_frames: int = 8                      # frames encoded per video
+    store: str = "views"                   # "views": what the BLIP-2 rows read (one seeded frame,
+                                           # the mean of the n_frames); "frames": every frame
     batch_size: int = 16
     device: str = "auto"                   # "auto" (the GPU when there is one), "cpu", "cuda:1"
     fp16: bool = True                      # autocast on CUDA
@@ -70,6 +73,8 @@ class ImageEncoderConfig:
             raise ValueError(f"{where}: kind vit needs name_or_path or vit_config")
         if self.n_frames < 1 or self.batch_size < 1:
             raise ValueError(f"{where}.n_frames and batch_size must be >= 1")
+        if self.store not in ("views", "frames"):
+            raise ValueError(f"{where}.store must be 'views' or 'frames', got {self.store!r}")
         if len(self.mean) != 3 or len(self.std) != 3:
             raise ValueError(f"{where}.mean and std need 3 values (RGB)")
 

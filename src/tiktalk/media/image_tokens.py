@@ -1,79 +1,98 @@
-"""Memory-mapped read access to the image-encoder shards (BLIP-2's frozen image tokens): the one
-reader of that shard kind (its writer: :func:`tiktalk.media.store.write_feature_shard`).
+"""Read access to the image-encoder shards (BLIP-2's frozen image tokens), the one reader of
+that shard kind (its writer: :func:`tiktalk.media.store.write_feature_shard`), and which frames
+represent a video for the BLIP-2 rows (:func:`frame_indices`).
 
-The paper config stores every frame's 257 patch tokens (1408-d, float16): ~0.7 MB a frame,
-~28 GB for one frame of each of TikTalk's 38,703 videos. Loading that into every training rank
-would not fit, so :class:`ImageTokenIndex` keeps only each shard's small index arrays in memory
-and memory-maps its ``frames`` array (an uncompressed ``.npz`` member is one contiguous ``.npy``
-inside the zip file): a batch reads just its videos' selected frames, and ranks on one node
-share the pages through the OS page cache.
+Two layouts (:mod:`tiktalk.formats`, "Image features"):
 
-Shard layout: :mod:`tiktalk.formats` (features layout plus ``tokens_per_frame``; a video with F
-frames has F * T rows).
+* ``views`` (the default, ``media.image_encoder.store: views``): per video exactly what the
+  BLIP-2 rows read, one (T, D) token set per view: ``img``, the tokens of one frame drawn with
+  a generator seeded by (config ``seed``, video id), and ``video``, the mean of the tokens of
+  ``n_frames`` uniformly spaced frames (:func:`video_views`). For the release (257 tokens of
+  1408-d, float16) that is 0.72 MB a view, 2 x 0.72 x 38,703 = 56 GB for both rows, and a
+  training epoch reads 0.72 MB a training example (a video's view is read once per example).
+* ``frames``: every encoded frame's tokens (F * T rows a video; 8 frames at the paper's
+  settings: 5.8 MB a video, 224 GB for the release, 2.1 TB read per BLIP-2_Video epoch). Kept
+  for analyses that need single frames; the BLIP-2 rows select their frames at read time.
+
+:class:`ImageTokenIndex` keeps only each shard's small index arrays in memory and reads a
+video's rows with ``os.pread`` (:class:`tiktalk.media.store.NpzRows`): DDP ranks on one node
+share the file pages through the OS page cache, and nothing grows with the number of videos.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-import struct
-import zipfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from tiktalk.formats import FEATURES_VERSION
+from tiktalk.media.store import NpzRows
 
-_LOCAL_HEADER = struct.Struct("<4s5H3I2H")        # zip local file header, 30 bytes
+MODES = ("img", "video")          # the BLIP-2 rows' ways to represent a video
+VIEWS = MODES                     # the views a ``views`` shard stores, in this order
+STORES = ("views", "frames")
 
 
-def npz_member_memmap(path: str | os.PathLike, key: str) -> np.ndarray:
-    """``np.load(path)[key]`` as a read-only memory map; the member must be stored uncompressed
-    (``np.savez``, not ``np.savez_compressed``)."""
-    path = Path(path)
-    name = f"{key}.npy"
-    with zipfile.ZipFile(path) as zf:
-        try:
-            info = zf.getinfo(name)
-        except KeyError:
-            raise KeyError(f"{path}: no array {key!r}") from None
-    if info.compress_type != zipfile.ZIP_STORED:
-        raise ValueError(f"{path}: array {key!r} is compressed and cannot be memory-mapped "
-                         f"(write the shard with np.savez, not np.savez_compressed)")
-    with open(path, "rb") as fh:
-        fh.seek(info.header_offset)
-        fields = _LOCAL_HEADER.unpack(fh.read(_LOCAL_HEADER.size))
-        if fields[0] != b"PK\x03\x04":
-            raise ValueError(f"{path}: bad zip local header for {name}")
-        name_len, extra_len = fields[-2], fields[-1]
-        fh.seek(info.header_offset + _LOCAL_HEADER.size + name_len + extra_len)
-        version = np.lib.format.read_magic(fh)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-        else:
-            raise ValueError(f"{path}: array {key!r} has .npy format {version}, expected 1.0/2.0")
-        offset = fh.tell()
-    if dtype.hasobject:
-        raise ValueError(f"{path}: array {key!r} holds Python objects")
-    if int(np.prod(shape)) == 0:
-        return np.zeros(shape, dtype)
-    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
-                     order="F" if fortran else "C")
+def frame_seed(seed: int, video_id: str) -> int:
+    """A per-video seed that is stable across processes (no PYTHONHASHSEED dependence)."""
+    h = hashlib.sha256(f"{seed}:{video_id}".encode()).digest()
+    return int.from_bytes(h[:8], "little")
+
+
+def frame_indices(n: int, mode: str, n_frames: int, seed: int, video_id: str) -> list[int]:
+    """The frames (of ``n``) that represent one video; empty when it has none.
+
+    ``img``: one frame drawn with a generator seeded by (seed, video_id), so the same frame is
+    used in every epoch and in decoding; ``video``: ``n_frames`` uniformly spaced frames, whose
+    tokens are averaged (all frames when ``n <= n_frames``).
+    """
+    if n == 0:
+        return []
+    if mode == "img":
+        return [int(np.random.default_rng(frame_seed(seed, video_id)).integers(n))]
+    if mode == "video":
+        if n <= n_frames:
+            return list(range(n))
+        return [int(i) for i in np.linspace(0, n - 1, n_frames).round().astype(int)]
+    raise ValueError(f"unknown mode {mode!r}")
+
+
+def select_frames(frames: np.ndarray, mode: str, n_frames: int, seed: int, video_id: str
+                  ) -> np.ndarray | None:
+    """(T, D) tokens of one video from its (F, T, D) frames, or None when it has no frames."""
+    idx = frame_indices(frames.shape[0], mode, n_frames, seed, video_id)
+    if not idx:
+        return None
+    return frames[idx].mean(axis=0) if mode == "video" else frames[idx[0]]
+
+
+def video_views(frames: np.ndarray, n_frames: int, seed: int, video_id: str) -> np.ndarray:
+    """The ``views`` rows of one video: (len(VIEWS) * T, D), view after view in :data:`VIEWS`
+    order, from its (F, T, D) frame tokens; (0, D) for a video without frames. The mean is
+    taken in float32 before the shard stores float16."""
+    if frames.shape[0] == 0:
+        return np.zeros((0, frames.shape[-1]), np.float32)
+    views = [select_frames(np.asarray(frames, np.float32), m, n_frames, seed, video_id) for m in VIEWS]
+    return np.concatenate(views, 0)
 
 
 class ImageTokenIndex:
-    """video_id -> its frames' tokens across image-encoder shards, read on demand."""
+    """video_id -> its tokens across image-encoder shards, read on demand."""
 
     def __init__(self, paths: Sequence[str | os.PathLike]):
-        self._where: dict[str, tuple[int, int, int]] = {}   # video -> (shard, first row, n frames)
-        self._frames: list[np.ndarray] = []
+        self._where: dict[str, tuple[int, int, int]] = {}   # video -> (shard, first row, n blocks)
+        self._rows: list[NpzRows] = []
         self.tokens_per_frame = 0
         self.dim = 0
+        self.layout: str | None = None          # "views" | "frames"
+        self.view_frames: int | None = None     # views: the frames averaged into ``video``
+        self.view_seed: int | None = None       # views: the seed of the ``img`` frame
         for path in paths:
             self._add(Path(path))
-        if not self._frames:
+        if not self._rows:
             raise ValueError("no image-encoder shard given")
 
     def _add(self, path: Path) -> None:
@@ -86,25 +105,35 @@ class ImageTokenIndex:
             t = int(z["tokens_per_frame"])
             ids = [str(v) for v in z["video_ids"]]
             offsets = np.asarray(z["frame_offsets"], dtype=np.int64)
+            if "views" in z:
+                layout = ("views", int(z["view_frames"]), int(z["view_seed"]))
+                if tuple(str(v) for v in z["views"]) != VIEWS:
+                    raise ValueError(f"{path}: views {list(z['views'])}, this reader knows {list(VIEWS)}")
+            else:
+                layout = ("frames", None, None)
+        if self.layout is not None and layout != (self.layout, self.view_frames, self.view_seed):
+            raise ValueError(f"{path}: layout {layout} differs from the other shards' "
+                             f"{(self.layout, self.view_frames, self.view_seed)}")
+        self.layout, self.view_frames, self.view_seed = layout
         if len(offsets) != len(ids) + 1:
             raise ValueError(f"{path}: frame_offsets do not match {len(ids)} video ids")
-        frames = npz_member_memmap(path, "frames")
-        if frames.ndim != 2:
-            raise ValueError(f"{path}: frames must be 2-D (rows, dim), got shape {frames.shape}")
-        if self.tokens_per_frame and (t, frames.shape[1]) != (self.tokens_per_frame, self.dim) and frames.shape[0]:
-            raise ValueError(f"{path}: {t} tokens of {frames.shape[1]}-d per frame, other shards have "
+        rows = NpzRows(path, "frames")
+        if self.tokens_per_frame and (t, rows.shape[1]) != (self.tokens_per_frame, self.dim) and rows.shape[0]:
+            raise ValueError(f"{path}: {t} tokens of {rows.shape[1]}-d per frame, other shards have "
                              f"{self.tokens_per_frame} of {self.dim}-d")
-        if frames.shape[0] or not self.dim:
-            self.tokens_per_frame, self.dim = t, int(frames.shape[1])
-        shard = len(self._frames)
-        self._frames.append(frames)
+        if rows.shape[0] or not self.dim:
+            self.tokens_per_frame, self.dim = t, int(rows.shape[1])
+        shard = len(self._rows)
+        self._rows.append(rows)
         for i, vid in enumerate(ids):
             if vid in self._where:
                 raise ValueError(f"{path}: video {vid!r} already present in another shard")
-            rows = int(offsets[i + 1] - offsets[i])
-            if rows % t:
-                raise ValueError(f"{path}: video {vid!r} has {rows} rows, not a multiple of {t}")
-            self._where[vid] = (shard, int(offsets[i]), rows // t)
+            n = int(offsets[i + 1] - offsets[i])
+            if n % t:
+                raise ValueError(f"{path}: video {vid!r} has {n} rows, not a multiple of {t}")
+            if self.layout == "views" and n not in (0, len(VIEWS) * t):
+                raise ValueError(f"{path}: video {vid!r} has {n // t} views, expected {len(VIEWS)}")
+            self._where[vid] = (shard, int(offsets[i]), n // t)
 
     def __contains__(self, video_id: str) -> bool:
         return video_id in self._where
@@ -123,20 +152,51 @@ class ImageTokenIndex:
         except KeyError:
             raise KeyError(f"video {video_id!r} is in no image-feature shard") from None
 
+    def _blocks(self, video_id: str, indices: Sequence[int]) -> np.ndarray:
+        shard, first, n = self._locate(video_id)
+        t, rows = self.tokens_per_frame, self._rows[shard]
+        out = np.empty((len(indices), t, self.dim), np.float32)
+        for j, f in enumerate(indices):
+            if not 0 <= f < n:
+                raise IndexError(f"video {video_id!r} has {n} token blocks, asked for block {f}")
+            out[j] = rows.read(first + f * t, first + (f + 1) * t)
+        return out
+
     def n_frames(self, video_id: str) -> int:
+        """Frames stored for the video (``frames`` layout; a ``views`` shard stores views)."""
+        self._require("frames")
         return self._locate(video_id)[2]
 
     def frames(self, video_id: str, indices: Sequence[int]) -> np.ndarray:
         """(len(indices), T, D) float32 tokens of the given frames of one video."""
-        shard, first, n = self._locate(video_id)
-        t, arr = self.tokens_per_frame, self._frames[shard]
-        out = np.empty((len(indices), t, self.dim), np.float32)
-        for j, f in enumerate(indices):
-            if not 0 <= f < n:
-                raise IndexError(f"video {video_id!r} has {n} frames, asked for frame {f}")
-            out[j] = arr[first + f * t:first + (f + 1) * t]
-        return out
+        self._require("frames")
+        return self._blocks(video_id, indices)
 
     def tokens(self, video_id: str) -> np.ndarray:
         """(F, T, D) float32 tokens of every frame of one video (F = 0 for a video without frames)."""
         return self.frames(video_id, range(self.n_frames(video_id)))
+
+    def _require(self, layout: str) -> None:
+        if self.layout != layout:
+            raise ValueError(f"the image shards store {self.layout}, not {layout} "
+                             f"(media.image_encoder.store)")
+
+    def video_tokens(self, video_id: str, mode: str, n_frames: int, seed: int) -> np.ndarray | None:
+        """(T, D) float32 tokens that represent one video for a BLIP-2 row (``mode`` img or
+        video, its ``n_frames``, the run's ``seed``); None for a video without frames. A
+        ``views`` shard must have been written with the same ``n_frames`` and ``seed``."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}, expected one of {MODES}")
+        if self.layout == "frames":
+            idx = frame_indices(self.n_frames(video_id), mode, n_frames, seed, video_id)
+            if not idx:
+                return None
+            frames = self.frames(video_id, idx)
+            return frames.mean(axis=0) if mode == "video" else frames[0]
+        if (n_frames, seed) != (self.view_frames, self.view_seed):
+            raise ValueError(f"the image shards hold views of {self.view_frames} frames with seed "
+                             f"{self.view_seed}, the row asks for {n_frames} frames with seed {seed}: "
+                             f"set the row's n_frames to media.image_encoder.n_frames (or re-extract)")
+        if self._locate(video_id)[2] == 0:
+            return None
+        return self._blocks(video_id, [VIEWS.index(mode)])[0]

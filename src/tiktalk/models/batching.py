@@ -1,8 +1,9 @@
 """Padding token-id lists into batches: shared by the text baselines (DialoGPT, the causal LM,
-BLIP-2's prompts). Depends on torch only."""
+BLIP-2's prompts). Depends on torch and NumPy only."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -17,15 +18,15 @@ def pad_batch(examples: list[dict], pad_values: dict[str, int], mask_from: str |
         raise ValueError(f"side must be left or right, got {side!r}")
     out: dict[str, torch.Tensor] = {}
     for key, pad in pad_values.items():
-        seqs = [list(ex[key]) for ex in examples]
+        seqs = [np.asarray(ex[key], dtype=np.int64) for ex in examples]   # lists or packed arrays
         width = max((len(s) for s in seqs), default=0)
         t = torch.full((len(seqs), width), pad, dtype=torch.long)
         for i, s in enumerate(seqs):
-            if s:
+            if len(s):
                 if side == "right":
-                    t[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+                    t[i, :len(s)] = torch.from_numpy(s)
                 else:
-                    t[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
+                    t[i, width - len(s):] = torch.from_numpy(s)
         out[key] = t
     if mask_from is not None:
         lens = torch.tensor([len(ex[mask_from]) for ex in examples])

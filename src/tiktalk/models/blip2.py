@@ -45,7 +45,6 @@ BLIP-2_Video feeds the element-wise mean of several frames' tokens (see :func:`f
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import logging
 from dataclasses import dataclass
@@ -130,38 +129,8 @@ class Blip2Config:
                 "instruction_aware": self.instruction_aware}
 
 
-# -- frames ----------------------------------------------------------------------------------
-def frame_seed(seed: int, video_id: str) -> int:
-    """A per-video seed that is stable across processes (no PYTHONHASHSEED dependence)."""
-    h = hashlib.sha256(f"{seed}:{video_id}".encode()).digest()
-    return int.from_bytes(h[:8], "little")
-
-
-def frame_indices(n: int, mode: str, n_frames: int, seed: int, video_id: str) -> list[int]:
-    """The frames (of ``n``) that represent one video; empty when it has none.
-
-    ``img``: one frame drawn with a generator seeded by (seed, video_id), so the same frame is
-    used in every epoch and in decoding; ``video``: ``n_frames`` uniformly spaced frames, whose
-    tokens are averaged (all frames when ``n <= n_frames``).
-    """
-    if n == 0:
-        return []
-    if mode == "img":
-        return [int(np.random.default_rng(frame_seed(seed, video_id)).integers(n))]
-    if mode == "video":
-        if n <= n_frames:
-            return list(range(n))
-        return [int(i) for i in np.linspace(0, n - 1, n_frames).round().astype(int)]
-    raise ValueError(f"unknown mode {mode!r}")
-
-
-def select_frames(frames: np.ndarray, mode: str, n_frames: int, seed: int, video_id: str
-                  ) -> np.ndarray | None:
-    """(T, D) tokens of one video from its (F, T, D) frames, or None when it has no frames."""
-    idx = frame_indices(frames.shape[0], mode, n_frames, seed, video_id)
-    if not idx:
-        return None
-    return frames[idx].mean(axis=0) if mode == "video" else frames[idx[0]]
+# -- frames: which frames represent a video (the media stage's, re-exported for the model code)
+from tiktalk.media.image_tokens import frame_indices, frame_seed, select_frames  # noqa: E402,F401
 
 
 # -- parts -----------------------------------------------------------------------------------

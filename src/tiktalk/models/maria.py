@@ -247,16 +247,17 @@ class Maria(nn.Module):
                 if getattr(m, "bias", None) is not None:
                     nn.init.zeros_(m.bias)
 
-    def set_feature_stats(self, visual=None, audio=None) -> dict:
+    def set_feature_stats(self, visual=None, audio=None, weights=None) -> dict:
         """Standardise raw features per dimension with the statistics of ``visual`` / ``audio``
-        (iterables of (n_i, dim) arrays, e.g. every training video's frames); see
+        (iterables of (n_i, dim) arrays, e.g. every training video's frames, read in one
+        streaming pass; ``weights``: how many times each array counts); see
         :mod:`tiktalk.models.features`. Returns {"visual": n_rows, "audio": n_rows} for the
         modalities in use."""
         counts = {}
         for name, arrays, norm in (("visual", visual, self.visual_norm),
                                    ("audio", audio, self.audio_norm)):
             if norm is not None and arrays is not None:
-                counts[name] = norm.fit(arrays)
+                counts[name] = norm.fit(arrays, weights=weights)
         return counts
 
     # ---- embeddings / mask -------------------------------------------------------------------
@@ -416,8 +417,8 @@ def build_example(cfg: MariaConfig, tokenizer, context: list[str], response: str
     specials = {cfg.sep_token_id, cfg.cls_token_id, cfg.pad_token_id, cfg.know_token_id}
     maskable_text = [0 if t in specials else 1 for t in text]
     ex = {"resp_ids": resp_ids, "text_ids": text, "text_types": types, "text_maskable": maskable_text}
-    ex["frames"] = _cap_frames(frames, cfg.max_frames) if cfg.use_visual else None
-    ex["audio"] = _cap_frames(audio, cfg.max_audio_frames) if cfg.use_audio else None
+    ex["frames"] = cap_frames(frames, cfg.max_frames) if cfg.use_visual else None
+    ex["audio"] = cap_frames(audio, cfg.max_audio_frames) if cfg.use_audio else None
     return ex
 
 
@@ -436,7 +437,9 @@ def _fit_flows(ids: list[int], marker: int | None, budget: int) -> list[int]:
     return ids[:kept] if kept else ids[:budget]
 
 
-def _cap_frames(arr, n_max: int):
+def cap_frames(arr, n_max: int):
+    """At most ``n_max`` rows of (n, dim) features, uniformly subsampled (first and last kept);
+    float32; None stays None."""
     import numpy as np
 
     if arr is None:

@@ -90,6 +90,8 @@ LOG_NAME = "train_log.jsonl"
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 1
+    max_steps: int | None = None       # stop after this many optimizer steps (a bounded run,
+                                       # e.g. the scale rehearsal); the schedule spans them
     batch_size: int = 8
     lr: float = 3e-5                   # paper: linear decay from 3e-5
     weight_decay: float = 0.0          # Maria: 0.05
@@ -119,7 +121,8 @@ class TrainConfig:
         return from_mapping(cls, d, where)
 
     def validate(self) -> None:
-        if self.epochs < 0 or self.batch_size < 1 or self.grad_accum_steps < 1:
+        if (self.epochs < 0 or self.batch_size < 1 or self.grad_accum_steps < 1
+                or (self.max_steps is not None and self.max_steps < 1)):
             raise ValueError(f"bad TrainConfig: {self}")
         if self.lr_schedule not in ("linear", "constant"):
             raise ValueError(f"lr_schedule must be 'linear' or 'constant', got {self.lr_schedule!r}")
@@ -178,14 +181,14 @@ def _train(run: "_Run", model: nn.Module, train_set, val_set) -> list[dict]:
     pace = _Pace(progress.global_step, plan.total_steps)
     run.setup.update(_setup(cfg, dist_, len(train_set)), started=round(pace.t0, 3))
     with _SignalFlag() as stop:
-        for epoch in range(progress.epoch, cfg.epochs):
+        for epoch in range(progress.epoch, plan.epochs):
             train_loss = run_epoch(run, plan, train_model, optim, progress, pace, epoch, train_set, stop)
             val_loss = None
             if val_set is not None and len(val_set):
                 val_loss = evaluate_loss(train_model, val_set, run.collate_fn, cfg, dist_.device, dist_)
             end_epoch(run, plan, optim, progress, pace, epoch, train_loss, val_loss)
             stopping = dist_.any_flag(stop.signum is not None)
-            last = epoch == cfg.epochs - 1
+            last = epoch == plan.epochs - 1
             if cfg.checkpoint_every_epoch or last or stopping:
                 checkpoint(run, train_model, optim, progress)
             if stopping and not last:
@@ -252,6 +255,8 @@ def run_epoch(run: "_Run", plan: "Plan", train_model: nn.Module, optim: "Optim",
             continue
         optim.step(cfg.max_grad_norm)
         progress.global_step += 1
+        if progress.global_step >= plan.total_steps and plan.capped:
+            break                                   # max_steps reached inside this epoch
         if cfg.log_every and progress.global_step % cfg.log_every == 0:
             _log_step(run, plan, optim, progress, pace, epoch, window.mean(dist_))
             window = _LossSum()
@@ -276,7 +281,7 @@ def end_epoch(run: "_Run", plan: "Plan", optim: "Optim", progress: "Progress", p
     progress.epoch, progress.batches_done = epoch + 1, 0
     if run.dist.is_main:
         log.info("epoch %d/%d done, step %d/%d: train loss %s, val loss %s, lr %.3g, ETA %s",
-                 epoch + 1, run.cfg.epochs, progress.global_step, plan.total_steps,
+                 epoch + 1, plan.epochs, progress.global_step, plan.total_steps,
                  _sig4(train_loss), _sig4(val_loss), rec["lr"], format_duration(rec["eta_seconds"]))
         _append_log(run.log_path, {**rec, **run.setup})
 
@@ -334,13 +339,19 @@ class Plan:
     batches_per_epoch: int
     steps_per_epoch: int
     total_steps: int
+    epochs: int = 1                # epochs the run enters (fewer than configured with max_steps)
+    capped: bool = False           # max_steps ends the run before the configured epochs
 
     @classmethod
     def for_run(cls, n_samples: int, world: int, cfg: TrainConfig) -> "Plan":
         per_rank = int(math.ceil(n_samples / world)) if n_samples else 0
         batches = int(math.ceil(per_rank / cfg.batch_size))
         steps = int(math.ceil(batches / cfg.grad_accum_steps)) if batches else 0
-        return cls(batches, steps, max(1, steps * cfg.epochs))
+        total, epochs = steps * cfg.epochs, cfg.epochs
+        capped = cfg.max_steps is not None and steps > 0 and cfg.max_steps < total
+        if capped:
+            total, epochs = cfg.max_steps, int(math.ceil(cfg.max_steps / steps))
+        return cls(batches, steps, max(1, total), epochs, capped)
 
 
 @dataclass
@@ -432,7 +443,7 @@ def _record(run: "_Run", plan: Plan, optim: Optim, progress: Progress, pace: _Pa
             loss: float, val_loss: float | None) -> dict:
     """One train_log.jsonl record (the first six keys are the original format)."""
     return {"epoch": epoch, "step": progress.global_step, "loss": loss, "val_loss": val_loss,
-            "lr": optim.lr, "seconds": pace.seconds(), "epochs": run.cfg.epochs,
+            "lr": optim.lr, "seconds": pace.seconds(), "epochs": plan.epochs,
             "total_steps": plan.total_steps, "eta_seconds": pace.eta(progress.global_step)}
 
 
@@ -450,7 +461,7 @@ def _log_step(run: "_Run", plan: Plan, optim: Optim, progress: Progress, pace: _
               loss: float) -> None:
     rec = _record(run, plan, optim, progress, pace, epoch, loss, None)
     if run.dist.is_main:
-        log.info("epoch %d/%d, step %d/%d: loss %s, lr %.3g, ETA %s", epoch + 1, run.cfg.epochs,
+        log.info("epoch %d/%d, step %d/%d: loss %s, lr %.3g, ETA %s", epoch + 1, plan.epochs,
                  progress.global_step, plan.total_steps, _sig4(loss), rec["lr"],
                  format_duration(rec["eta_seconds"]))
         _append_log(run.log_path, rec)
