@@ -95,6 +95,17 @@ def image_features_needed():
     return any("image_features" in baseline_needs(baseline_cfg(b)) for b in BASELINES)
 
 
+def image_views():
+    """The BLIP-2 modes of the config's rows, whose views the image shards store."""
+    if not image_features_needed():
+        return []
+    from tiktalk.media.image_tokens import MODES
+
+    modes = {baseline_cfg(b)["params"]["model"]["mode"] for b in BASELINES
+             if "image_features" in baseline_needs(baseline_cfg(b))}
+    return [m for m in MODES if m in modes]
+
+
 def extract_outputs():
     """extract_shard's outputs: the features, the status table and, when needed, the image tokens."""
     out = {
@@ -104,6 +115,18 @@ def extract_outputs():
     if image_features_needed():
         out["image"] = f"{R}/media/{{shard}}.image.npz"
     return out
+
+
+# Feature shards made elsewhere (media.precomputed: a directory): adopted, not fetched/extracted.
+PRECOMPUTED = config["media"].get("precomputed")
+
+
+def precomputed_shard_files(wildcards):
+    """The precomputed directory's files of one shard, by output kind (rule adopt_shard; without
+    media.precomputed a directory that cannot exist, and extract_shard is preferred)."""
+    where = Path(PRECOMPUTED or "media.precomputed-not-set")
+    return {kind: str(where / Path(path.format(shard=wildcards.shard)).name)
+            for kind, path in extract_outputs().items()}
 
 
 def video_id_pattern():

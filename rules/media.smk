@@ -1,6 +1,16 @@
 # Sharded media stage: fetch videos, decode each video ONCE, run every encoder the config asks
 # for (ResNet frames, VGGish audio, BLIP-2 image tokens), then the coverage floor.
 # One job per shard and stage, never one per video (docs/stage-contracts.md).
+# With media.precomputed (feature shards made elsewhere) adopt_shard takes each shard's files
+# instead, and nothing is fetched or decoded.
+
+if PRECOMPUTED:
+
+    ruleorder: adopt_shard > extract_shard
+
+else:
+
+    ruleorder: extract_shard > adopt_shard
 
 
 rule fetch_shard:
@@ -48,8 +58,10 @@ rule extract_shard:
     params:
         extract=config["media"]["extract"],
         image_encoder=config["media"]["image_encoder"] if image_features_needed() else None,
-        # picks each video's BLIP-2_Img frame (image views); no change without image tokens
+        # the image shard's views: the BLIP-2 rows' modes, and the seed of each video's
+        # BLIP-2_Img frame (media.image_encoder.store: views); nothing without image tokens
         seed=config["seed"] if image_features_needed() else 0,
+        image_views=image_views(),
     threads: config["media"]["extract"].get("num_workers", 1) + 1
     priority: MEDIA_PRIORITY
     log:
@@ -60,6 +72,29 @@ rule extract_shard:
         "../envs/media.yaml"
     script:
         "../workflow/scripts/extract_shard.py"
+
+
+rule adopt_shard:
+    """Precomputed features (media.precomputed): check that the shard's files hold exactly this
+    manifest's videos of the shard, then link them in (status table last)."""
+    input:
+        unpack(precomputed_shard_files),
+        code=code("media_precomputed"),
+    output:
+        **extract_outputs(),
+    params:
+        video_ids=lambda w: shard_video_ids(w.shard),
+        source=PRECOMPUTED,
+    localrule: True
+    priority: MEDIA_PRIORITY
+    log:
+        f"{R}/logs/adopt_shard/{{shard}}.log",
+    benchmark:
+        f"{R}/benchmarks/adopt_shard/{{shard}}.tsv"
+    conda:
+        "../envs/media.yaml"
+    script:
+        "../workflow/scripts/adopt_shard.py"
 
 
 rule media_coverage:

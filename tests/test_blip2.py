@@ -370,6 +370,16 @@ def test_views_shards_hold_what_the_rows_read_and_refuse_other_settings(tmp_path
         views.n_frames("a_0")
     with pytest.raises(ValueError, match="layout .* differs"):
         ImageTokenIndex([tmp_path / "views.npz", frames_path])
+    # a shard of one row's view only
+    only = [video_views(frames.tokens(v), 2, 7, v, ["video"]) for v in frames.video_ids]
+    write_feature_shard(tmp_path / "video.npz", frames.video_ids, only, None, d, 0,
+                        {"tokens_per_frame": np.int64(t), "encoder": np.array("test"),
+                         "views": np.array(["video"]), "view_frames": np.int64(2),
+                         "view_seed": np.int64(7)})
+    video = ImageTokenIndex([tmp_path / "video.npz"])
+    np.testing.assert_array_equal(video.video_tokens("b_1", "video", 2, 7), views.video_tokens("b_1", "video", 2, 7))
+    with pytest.raises(ValueError, match=r"hold the views \['video'\], not 'img'"):
+        video.video_tokens("b_1", "img", 2, 7)
 
 
 @pytest.mark.parametrize("mode", ["img", "video"])

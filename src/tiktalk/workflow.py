@@ -30,6 +30,7 @@ STAGE_ENTRIES: dict[str, tuple[str, ...]] = {
     "demo": ("tiktalk.demo.generate",),
     "data": ("tiktalk.data.build", "tiktalk.data.release"),
     "media": ("tiktalk.media.shard",),
+    "media_precomputed": ("tiktalk.media.precomputed",),
     "media_coverage": ("tiktalk.media.coverage",),
     "media_report": ("tiktalk.report.media",),
     "c3kg": ("tiktalk.knowledge.c3kg",),

@@ -8,6 +8,7 @@ with script_logging(sm.log[0]) as log:
     image = sm.params.image_encoder
     summary = extract_shard(sm.input.fetch, sm.params.extract, sm.output.features, sm.output.status,
                             image_encoder=dict(image) if image else None,
-                            out_image_npz=sm.output.get("image"), seed=sm.params.seed)
+                            out_image_npz=sm.output.get("image"), seed=sm.params.seed,
+                            views=sm.params.image_views)
     log.info("shard %s: %s", sm.wildcards.shard,
              {k: v for k, v in summary.items() if k != "notes"})

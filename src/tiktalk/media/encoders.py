@@ -34,7 +34,7 @@ from tiktalk.io import provenance
 from tiktalk.media.config import MediaConfig
 from tiktalk.media.decode import FrameRequest
 from tiktalk.media.image_encoder import ImageEncoderConfig
-from tiktalk.media.image_tokens import VIEWS, video_views
+from tiktalk.media.image_tokens import MODES, video_views, views_of
 
 
 @dataclass(frozen=True)
@@ -138,10 +138,10 @@ class ImageTokens(Encoder):
 
     name, output, slot = "image", "image", "frames"
 
-    def __init__(self, cfg: ImageEncoderConfig, seed: int = 0):
+    def __init__(self, cfg: ImageEncoderConfig, seed: int = 0, views=MODES):
         from tiktalk.media.image_encoder import ImageEncoder
 
-        self.cfg, self.seed = cfg, int(seed)
+        self.cfg, self.seed, self.views = cfg, int(seed), views_of(views)
         self.model = ImageEncoder(cfg)
         self.dim, self.source = self.model.dim, cfg.describe()
         self.provenance = provenance([cfg.name_or_path], random_init=not cfg.name_or_path)
@@ -158,17 +158,17 @@ class ImageTokens(Encoder):
         out = {"tokens_per_frame": np.int64(self.model.tokens_per_frame),
                "encoder": np.array(self.cfg.describe())}
         if self.cfg.store == "views":
-            out.update(views=np.array(VIEWS), view_frames=np.int64(self.cfg.n_frames),
+            out.update(views=np.array(self.views), view_frames=np.int64(self.cfg.n_frames),
                        view_seed=np.int64(self.seed))
         return out
 
     def finish(self, video_ids, rows):
         """``store: views``: per video only what the BLIP-2 rows read (the ``img`` frame of the
-        run's seed and the ``video`` mean of ``n_frames`` frames, :func:`video_views`)."""
+        run's seed, the ``video`` mean of ``n_frames`` frames: :func:`video_views`)."""
         if self.cfg.store != "views":
             return rows
         t = self.model.tokens_per_frame
-        return [video_views(r.reshape(-1, t, self.dim), self.cfg.n_frames, self.seed, vid)
+        return [video_views(r.reshape(-1, t, self.dim), self.cfg.n_frames, self.seed, vid, self.views)
                 for vid, r in zip(video_ids, rows, strict=True)]
 
 
@@ -180,12 +180,13 @@ def chain_provenance(encoders: Sequence[Encoder]) -> dict:
 
 
 def build_encoders(cfg: MediaConfig, device, image: ImageEncoderConfig | None = None,
-                   seed: int = 0) -> list[Encoder]:
+                   seed: int = 0, views=MODES) -> list[Encoder]:
     """The chain for ``plan_for(cfg, image)``: ResNet, VGGish (when audio is on), image encoder
-    (``seed``: the run's, which picks the BLIP-2_Img frame of a video)."""
+    (``seed``: the run's, which picks the BLIP-2_Img frame of a video; ``views``: the BLIP-2
+    modes whose views the image shard stores)."""
     chain: list[Encoder] = [ResNetFrames(cfg, device)]
     if cfg.audio and cfg.max_audio_frames > 0:
         chain.append(VGGishAudio(cfg, device))
     if image is not None:
-        chain.append(ImageTokens(image, seed))
+        chain.append(ImageTokens(image, seed, views))
     return chain

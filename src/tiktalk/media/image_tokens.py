@@ -5,11 +5,12 @@ represent a video for the BLIP-2 rows (:func:`frame_indices`).
 Two layouts (:mod:`tiktalk.formats`, "Image features"):
 
 * ``views`` (the default, ``media.image_encoder.store: views``): per video exactly what the
-  BLIP-2 rows read, one (T, D) token set per view: ``img``, the tokens of one frame drawn with
-  a generator seeded by (config ``seed``, video id), and ``video``, the mean of the tokens of
-  ``n_frames`` uniformly spaced frames (:func:`video_views`). For the release (257 tokens of
-  1408-d, float16) that is 0.72 MB a view, 2 x 0.72 x 38,703 = 56 GB for both rows, and a
-  training epoch reads 0.72 MB a training example (a video's view is read once per example).
+  config's BLIP-2 rows read, one (T, D) token set per view: ``img``, the tokens of one frame
+  drawn with a generator seeded by (config ``seed``, video id), and ``video``, the mean of the
+  tokens of ``n_frames`` uniformly spaced frames (:func:`video_views`); only the views of the
+  rows the config has. For the release (257 tokens of 1408-d, float16) that is 0.72 MB a view,
+  28 GB a row, 56 GB for both, and a training epoch reads 0.72 MB a training example (a
+  video's view is read once per example).
 * ``frames``: every encoded frame's tokens (F * T rows a video; 8 frames at the paper's
   settings: 5.8 MB a video, 224 GB for the release, 2.1 TB read per BLIP-2_Video epoch). Kept
   for analyses that need single frames; the BLIP-2 rows select their frames at read time.
@@ -31,8 +32,7 @@ import numpy as np
 from tiktalk.formats import FEATURES_VERSION
 from tiktalk.media.store import NpzRows
 
-MODES = ("img", "video")          # the BLIP-2 rows' ways to represent a video
-VIEWS = MODES                     # the views a ``views`` shard stores, in this order
+MODES = ("img", "video")          # the BLIP-2 rows' ways to represent a video (a view each)
 STORES = ("views", "frames")
 
 
@@ -69,14 +69,23 @@ def select_frames(frames: np.ndarray, mode: str, n_frames: int, seed: int, video
     return frames[idx].mean(axis=0) if mode == "video" else frames[idx[0]]
 
 
-def video_views(frames: np.ndarray, n_frames: int, seed: int, video_id: str) -> np.ndarray:
-    """The ``views`` rows of one video: (len(VIEWS) * T, D), view after view in :data:`VIEWS`
-    order, from its (F, T, D) frame tokens; (0, D) for a video without frames. The mean is
-    taken in float32 before the shard stores float16."""
+def video_views(frames: np.ndarray, n_frames: int, seed: int, video_id: str,
+                views: Sequence[str] = MODES) -> np.ndarray:
+    """The ``views`` rows of one video: (len(views) * T, D), view after view, from its (F, T, D)
+    frame tokens; (0, D) for a video without frames. The mean is taken in float32 before the
+    shard stores float16."""
     if frames.shape[0] == 0:
         return np.zeros((0, frames.shape[-1]), np.float32)
-    views = [select_frames(np.asarray(frames, np.float32), m, n_frames, seed, video_id) for m in VIEWS]
-    return np.concatenate(views, 0)
+    out = [select_frames(np.asarray(frames, np.float32), m, n_frames, seed, video_id) for m in views]
+    return np.concatenate(out, 0)
+
+
+def views_of(modes) -> tuple[str, ...]:
+    """The views a shard stores for rows of these modes, in :data:`MODES` order."""
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        raise ValueError(f"unknown BLIP-2 mode(s) {sorted(unknown)}, expected {MODES}")
+    return tuple(m for m in MODES if m in set(modes))
 
 
 class ImageTokenIndex:
@@ -90,6 +99,7 @@ class ImageTokenIndex:
         self.layout: str | None = None          # "views" | "frames"
         self.view_frames: int | None = None     # views: the frames averaged into ``video``
         self.view_seed: int | None = None       # views: the seed of the ``img`` frame
+        self.views: tuple[str, ...] = ()        # views: which, in order
         for path in paths:
             self._add(Path(path))
         if not self._rows:
@@ -106,15 +116,16 @@ class ImageTokenIndex:
             ids = [str(v) for v in z["video_ids"]]
             offsets = np.asarray(z["frame_offsets"], dtype=np.int64)
             if "views" in z:
-                layout = ("views", int(z["view_frames"]), int(z["view_seed"]))
-                if tuple(str(v) for v in z["views"]) != VIEWS:
-                    raise ValueError(f"{path}: views {list(z['views'])}, this reader knows {list(VIEWS)}")
+                views = tuple(str(v) for v in z["views"])
+                layout = ("views", int(z["view_frames"]), int(z["view_seed"]), views)
+                if not views or views != views_of(views):
+                    raise ValueError(f"{path}: views {list(views)}, expected some of {list(MODES)} in that order")
             else:
-                layout = ("frames", None, None)
-        if self.layout is not None and layout != (self.layout, self.view_frames, self.view_seed):
+                layout = ("frames", None, None, ())
+        if self.layout is not None and layout != (self.layout, self.view_frames, self.view_seed, self.views):
             raise ValueError(f"{path}: layout {layout} differs from the other shards' "
-                             f"{(self.layout, self.view_frames, self.view_seed)}")
-        self.layout, self.view_frames, self.view_seed = layout
+                             f"{(self.layout, self.view_frames, self.view_seed, self.views)}")
+        self.layout, self.view_frames, self.view_seed, self.views = layout
         if len(offsets) != len(ids) + 1:
             raise ValueError(f"{path}: frame_offsets do not match {len(ids)} video ids")
         rows = NpzRows(path, "frames")
@@ -131,8 +142,8 @@ class ImageTokenIndex:
             n = int(offsets[i + 1] - offsets[i])
             if n % t:
                 raise ValueError(f"{path}: video {vid!r} has {n} rows, not a multiple of {t}")
-            if self.layout == "views" and n not in (0, len(VIEWS) * t):
-                raise ValueError(f"{path}: video {vid!r} has {n // t} views, expected {len(VIEWS)}")
+            if self.layout == "views" and n not in (0, len(self.views) * t):
+                raise ValueError(f"{path}: video {vid!r} has {n // t} views, expected {len(self.views)}")
             self._where[vid] = (shard, int(offsets[i]), n // t)
 
     def __contains__(self, video_id: str) -> bool:
@@ -197,6 +208,9 @@ class ImageTokenIndex:
             raise ValueError(f"the image shards hold views of {self.view_frames} frames with seed "
                              f"{self.view_seed}, the row asks for {n_frames} frames with seed {seed}: "
                              f"set the row's n_frames to media.image_encoder.n_frames (or re-extract)")
+        if mode not in self.views:
+            raise ValueError(f"the image shards hold the views {list(self.views)}, not {mode!r}: "
+                             f"re-extract with a {mode} row in the config")
         if self._locate(video_id)[2] == 0:
             return None
-        return self._blocks(video_id, [VIEWS.index(mode)])[0]
+        return self._blocks(video_id, [self.views.index(mode)])[0]

@@ -170,13 +170,15 @@ class _Result:
 def extract_shard(fetch_status_path: str | Path, media_cfg: Mapping | MediaConfig,
                   out_features_npz: str | Path, out_status_tsv: str | Path,
                   device: str | None = None, *, image_encoder: Mapping | ImageEncoderConfig | None = None,
-                  out_image_npz: str | Path | None = None, seed: int = 0) -> dict:
+                  out_image_npz: str | Path | None = None, seed: int = 0,
+                  views: Sequence[str] = ("img", "video")) -> dict:
     """Decode every fetched video of a shard once, run the encoder chain, write the feature
     shards and then the status table LAST.
 
     ``image_encoder`` (config ``media.image_encoder``) adds the BLIP-2 image encoder to the
     chain; its tokens go to ``out_image_npz`` (both or neither); ``seed`` (the run's) picks
-    each video's BLIP-2_Img frame when the shard stores views. Decoding runs in
+    each video's BLIP-2_Img frame and ``views`` names the BLIP-2 modes whose views the shard
+    stores (``store: views``). Decoding runs in
     ``num_workers`` DataLoader processes; the frames of ``videos_per_batch`` videos are batched
     through each model. Returns a summary dict (counts, seconds, weight sources, notes).
     """
@@ -200,7 +202,7 @@ def extract_shard(fetch_status_path: str | Path, media_cfg: Mapping | MediaConfi
     # Start the decoder processes (fork) before the models exist and before any intra-op
     # thread pool runs in this process; they decode while the models are being built.
     batches = iter(loader) if items else iter(())
-    chain = build_encoders(cfg, device, icfg, seed)
+    chain = build_encoders(cfg, device, icfg, seed, views)
     dims = {e.name: e.dim for e in chain}
     dims.setdefault("audio", 128)        # audio off: zero-row audio arrays keep the layout
 
