@@ -101,7 +101,7 @@ def image_views():
         return []
     from tiktalk.media.image_tokens import MODES
 
-    modes = {baseline_cfg(b)["params"]["model"]["mode"] for b in BASELINES
+    modes = {baseline_cfg(b)["params"]["model"].get("mode", "img") for b in BASELINES
              if "image_features" in baseline_needs(baseline_cfg(b))}
     return [m for m in MODES if m in modes]
 

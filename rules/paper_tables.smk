@@ -28,8 +28,9 @@ CLIP_DIR = (INTEREST.model or f"{R}/interest/clip") if INTEREST else None
 T6_SPLIT = (HE.context_sources.split if INTEREST.relevant == "annotations" else INTEREST.split) if INTEREST else None
 
 
-# the media stage's fetch tables (where each video file is), known after the manifest
-FETCH_TABLES = lambda wildcards: [f"{R}/media/{s}/fetch.tsv" for s in shards()]  # noqa: E731
+# the media stage's fetch tables (where each video file is), known after the manifest; none
+# with precomputed features (no video is fetched: the pages show no frames)
+FETCH_TABLES = lambda wildcards: [] if PRECOMPUTED else [f"{R}/media/{s}/fetch.tsv" for s in shards()]  # noqa: E731
 # what `all` asks of these rules (rules/common.smk)
 PT_OUTPUTS = paper_tables_outputs(PT, R, table7=bool(T7_ROWS), table6=TABLE6_ON)
 

@@ -25,6 +25,7 @@ LAYERS: list[set[str]] = [
     {"training"},
     {"baselines"},
     {"report"},                       # reads result files: may import up to the stages only
+    {"scale"},                        # the scale rehearsal and cost plan: tools over everything
     {"workflow", "cli", "config_check"},
 ]
 # Modules placed apart from their package: a package's command line is an entry point just

@@ -270,3 +270,52 @@ def test_scoring_families_are_the_ones_with_a_scorer():
     from tiktalk.baselines.registry import FAMILIES, SCORING_FAMILIES, get_family
 
     assert SCORING_FAMILIES == {f for f in FAMILIES if hasattr(get_family(f), "score_candidates")}
+
+
+class _SeqFirstLM(torch.nn.Module):
+    """A causal LM whose final hidden states are (length, batch, hidden), as ChatGLM-6B's."""
+
+    def __init__(self, vocab: int = 11, hidden: int = 6):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = torch.nn.Embedding(vocab, hidden)
+        self.mix = torch.nn.Linear(hidden, hidden)
+        self.lm_head = torch.nn.Linear(hidden, vocab, bias=False)
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def set_output_embeddings(self, head):
+        self.lm_head = head
+
+    def forward(self, input_ids):
+        h = torch.tanh(self.mix(self.emb(input_ids).cumsum(1))).transpose(0, 1)   # (L, B, H)
+        return type("Out", (), {"logits": self.lm_head(h).permute(1, 0, 2).contiguous()})()
+
+
+@pytest.mark.parametrize("rows,length", [(3, 7), (5, 5)])   # (5, 5): layouts indistinguishable
+def test_head_at_scored_positions_equals_full_logits(rows, length):
+    """Ranking applies an LM's output layer at the scored positions only: the same sums as
+    the full logits, for batch-first (GPT-2) and sequence-first (ChatGLM-6B) hidden states, with
+    an offset (BLIP-2's queries), and the model's own head is restored afterwards."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from tiktalk.models.scoring import lm_logprob_sums, token_logprob_sums
+
+    gen = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, 11, (rows, length), generator=gen)
+    labels = ids.clone()
+    labels[:, : length // 2] = -100                      # the prompt is not scored
+    labels[0, -1] = -100                                 # nor padding
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=11, n_embd=8, n_layer=1, n_head=2, n_positions=16)).eval()
+    for lm, run, offset in ((gpt2, lambda: gpt2(input_ids=ids), 0),
+                            (_SeqFirstLM(), None, 0),
+                            (gpt2, lambda: gpt2(input_ids=torch.cat([ids[:, :2], ids], 1)), 2)):
+        run = run or (lambda lm=lm: lm(ids))
+        with torch.no_grad():
+            want = token_logprob_sums(run().logits[:, offset:], labels)
+            head = lm.get_output_embeddings()
+            got = lm_logprob_sums(lm, run, labels, offset=offset)
+        assert lm.get_output_embeddings() is head
+        torch.testing.assert_close(got[0], want[0])
+        assert torch.equal(got[1], want[1])

@@ -92,6 +92,17 @@ register("weights", "pretrained weights: `tiktalk weights make-rehearsal DIR` bu
          "rehearsal's tiny same-class models", weights_cli.weights_arguments, weights_cli.weights_run)
 
 
+# ---------------------------------------------------------------- scale rehearsal, cost plan
+from tiktalk.scale import cli as scale_cli  # noqa: E402  (light: argparse only)
+
+register("rehearse", "the scale rehearsal: `tiktalk rehearse scale --fraction F` writes a "
+         "synthetic release of F x TikTalk's size; `collect` gathers its jobs' costs",
+         scale_cli.rehearse_arguments, scale_cli.rehearse_run)
+register("plan", "the cost of a real run (jobs, GPU-hours, disk, peak RAM, wall time on N nodes) "
+         "from the scale rehearsal's measurements: results/plan.md", scale_cli.plan_arguments,
+         scale_cli.plan_run)
+
+
 # ---------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:
     from tiktalk import __version__

@@ -75,9 +75,26 @@ def script_logging(log_path: str | Path | None, threads: int | None = None,
     else:
         if record is not None:
             record.unlink(missing_ok=True)
+        own, child = peak_rss_mb()
+        # the kernel's high-water marks (Snakemake's max_rss samples every 30 s after the
+        # first 15 s and can miss a short peak): the scale rehearsal reads this line
+        log.info("%s self %.1f MB, largest child %.1f MB", PEAK_RSS_PREFIX, own, child)
     finally:
         for h in handlers:
             h.flush()
+
+
+PEAK_RSS_PREFIX = "peak RSS:"
+
+
+def peak_rss_mb() -> tuple[float, float]:
+    """(this process's peak resident memory, the largest peak of its finished child processes
+    (a DDP rank, a decoder worker)), in MB, from the kernel (``getrusage``)."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0      # KB on Linux
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+    return own, child
 
 
 # ---------------------------------------------------------------------------- progress

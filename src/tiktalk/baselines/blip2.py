@@ -234,8 +234,8 @@ def score_candidates(params: dict, model_dir: Path, inputs: BaselineInputs, spli
                      candidates: dict, batch_size: int = 16):
     """Ranking: (summed log-likelihood, tokens), each (dialogues, candidates), of every candidate
     response (and the end token) after [queries][prompt], teacher-forced through the frozen LLM
-    exactly as in training (:meth:`tiktalk.models.blip2.Blip2Dialogue.text_logits`)."""
-    from tiktalk.models.scoring import as_matrix, candidate_pairs, token_logprob_sums
+    exactly as in training (:meth:`tiktalk.models.blip2.Blip2Dialogue.text_logprob_sums`)."""
+    from tiktalk.models.scoring import as_matrix, candidate_pairs
 
     device = device_for(params)
     model, tok, llm_cfg = load_model(model_dir, params, device=device)
@@ -250,7 +250,7 @@ def score_candidates(params: dict, model_dir: Path, inputs: BaselineInputs, spli
                                          llm_cfg.max_source_len, llm_cfg.max_target_len)
             examples.append({"video_id": row["video_id"], "input_ids": ids, "labels": labels})
         batch = {k: v.to(device) for k, v in collate(examples, tok.pad_token_id, tokens).items()}
-        s, n = token_logprob_sums(model.text_logits(batch), batch["labels"])   # i predicts i + 1
+        s, n = model.text_logprob_sums(batch)                 # teacher-forced, as in training
         sums.append(s)
         counts.append(n)
     return as_matrix(sums, counts, candidates["n_candidates"])

@@ -199,7 +199,7 @@ def score_candidates(params: dict, model_dir: Path, inputs: BaselineInputs, spli
     teacher-forced through the fine-tuned LM (prompt settings: the trained model's own)."""
     import torch
 
-    from tiktalk.models.scoring import as_matrix, candidate_pairs, token_logprob_sums
+    from tiktalk.models.scoring import as_matrix, candidate_pairs, lm_logprob_sums
 
     device = device_for(params)
     lm, tok, cfg = load_finetuned(model_dir, device=device)
@@ -215,8 +215,7 @@ def score_candidates(params: dict, model_dir: Path, inputs: BaselineInputs, spli
                 examples.append({"input_ids": ids, "labels": labels})
             batch = {k: v.to(device) for k, v in collate(examples, tok.pad_token_id).items()}
             kwargs = {"attention_mask": batch["attention_mask"]} if cfg.pass_attention_mask else {}
-            logits = lm(input_ids=batch["input_ids"], **kwargs).logits
-            s, n = token_logprob_sums(logits, batch["labels"])
+            s, n = lm_logprob_sums(lm, lambda: lm(input_ids=batch["input_ids"], **kwargs), batch["labels"])
             sums.append(s)
             counts.append(n)
     return as_matrix(sums, counts, candidates["n_candidates"])

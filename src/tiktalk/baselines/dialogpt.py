@@ -125,7 +125,7 @@ def score_candidates(params: dict, model_dir: Path, inputs: BaselineInputs, spli
     response (its tokens and the closing [SEP]) after the dialogue's prompt, teacher-forced."""
     import dataclasses
 
-    from tiktalk.models.scoring import as_matrix, candidate_pairs, token_logprob_sums
+    from tiktalk.models.scoring import as_matrix, candidate_pairs, lm_logprob_sums
 
     p = _params(params)
     cfg = dataclasses.replace(p.model, loss_on_context=False)   # score the response only
@@ -140,8 +140,9 @@ def score_candidates(params: dict, model_dir: Path, inputs: BaselineInputs, spli
             ids, labels = encode_dialogue(tok, row["context"], text, cfg)
             examples.append({"input_ids": ids, "labels": labels})
         batch = {k: v.to(device) for k, v in collate(examples, tok.pad_token_id).items()}
-        logits = model.lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        s, n = token_logprob_sums(logits, batch["labels"])
+        s, n = lm_logprob_sums(model.lm, lambda: model.lm(input_ids=batch["input_ids"],
+                                                           attention_mask=batch["attention_mask"]),
+                               batch["labels"])
         sums.append(s)
         counts.append(n)
     return as_matrix(sums, counts, candidates["n_candidates"])

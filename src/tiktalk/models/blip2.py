@@ -304,10 +304,20 @@ class Blip2Dialogue(TrainableStateDict, nn.Module):
         return self._run_llm(batch, with_labels=True)[0].loss
 
     def text_logits(self, batch: dict) -> torch.Tensor:
-        """(B, L, vocab) logits at the text positions of a training-style batch (the ranking
-        evaluation scores candidate responses with them, teacher-forced as in training)."""
+        """(B, L, vocab) logits at the text positions of a training-style batch."""
         out, nq = self._run_llm(batch, with_labels=False)
         return out.logits[:, nq:]
+
+    def text_logprob_sums(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(summed log p, number of tokens) of each row's labelled tokens, teacher-forced after
+        its queries and prompt exactly as in training (the ranking evaluation), with the LLM's
+        output layer applied at the labelled positions only
+        (:func:`tiktalk.models.scoring.lm_logprob_sums`)."""
+        from tiktalk.models.scoring import lm_logprob_sums
+
+        nq = self.num_queries
+        return lm_logprob_sums(self.llm, lambda: self._run_llm(batch, with_labels=False)[0],
+                               batch["labels"], offset=nq)
 
     @torch.no_grad()
     def generate(self, image_embeds: torch.Tensor, image_mask: torch.Tensor | None,

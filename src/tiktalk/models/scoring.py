@@ -31,13 +31,74 @@ IGNORE = -100
 def token_logprob_sums(logits: torch.Tensor, labels: torch.Tensor, shift: bool = True
                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum of log p(label), number of labels) per row; ``shift``: causal LM alignment
-    (``logits[:, i]`` predicts ``labels[:, i+1]``), else position-wise."""
+    (``logits[:, i]`` predicts ``labels[:, i+1]``), else position-wise. The softmax is taken
+    at the labelled positions only."""
     if shift:
         logits, labels = logits[:, :-1], labels[:, 1:]
     mask = labels != IGNORE
-    logp = F.log_softmax(logits.float(), dim=-1)
-    gold = logp.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return (gold * mask).sum(1), mask.sum(1)
+    return _gold_sums(logits[mask], labels, mask)
+
+
+def _gold_sums(scored_logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row: the summed log-probabilities of ``labels[mask]`` under ``scored_logits`` (one
+    row of logits per True of ``mask``, in row-major order), and the number of them."""
+    logp = F.log_softmax(scored_logits.float(), dim=-1)
+    gold = logp.gather(-1, labels[mask].unsqueeze(-1)).squeeze(-1)
+    rows = torch.arange(labels.shape[0], device=labels.device).unsqueeze(1).expand_as(labels)[mask]
+    sums = torch.zeros(labels.shape[0], dtype=gold.dtype, device=gold.device).index_add_(0, rows, gold)
+    return sums, mask.sum(1)
+
+
+class _HeadCapture(torch.nn.Module):
+    """Stands in for an LM's output layer during one forward pass: records the final hidden
+    states and returns a width-1 placeholder, so no (batch, length, vocabulary) logits are
+    built."""
+
+    def __init__(self, head: torch.nn.Module):
+        super().__init__()
+        self.head = head
+        self.hidden: torch.Tensor | None = None
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        self.hidden = hidden
+        return hidden.new_zeros(*hidden.shape[:-1], 1)
+
+
+def lm_logprob_sums(lm, run, labels: torch.Tensor, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`token_logprob_sums` of a causal LM's forward pass ``run()`` (which calls ``lm``
+    on a sequence of ``offset`` positions before the ``labels``' ones, e.g. BLIP-2's queries),
+    with the output layer applied only where a label is scored: ranking 100 candidates a
+    dialogue costs a response's positions x the vocabulary, not the whole sequence's.
+
+    Needs ``lm.get_output_embeddings`` / ``set_output_embeddings`` (transformers models and
+    ChatGLM-6B's remote code have them); otherwise, or when the hidden states' layout cannot be
+    told apart (batch size = length), the full logits are computed as before."""
+    head = lm.get_output_embeddings() if hasattr(lm, "get_output_embeddings") else None
+    if head is None or not hasattr(lm, "set_output_embeddings"):
+        return token_logprob_sums(_full_logits(run(), offset), labels)
+    capture = _HeadCapture(head)
+    lm.set_output_embeddings(capture)
+    try:
+        run()
+    finally:
+        lm.set_output_embeddings(head)
+    h = capture.hidden
+    b, length = labels.shape[0], labels.shape[1] + offset
+    if h is None or h.ndim != 3 or b == length:
+        return token_logprob_sums(_full_logits(run(), offset), labels)
+    if tuple(h.shape[:2]) == (length, b):           # sequence-first layout (ChatGLM-6B)
+        h = h.transpose(0, 1)
+    elif tuple(h.shape[:2]) != (b, length):
+        raise ValueError(f"hidden states of shape {tuple(h.shape)} for {b} rows of {length} positions")
+    h, shifted = h[:, offset:-1], labels[:, 1:]
+    mask = shifted != IGNORE
+    return _gold_sums(head(h[mask]), shifted, mask)
+
+
+def _full_logits(out, offset: int) -> torch.Tensor:
+    logits = out.logits if hasattr(out, "logits") else out[0]
+    return logits[:, offset:]
 
 
 @torch.no_grad()
@@ -78,9 +139,8 @@ def maria_response_logprobs(model, batch: dict) -> tuple[torch.Tensor, torch.Ten
     add = add.masked_fill(~allowed, torch.finfo(h.dtype).min).unsqueeze(1)
     out = model.mlm.bert.encoder(h, attention_mask=add)
     hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
-    logits = model.mlm.cls(hidden[:, L:])                            # (B, R, V)
     labels = torch.where(scored, ids[:, :R], torch.full_like(ids[:, :R], IGNORE))
-    return token_logprob_sums(logits, labels, shift=False)
+    return _gold_sums(model.mlm.cls(hidden[:, L:][scored]), labels, scored)   # scored slots only
 
 
 def candidate_pairs(rows, candidates: dict) -> list[tuple[dict, str]]:

@@ -1,0 +1,113 @@
+"""The scale rehearsal's pieces: the synthetic release has the paper's counts after the real
+adapter, its shards are read in place, the standardiser streams, the measurements and budgets
+are read from real benchmark files, the profile asks for what the jobs need, and the plan."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tiktalk.scale.generate import ScaleSpec, make_c3kg, make_feature_shards, make_release, paper_counts
+
+ROOT = Path(__file__).resolve().parents[1]
+FRACTION = 0.003
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    out = tmp_path_factory.mktemp("scale")
+    spec = ScaleSpec(fraction=FRACTION, c3kg_triples=2000, image_views=("video",))
+    videos = make_release(out, spec)
+    stats = make_feature_shards(out, videos, spec)
+    make_c3kg(out / "c3kg.tsv", spec)
+    return out, spec, videos, stats
+
+
+def test_paper_counts_at_full_size_are_table2():
+    c = paper_counts(1.0)
+    assert (c["train"].videos, c["train"].dialogues, c["train"].turns) == (35703, 363589, 816170)
+    assert (c["val"].videos, c["val"].dialogues, c["val"].turns) == (1000, 1353, 3495)
+    assert (c["test"].videos, c["test"].dialogues, c["test"].turns) == (2000, 2728, 7087)
+    with pytest.raises(ValueError, match="fraction"):
+        paper_counts(0)
+
+
+def test_release_has_the_counts_after_the_adapter_and_the_val_carve(small):
+    from tiktalk.data.release import ValCarving, release_rows
+
+    out, spec, videos, _ = small
+    want = paper_counts(FRACTION)
+    assert not (out / "release" / "val.json").exists()           # the official layout
+    carving = ValCarving(videos=want["val"].videos)
+    got = {}
+    for split in ("train", "val"):
+        got[split], _ = release_rows(out / "release" / "train.json", split, val_from_train=carving)
+    got["test"], _ = release_rows(out / "release" / "test.json", "test")
+    for split, rows in got.items():
+        assert len({r["video_id"] for r in rows}) == want[split].videos, split
+        assert len(rows) == want[split].dialogues, split
+        assert sum(len(r["context"]) + 1 for r in rows) == want[split].turns, split
+        assert all(len(r["responses"]) == (1 if split == "train" else 5) for r in rows)
+    chars = [len(t) for r in got["train"] for t in r["context"] + r["responses"]]
+    assert 15.5 < np.mean(chars) < 17.5                            # paper: 16.4
+    assert {v for v, (s, _) in videos.items() if s == "val"} == {r["video_id"] for r in got["val"]}
+
+
+def test_shards_follow_the_manifest_and_read_in_place(small):
+    from tiktalk.data.manifest import manifest_from_ids
+    from tiktalk.media.image_tokens import ImageTokenIndex
+    from tiktalk.media.precomputed import check_shard
+    from tiktalk.media.store import FeatureStore, NpzRows
+    from tiktalk.media.tables import read_status
+
+    out, spec, videos, stats = small
+    manifest = manifest_from_ids(videos, {v: s for v, (s, _) in videos.items()}, spec.shard_size)
+    shards: dict[str, list[str]] = {}
+    for vid, _, shard in manifest:
+        shards.setdefault(shard, []).append(vid)
+    assert stats["shards"] == len(shards)
+    for shard, ids in shards.items():
+        files = {k: out / "features" / f"{shard}.{k}.{ext}" for k, ext in
+                 (("features", "npz"), ("status", "tsv"), ("image", "npz"))}
+        assert check_shard(files, ids) == []
+        assert check_shard(files, ids[::-1])[0].endswith(f"the manifest's shard has {ids[-1]!r} there")
+    store = FeatureStore(sorted((out / "features").glob("*.features.npz")))
+    assert all(isinstance(r, NpzRows) for r in store._frames)      # no array of features held
+    status = {r["video_id"]: r for p in (out / "features").glob("*.status.tsv") for r in read_status(p)}
+    ok = [v for v, r in status.items() if r["status"] == "ok"]
+    assert len(ok) == len(videos) - stats["failed"] and len(status) == len(videos)
+    first = sorted(shards)[0]
+    with np.load(out / "features" / f"{first}.features.npz") as z:
+        i = 3
+        vid = str(z["video_ids"][i])
+        rows = z["frames"][z["frame_offsets"][i]:z["frame_offsets"][i + 1]]
+        assert np.array_equal(store.frames(vid), rows.astype(np.float32))
+        assert store.frames(vid).shape[1] == 2048 and store.audio(vid).shape[1] in (0, 128)
+    index = ImageTokenIndex(sorted((out / "features").glob("*.image.npz")))
+    tokens = index.video_tokens(ok[0], "video", 8, spec.seed)
+    assert tokens.shape == (257, 1408) and index.views == ("video",)
+
+
+def test_standardiser_streams_and_equals_the_concatenated_statistics():
+    """One pass, float64 accumulators: the same mean/std as concatenating every example's
+    rows (a video with weight w counts as w examples), and memory that does not hold them."""
+    import torch
+
+    from tiktalk.models.features import FeatureStandardizer
+
+    rng = np.random.default_rng(0)
+    videos = [rng.normal(3.0, 0.01 + j, (rng.integers(1, 9), 16)).astype(np.float16) for j in range(20)]
+    videos[4] = np.zeros((0, 16), np.float16)                       # a failed video
+    weights = [int(w) for w in rng.integers(1, 6, len(videos))]
+    concat = np.concatenate([np.repeat(v.astype(np.float64), w, axis=0) for v, w in zip(videos, weights)])
+    norm = FeatureStandardizer(16)
+    n = norm.fit(iter(videos), weights=weights)                     # a generator: one pass
+    assert n == len(concat)
+    torch.testing.assert_close(norm.mean, torch.from_numpy(concat.mean(0)).float(), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(norm.std, torch.from_numpy(concat.std(0)).float(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="dim 3"):
+        norm.fit([np.zeros((2, 3))])
