@@ -172,10 +172,10 @@ def test_fetch_runs_where_the_network_is(tmp_path, on_login_node):
         assert not (workdir / "results/media/s00000/fetch.tsv").exists()
 
 
-def test_each_weight_is_an_input_of_exactly_its_consumers(paper_scale_dry_run):
-    """So replacing a weight file re-runs exactly the jobs that load it (mtime trigger)."""
+def weight_readers(dry_run: str) -> dict[str, set[str]]:
+    """Artifact name -> the jobs (``rule[baseline]``) of a dry run that take its files as input."""
     readers: dict[str, set[str]] = {}
-    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:)", paper_scale_dry_run):
+    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:)", dry_run):
         head = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):", block)
         inputs = re.search(r"^\s+input: (.*)$", block, re.M)
         if not head or not inputs or head.group(1) in ("verify_weight", "fetch_weights"):
@@ -185,6 +185,12 @@ def test_each_weight_is_an_input_of_exactly_its_consumers(paper_scale_dry_run):
         for f in inputs.group(1).split(", "):
             if f.startswith("weights/") and f.count("/") >= 2 and "/.verified/" not in f:
                 readers.setdefault(f.split("/")[1], set()).add(job)
+    return readers
+
+
+def test_each_weight_is_an_input_of_exactly_its_consumers(paper_scale_dry_run):
+    """So replacing a weight file re-runs exactly the jobs that load it (mtime trigger)."""
+    readers = weight_readers(paper_scale_dry_run)
     both = lambda *bs: {f"{r}[{b}]" for b in bs for r in ("train_baseline", "predict", "rank")}  # noqa: E731
     maria = ("maria", "maria_audio", "maria_c3kg", "text", "audio_text", "c3kg_text", "maria_audio_c3kg")
     assert readers == {
@@ -197,6 +203,16 @@ def test_each_weight_is_an_input_of_exactly_its_consumers(paper_scale_dry_run):
         "gpt2-chitchat": both("dialogpt"),
         "chatglm-6b": both("chatglm", "blip2_img", "blip2_video"),
     }
+
+
+def test_every_rule_that_loads_a_model_asks_the_profile_for_a_gpu(paper_scale_dry_run):
+    """A job that loads pretrained weights (and every job of a rule that may) runs on a GPU
+    node: without one, ChatGLM-6B ranking 2,728 x 100 candidates never finishes."""
+    profile = yaml.safe_load((ROOT / "slurm/config.yaml").read_text(encoding="utf-8"))
+    rules = {job.split("[")[0] for jobs in weight_readers(paper_scale_dry_run).values() for job in jobs}
+    assert {"extract_shard", "train_baseline", "predict", "rank", "retrieve_knowledge", "table5"} <= rules
+    without = sorted(r for r in rules if int((profile["set-resources"].get(r) or {}).get("gpu", 0)) < 1)
+    assert not without, f"rules that load a model but ask the profile for no GPU: {without}"
 
 
 def test_paper_config_validates():

@@ -111,3 +111,37 @@ def test_standardiser_streams_and_equals_the_concatenated_statistics():
     torch.testing.assert_close(norm.std, torch.from_numpy(concat.std(0)).float(), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="dim 3"):
         norm.fit([np.zeros((2, 3))])
+
+
+# -- the SLURM profile's requests ---------------------------------------------------------------
+def _profile() -> dict:
+    return yaml.safe_load((ROOT / "slurm/config.yaml").read_text(encoding="utf-8"))
+
+
+def test_retries_grow_requests_only_up_to_the_caps_users_set():
+    from tiktalk.scale.plan import eval_resource
+
+    profile = _profile()
+    blocks = [profile["default-resources"], *profile["set-resources"].values()]
+    caps = {"TIKTALK_SLURM_MAX_MEM_MB": "100000", "TIKTALK_SLURM_MAX_RUNTIME_MIN": "600"}
+    for block in blocks:
+        for key, cap, default in (("mem_mb", 100000, 384000), ("runtime", 600, 4320)):
+            if key not in block:
+                continue
+            grown = [eval_resource(block[key], a, env={}) for a in (1, 2, 3, 10)]
+            assert grown[1] >= grown[0] and max(grown) <= default, (key, block[key])
+            assert max(eval_resource(block[key], a, env=caps) for a in (1, 2, 3, 10)) <= cap
+
+
+def test_the_profile_asks_for_what_the_measured_peaks_need():
+    """Each rule's memory request covers 1.5 x its job's peak at TikTalk's size (the scale
+    rehearsal's measurement shipped with the package, plus the real models' host memory)."""
+    from tiktalk.scale.measure import read_scale_table
+    from tiktalk.scale.plan import COSTS, MEASURED, build_plan, load_yaml
+
+    measured = read_scale_table(MEASURED)
+    assert max(r["fraction"] for r in measured) == 1.0
+    lines = build_plan(load_yaml(ROOT / "config/tiktalk.yaml"), _profile(), load_yaml(COSTS),
+                       [r for r in measured if r["fraction"] == 1.0])
+    short = [(l.stage, l.asks_gb, l.ram_gb) for l in lines if l.asks_gb is not None and l.asks_gb < 1.5 * l.ram_gb]
+    assert not short, f"requests below 1.5 x the measured need (stage, asks GB, needs GB): {short}"

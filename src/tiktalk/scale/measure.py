@@ -31,6 +31,9 @@ PER_SHARD = {"adopt_shard", "fetch_shard", "extract_shard"}
 DATA_STAGES = {"build_split", "build_split_with_references", "manifest", "media_coverage",
                "media_report", "retrieve_knowledge", "ranking_candidates", "table2", "table5",
                "score", "human_eval_sheets", "context_sources_sheets"}
+# rules whose input is the test split (the annotation kits, the cases page)
+TEST_SPLIT_READERS = {"human_eval_sheets", "human_eval_pages", "context_sources_sheets",
+                      "context_sources_pages", "annotation_frames", "figure4_cases"}
 # jobs that train or decode: their memory must not grow with the data beyond an index
 MODEL_STAGES = {"train_baseline", "predict", "rank"}
 _PEAK_RE = re.compile(re.escape(PEAK_RSS_PREFIX) + r" self ([0-9.]+) MB, largest child ([0-9.]+) MB")
@@ -58,6 +61,8 @@ def job_items(rule: str, job: str, counts: dict, shard_size: int = 256, n_candid
         return dialogues[split or "test"] * n_candidates
     if rule in ("manifest", "media_coverage", "media_report", "table5", "coverage_floor"):
         return videos
+    if rule in TEST_SPLIT_READERS:
+        return dialogues["test"]
     if split is not None:
         return dialogues[split]
     return sum(dialogues.values())
@@ -165,7 +170,7 @@ def growth(rows: Sequence[dict], top: int = 2) -> list[dict]:
     between its ``top`` largest runs (the smallest fractions measure start-up, not data), and
     its time and peak memory at the largest."""
     by_job: dict[tuple[str, str], list[dict]] = {}
-    for r in rows:
+    for r in per_shard_as_one(rows):
         by_job.setdefault((r["rule"], r["job"]), []).append(r)
     out = []
     for (rule, job), rs in sorted(by_job.items()):
@@ -175,6 +180,24 @@ def growth(rows: Sequence[dict], top: int = 2) -> list[dict]:
                     "time_exponent": _slope([r["items"] for r in rs], [r["s"] for r in rs]),
                     "memory_exponent": _slope([r["items"] for r in rs], [r["max_rss_mb"] for r in rs])})
     return out
+
+
+def per_shard_as_one(rows: Sequence[dict]) -> list[dict]:
+    """Rows with each per-shard rule of a run as one row (job "per shard"): its costliest job,
+    and as items all the videos of its shards (the work that grows with the data is the
+    number of shards; a job's own cost is a shard's)."""
+    out, shards = [], {}
+    for r in rows:
+        if r["rule"] not in PER_SHARD:
+            out.append(r)
+            continue
+        key = (r["rule"], r["fraction"])
+        cur = shards.setdefault(key, dict(r, job="per shard", items=0))
+        cur["items"] += r["items"]
+        for k in ("s", "max_rss_mb", "peak_self_mb", "peak_child_mb"):
+            if r[k] > cur[k] or cur[k] != cur[k]:
+                cur[k] = r[k]
+    return out + list(shards.values())
 
 
 def check_budgets(rows: Sequence[dict]) -> list[dict]:
