@@ -154,7 +154,8 @@ def test_loopback_refused_by_default_and_allowed_by_the_switch(tmp_path, video_b
     with loopback_server() as srv:
         srv.routes["/v.mp4"] = serve_bytes(video_bytes)
         with pytest.raises(DownloadError, match="refused host 127.0.0.1: loopback address 127.0.0.1; "
-                                                "set media.download.allow_private_hosts"):
+                                                "list its network in media.download.private_allowlist "
+                                                r"\(e.g. 127.0.0.1/32\)"):
             download(srv.base + "/v.mp4", tmp_path / "a.mp4", fast_cfg(allow_private_hosts=False))
         assert srv.requests == []                      # refused before any connection
         download(srv.base + "/v.mp4", tmp_path / "a.mp4", fast_cfg(allow_private_hosts=True))
@@ -182,6 +183,37 @@ def test_redirect_from_an_allowed_to_a_refused_host(tmp_path, video_bytes):
         with pytest.raises(DownloadError, match="connection error"):
             download(srv.base + "/lo2", tmp_path / "d.mp4", fast_cfg(retries=0))
     assert not (tmp_path / "b.mp4").exists() and not (tmp_path / "c.mp4").exists()
+
+
+def test_link_local_and_metadata_refused_whatever_the_switch_says(tmp_path, video_bytes):
+    """With the blanket switch on (or the network in the allowlist), a redirect to the cloud
+    metadata service is still refused at once: never connected to, never retried."""
+    with loopback_server() as srv:
+        srv.routes["/meta"] = redirect("http://169.254.169.254/latest/meta-data/")
+        for cfg in (fast_cfg(allow_private_hosts=True),
+                    fast_cfg(allow_private_hosts=False,
+                             private_allowlist=("127.0.0.1/32", "169.254.0.0/16"))):
+            srv.counts.clear()
+            with pytest.raises(DownloadError, match="redirect 1: refused host 169.254.169.254: "
+                                                    r"link-local address 169.254.169.254 \(always refused"):
+                download(srv.base + "/meta", tmp_path / "a.mp4", cfg)
+            assert srv.counts["/meta"] == 1                   # not retried
+    assert not (tmp_path / "a.mp4").exists() and not (tmp_path / "a.mp4.part").exists()
+
+
+@pytest.mark.parametrize("address", ["169.254.169.254", "169.254.0.1", "fe80::1", "fd00:ec2::254",
+                                     "::ffff:169.254.169.254", "100.100.100.200"])
+def test_always_refused_addresses(address):
+    import ipaddress
+
+    from tiktalk.media.hosts import HostPolicy, HostRefused, vet_host
+
+    everything = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+    for policy in (HostPolicy(), HostPolicy(allow_private=True), HostPolicy(allowlist=everything)):
+        with pytest.raises(HostRefused, match="always refused"):
+            vet_host(address, 80, policy, lambda host, port: [host])
+    # their neighbours are ordinary non-public addresses: the switch opens them
+    assert vet_host("fd00:ec2::253", 80, HostPolicy(allow_private=True), lambda h, p: [h])
 
 
 @pytest.mark.parametrize("url, kind", [

@@ -4,9 +4,15 @@ A release or an ``id,url`` CSV is data from outside, and so is every redirect a 
 Without a check, a URL (or a redirect) to ``http://127.0.0.1:8080/``, to the cloud metadata
 service ``http://169.254.169.254/`` or to a machine of the cluster's private network would be
 fetched from inside it. So every hop's host is resolved, and the request is refused when any of
-its addresses is loopback, link-local, private or otherwise not public, unless the config says
-so (``media.download.allow_private_hosts``, or a list of allowed networks in
-``media.download.private_allowlist``, e.g. an institutional mirror on ``10.1.2.0/24``).
+its addresses is loopback, link-local, private or otherwise not public, unless the config allows
+it: a list of allowed networks in ``media.download.private_allowlist`` (the way to reach an
+institutional mirror on ``10.1.2.0/24`` or a test server on ``127.0.0.1/32``), or the blanket
+switch ``media.download.allow_private_hosts``.
+
+Link-local addresses (``169.254.0.0/16``, ``fe80::/10``) and the cloud metadata services
+(:data:`ALWAYS_REFUSED`: AWS's ``fd00:ec2::254``, Alibaba's ``100.100.100.200``) are refused
+whatever the switch or the allowlist says: no video is ever served from there, and a redirect
+to one is an attempt to read the machine's cloud credentials.
 
 :func:`vet_host` returns the addresses it checked; the downloader connects to one of exactly
 those addresses (it does not resolve the name a second time), so a DNS answer that changes
@@ -24,7 +30,12 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolve = Callable[[str, int], Sequence[str]]
 
-ALLOW_SWITCH = "media.download.allow_private_hosts"
+ALLOWLIST = "media.download.private_allowlist"
+
+#: networks no configuration opens: link-local (the metadata service 169.254.169.254 among
+#: them) and the cloud metadata addresses outside link-local
+ALWAYS_REFUSED: tuple[Network, ...] = tuple(ipaddress.ip_network(n) for n in (
+    "169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32"))
 
 
 class HostRefused(ValueError):
@@ -79,22 +90,41 @@ def parse_networks(values: Sequence[str], where: str = "private_allowlist") -> t
     return tuple(nets)
 
 
+def _plain(ip: Address) -> Address:
+    """``::ffff:a.b.c.d`` -> ``a.b.c.d``; any other address as it is."""
+    return ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped else ip
+
+
+def always_refused(ip: Address) -> str | None:
+    """Why ``ip`` is refused whatever the config says (link-local, cloud metadata), or None."""
+    plain = _plain(ip)
+    for net in ALWAYS_REFUSED:
+        if plain.version == net.version and plain in net:
+            kind = "link-local" if plain.is_link_local else "cloud metadata"
+            return f"{kind} address {ip} (always refused: never a video host, the cloud metadata service)"
+    return None
+
+
 @dataclass(frozen=True)
 class HostPolicy:
-    """``allow_private``: reach any address; else only public ones and ``allowlist``."""
+    """Public addresses, and the networks of ``allowlist``; ``allow_private``: any address.
+    Never an address of :data:`ALWAYS_REFUSED`."""
 
     allow_private: bool = False
     allowlist: tuple[Network, ...] = ()
 
     def refusal(self, ip: Address) -> str | None:
         """Why a connection to ``ip`` is refused, None when it is allowed."""
+        fixed = always_refused(ip)
+        if fixed:
+            return fixed
         if self.allow_private:
             return None
         kind = address_kind(ip)
         if kind is None:
             return None
-        plain = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped else ip
-        if any(plain in net for net in self.allowlist):
+        plain = _plain(ip)
+        if any(plain.version == net.version and plain in net for net in self.allowlist):
             return None
         return f"{kind} address {ip}"
 
@@ -121,6 +151,8 @@ def vet_host(host: str | None, port: int, policy: HostPolicy,
         why = policy.refusal(ip)
         if why:
             shown = host if host == str(ip) else f"{host} ({ip})"
-            raise HostRefused(f"refused host {shown}: {why}; set {ALLOW_SWITCH} (or list the "
-                              f"network in media.download.private_allowlist) to allow it")
+            if always_refused(ip):
+                raise HostRefused(f"refused host {shown}: {why}")
+            raise HostRefused(f"refused host {shown}: {why}; list its network in {ALLOWLIST} "
+                              f"(e.g. {_plain(ip)}/32) to allow it")
     return addresses
