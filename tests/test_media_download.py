@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from media_utils import (drop_midway, first_then, loopback_server, redirect, serve_bytes,
+from media_utils import (drop_midway, etag_of, first_then, loopback_server, redirect, serve_bytes,
                          serve_status, stall, write_video)
 from tiktalk.media.download import DownloadConfig, DownloadError, HostRateLimiter, download
 
@@ -74,6 +74,46 @@ def test_dropped_connection_resumes_with_range(tmp_path, video_bytes):
     assert ranges[0] is None and ranges[1] == f"bytes={int(len(video_bytes) * 0.4)}-"
 
 
+def test_resume_only_onto_the_same_file(tmp_path, video_bytes):
+    """The file changes on the server between the dropped attempt and the resume: the resume
+    carries If-Range with the first response's ETag, so the server sends the whole new file
+    (not the rest of it behind the old bytes)."""
+    other = write_video(tmp_path / "other.mp4", duration=1.0, width=64, height=48, tone_hz=880).read_bytes()
+    assert other != video_bytes
+    with loopback_server() as srv:
+        srv.routes["/v.mp4"] = first_then(drop_midway(video_bytes, 0.4), serve_bytes(other))
+        info = download(srv.base + "/v.mp4", tmp_path / "a.mp4", fast_cfg())
+        assert srv.if_ranges[1] == etag_of(video_bytes)
+    assert (tmp_path / "a.mp4").read_bytes() == other
+    assert info["attempts"] == 2
+    # a server that ignores If-Range sends the rest of the new file: its ETag gives it away
+    with loopback_server() as srv:
+        srv.routes["/v.mp4"] = first_then(drop_midway(video_bytes, 0.4),
+                                          serve_bytes(other, honour_if_range=False), n_first=1)
+        download(srv.base + "/v.mp4", tmp_path / "b.mp4", fast_cfg())
+        assert [r for _, r in srv.requests][1:] == [f"bytes={int(len(video_bytes) * 0.4)}-", None]
+    assert (tmp_path / "b.mp4").read_bytes() == other
+    assert not list(tmp_path.glob("*.part*"))
+
+
+def test_a_partial_file_without_validator_starts_over(tmp_path, video_bytes):
+    """A .part left by an earlier run (no validator kept), or from a server that sent neither
+    ETag nor Last-Modified, is never resumed with a bare Range."""
+    other = write_video(tmp_path / "other.mp4", duration=1.0, width=64, height=48, tone_hz=880).read_bytes()
+    (tmp_path / "a.mp4.part").write_bytes(video_bytes[: len(video_bytes) // 2])
+    with loopback_server() as srv:
+        srv.routes["/v.mp4"] = serve_bytes(other)
+        download(srv.base + "/v.mp4", tmp_path / "a.mp4", fast_cfg())
+        assert srv.requests[0][1] is None                      # no Range
+    assert (tmp_path / "a.mp4").read_bytes() == other
+    with loopback_server() as srv:                              # no validator from the server
+        srv.routes["/v.mp4"] = first_then(drop_midway(video_bytes, 0.4, etag=None),
+                                          serve_bytes(video_bytes, etag=None))
+        info = download(srv.base + "/v.mp4", tmp_path / "c.mp4", fast_cfg())
+        assert [r for _, r in srv.requests] == [None, None] and not info["resumed"]
+    assert (tmp_path / "c.mp4").read_bytes() == video_bytes
+
+
 def test_stall_times_out_then_resumes(tmp_path, video_bytes):
     with loopback_server() as srv:
         srv.routes["/v.mp4"] = first_then(stall(video_bytes, 3.0), serve_bytes(video_bytes))
@@ -125,6 +165,7 @@ def test_max_bytes_and_scheme(tmp_path, video_bytes):
 
 def test_complete_part_file_is_finished_by_416(tmp_path, video_bytes):
     (tmp_path / "a.mp4.part").write_bytes(video_bytes)
+    (tmp_path / "a.mp4.part.validator").write_text(etag_of(video_bytes) + "\n")
     with loopback_server() as srv:
         srv.routes["/v.mp4"] = serve_bytes(video_bytes)
         download(srv.base + "/v.mp4", tmp_path / "a.mp4", fast_cfg())
