@@ -118,6 +118,19 @@ def write_video(
     return path
 
 
+def write_image(path: str | Path, codec: str = "png", width: int = 64, height: int = 48) -> Path:
+    """A still image (``png`` or ``mjpeg``), whatever the name's suffix says."""
+    path = Path(path)
+    with av.open(str(path), "w", format="image2pipe") as out:
+        stream = out.add_stream(codec)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "rgb24" if codec == "png" else "yuvj420p"
+        frame = av.VideoFrame.from_ndarray(frame_image(0.0, 1.0, width, height), format="rgb24")
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            out.mux(packet)
+    return path
+
+
 def truncate_file(src: str | Path, dst: str | Path, fraction: float) -> Path:
     """The first ``fraction`` of ``src``'s bytes (a cut download / upload)."""
     data = Path(src).read_bytes()

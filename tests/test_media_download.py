@@ -289,6 +289,20 @@ def test_a_name_resolving_to_mixed_addresses_is_refused(tmp_path):
 
 # ----------------------------------------------------------------------------- truncated files
 
+@pytest.mark.parametrize("codec", ["png", "mjpeg"])
+def test_a_still_image_is_not_a_video(tmp_path, codec):
+    """A picture named .mp4 opens as a one-frame video stream: it is refused, and so is a
+    one-frame clip; two frames with a duration are a video."""
+    from media_utils import write_image
+    from tiktalk.media.download import validate_media
+
+    with pytest.raises(DownloadError, match="a still image, not a video .*1 decoded frame"):
+        validate_media(write_image(tmp_path / "still.mp4", codec))
+    with pytest.raises(DownloadError, match="a still image"):
+        validate_media(write_video(tmp_path / "one.mp4", n_frames=1, audio=False))
+    assert validate_media(write_video(tmp_path / "two.mp4", n_frames=2, duration=0.2, audio=False))
+
+
 def test_truncated_file_with_index_first_fails_validation(tmp_path):
     from media_utils import faststart, truncate_file
     from tiktalk.media.download import validate_media

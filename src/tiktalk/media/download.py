@@ -117,13 +117,19 @@ class HostRateLimiter:
         return delay
 
 
-def validate_media(path: str | Path, min_complete_fraction: float = 0.9) -> dict:
-    """Open ``path`` with PyAV, decode its first video frame and read every video packet.
+#: decoded frames a file needs to be a video (a still image has one)
+MIN_VIDEO_FRAMES = 2
 
-    Returns ``{"has_video", "has_audio", "duration", "decoded_s"}``; raises
-    :class:`DownloadError` with a reason (empty, not a media file, no video stream, no
-    decodable frame, or ``truncated: file holds X s of Y s`` when the packets end before
-    ``min_complete_fraction`` of the announced duration).
+
+def validate_media(path: str | Path, min_complete_fraction: float = 0.9) -> dict:
+    """Open ``path`` with PyAV, decode its first video frames and read every video packet.
+
+    A video is a video stream with a duration and at least :data:`MIN_VIDEO_FRAMES` decoded
+    frames: a still image (a PNG or JPEG named ``.mp4``) is not one. Returns ``{"has_video",
+    "has_audio", "duration", "decoded_s"}``; raises :class:`DownloadError` with a reason
+    (empty, not a media file, no video stream, no decodable frame, a still image, or
+    ``truncated: file holds X s of Y s`` when the packets end before ``min_complete_fraction``
+    of the announced duration).
     """
     import av
 
@@ -145,23 +151,26 @@ def validate_media(path: str | Path, min_complete_fraction: float = 0.9) -> dict
             vs = container.streams.video[0]
             duration = probe_duration(container, vs)
             fps = float(vs.average_rate or vs.guessed_rate or 0) or None
-            start, got, read_end = stream_start(vs), False, 0.0
+            start, frames, read_end = stream_start(vs), 0, 0.0
             try:
                 for packet in container.demux(vs):
                     end = packet_end(packet, start, 1.0 / fps if fps else None)
                     if end is not None:
                         read_end = max(read_end, end)
-                    if not got:
-                        for _ in packet.decode():
-                            got = True
-                            break
+                    if frames < MIN_VIDEO_FRAMES:
+                        frames += len(packet.decode())
             except Exception as exc:
-                if not got:
+                if not frames:
                     raise
                 log.info("%s: damaged video stream after %.1f s (%s)", path.name, read_end,
                          type(exc).__name__)
-            if not got:
+            if not frames:
                 raise DownloadError("video stream has no decodable frame")
+            what = f"{container.format.name}, {vs.codec_context.name}"
+            if frames < MIN_VIDEO_FRAMES:
+                raise DownloadError(f"a still image, not a video ({what}: {frames} decoded frame)")
+            if duration is None:
+                raise DownloadError(f"not a video: the {what} stream has no duration")
             short = truncation(read_end, duration, float("inf"), min_complete_fraction)
             if short:
                 raise DownloadError(f"truncated: {short.replace('decoded', 'file holds', 1)}")

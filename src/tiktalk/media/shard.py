@@ -29,7 +29,7 @@ import torch
 from tiktalk.formats import FETCH_COLUMNS
 from tiktalk.logs import progress
 from tiktalk.media.config import MediaConfig
-from tiktalk.media.decode import DecodeError, decode_video
+from tiktalk.media.decode import AUDIO_RATE, DecodeError, decode_video
 from tiktalk.media.download import (DownloadConfig, DownloadError, HostRateLimiter, download,
                                     validate_media)
 from tiktalk.media.encoders import DecodePlan, Encoder, build_encoders, chain_provenance, plan_for
@@ -131,7 +131,7 @@ class _DecodeDataset(torch.utils.data.Dataset):
         return len(self.items)
 
     def __getitem__(self, i: int) -> dict:
-        from tiktalk.media.vggish import waveform_to_examples
+        from tiktalk.media.vggish import EXAMPLE_SECONDS, waveform_to_examples
 
         vid, path = self.items[i]
         cfg, plan = self.cfg, self.plan
@@ -144,13 +144,17 @@ class _DecodeDataset(torch.utils.data.Dataset):
         except Exception as exc:
             return {"video_id": vid, "ok": False, "reason": f"decode: {type(exc).__name__}: {exc}"}
         inputs = {name: torch.from_numpy(fs.frames) for name, fs in d.frame_sets.items()}
+        notes = list(d.notes)
         if plan.audio and d.audio.size:
             examples = waveform_to_examples(d.audio, max_examples=plan.audio_examples)
+            if not len(examples) and plan.audio_examples:
+                notes.append(f"audio {len(d.audio) / AUDIO_RATE:.1f} s is shorter than one VGGish "
+                             f"example ({EXAMPLE_SECONDS:g} s): no audio frames")
         else:
             examples = np.zeros((0, 96, 64), np.float32)
         inputs["audio"] = torch.from_numpy(examples)
         return {"video_id": vid, "ok": True, "reason": "", "inputs": inputs, "duration": d.duration,
-                "decoded_s": d.decoded_s, "notes": d.notes}
+                "decoded_s": d.decoded_s, "notes": notes}
 
 
 def _worker_init(_):
