@@ -289,6 +289,32 @@ def test_a_name_resolving_to_mixed_addresses_is_refused(tmp_path):
 
 # ----------------------------------------------------------------------------- truncated files
 
+def test_a_compressed_body_is_named(tmp_path, video_bytes):
+    """A server that gzips the video although the request accepted identity only, and a file
+    that is gzip data: the reason names the encoding (not 'not a readable media file')."""
+    import gzip
+
+    from tiktalk.media.download import validate_media
+
+    packed = gzip.compress(video_bytes)
+
+    def gzipped(h, n):
+        h.send_response(200)
+        h.send_header("Content-Type", "video/mp4")
+        h.send_header("Content-Encoding", "gzip")
+        h.send_header("Content-Length", str(len(packed)))
+        h.end_headers()
+        h.wfile.write(packed)
+
+    with loopback_server() as srv:
+        srv.routes["/v.mp4"] = gzipped
+        with pytest.raises(DownloadError, match=r"gzip-encoded body \(Content-Encoding: gzip\)"):
+            download(srv.base + "/v.mp4", tmp_path / "a.mp4", fast_cfg())
+    (tmp_path / "b.mp4").write_bytes(packed)
+    with pytest.raises(DownloadError, match=r"not a media file: gzip-compressed data \(\d+ bytes\)"):
+        validate_media(tmp_path / "b.mp4")
+
+
 @pytest.mark.parametrize("codec", ["png", "mjpeg"])
 def test_a_still_image_is_not_a_video(tmp_path, codec):
     """A picture named .mp4 opens as a one-frame video stream: it is refused, and so is a

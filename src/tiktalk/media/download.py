@@ -119,6 +119,10 @@ class HostRateLimiter:
 
 #: decoded frames a file needs to be a video (a still image has one)
 MIN_VIDEO_FRAMES = 2
+#: leading bytes (lower-cased, as validate_media compares them) of compressed data: a body sent
+#: with a Content-Encoding and saved as it came
+COMPRESSED_MAGIC = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"bzh", "bzip2"),
+                    (b"\xfd7zxz\x00", "xz"))
 
 
 def validate_media(path: str | Path, min_complete_fraction: float = 0.9) -> dict:
@@ -144,6 +148,9 @@ def validate_media(path: str | Path, min_complete_fraction: float = 0.9) -> dict
     if head.startswith((b"<!doctype html", b"<html", b"<?xml", b"{")):
         kind = "JSON" if head.startswith(b"{") else "HTML/XML"
         raise DownloadError(f"not a media file: got {kind} text ({size} bytes)")
+    packed = next((name for magic, name in COMPRESSED_MAGIC if head.startswith(magic)), None)
+    if packed:
+        raise DownloadError(f"not a media file: {packed}-compressed data ({size} bytes)")
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             if not container.streams.video:
@@ -411,6 +418,10 @@ def _attempt(url: str, part: Path, cfg: DownloadConfig, deadline: float,
                     _validator_path(part).write_text(fresh + "\n", encoding="utf-8")
             if total is not None and total > cfg.max_bytes:
                 raise DownloadError(f"file too large: {total} bytes > max_bytes {cfg.max_bytes}")
+            encoding = (resp.getheader("Content-Encoding") or "identity").strip().lower()
+            if encoding != "identity":
+                raise DownloadError(f"server sent a {encoding}-encoded body (Content-Encoding: "
+                                    f"{encoding}) although the request accepted identity only")
             ctype = (resp.getheader("Content-Type") or "").lower()
             if ctype.startswith("text/html"):
                 raise DownloadError(f"server sent an HTML page (Content-Type {ctype}), not a video")
