@@ -28,7 +28,6 @@ import os
 import random
 import re
 import socket
-import ssl
 import threading
 import time
 import urllib.parse
@@ -37,7 +36,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from tiktalk.media.hosts import (HostPolicy, HostRefused, HostUnresolved, Resolve, parse_networks,
-                                 system_resolve, vet_host)
+                                 system_resolve, vetted_connection)
 from tiktalk.settings import from_mapping
 
 log = logging.getLogger(__name__)
@@ -198,41 +197,14 @@ def _backoff(cfg: DownloadConfig, attempt: int, rng: random.Random) -> float:
 def _connect(url: str, cfg: DownloadConfig, timeout: float,
              resolve: Resolve = system_resolve) -> tuple[http.client.HTTPConnection, str]:
     """A connection for ``url`` to an address of its host that the host policy allows."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname
-    if not host:
-        raise DownloadError(f"URL without a host: {url[:200]}")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise DownloadError(f"URL with a bad port: {url[:200]}") from None
-    try:
-        addresses = vet_host(host, port, cfg.host_policy, resolve)
+        return vetted_connection(url, cfg.host_policy, timeout, resolve)
     except HostRefused as exc:
         raise DownloadError(str(exc)) from None
     except HostUnresolved as exc:
         raise _Retry(str(exc)) from None
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    if parts.scheme == "https":
-        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            host, port, timeout=timeout, context=ssl.create_default_context())
-    else:
-        conn = http.client.HTTPConnection(host, port, timeout=timeout)
-
-    def pinned(address, timeout=socket.getdefaulttimeout(), source_address=None):
-        # connect to a vetted address (the Host header and TLS name stay the URL's host)
-        last: OSError | None = None
-        for addr in addresses:
-            try:
-                return socket.create_connection((addr, address[1]), timeout, source_address)
-            except OSError as exc:
-                last = exc
-        raise last if last is not None else OSError(f"no address for {host}")
-
-    conn._create_connection = pinned  # used by HTTP(S)Connection.connect
-    return conn, path
+    except ValueError as exc:
+        raise DownloadError(str(exc)) from None
 
 
 def download(url: str, dest: str | Path, cfg: DownloadConfig | None = None, *,

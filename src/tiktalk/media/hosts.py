@@ -14,15 +14,19 @@ Link-local addresses (``169.254.0.0/16``, ``fe80::/10``) and the cloud metadata 
 whatever the switch or the allowlist says: no video is ever served from there, and a redirect
 to one is an attempt to read the machine's cloud credentials.
 
-:func:`vet_host` returns the addresses it checked; the downloader connects to one of exactly
-those addresses (it does not resolve the name a second time), so a DNS answer that changes
-between the check and the connection cannot send it elsewhere.
+:func:`vet_host` returns the addresses it checked; :func:`vetted_connection` (the downloader's
+and the resolvers' one way to open a connection) connects to one of exactly those addresses
+(it does not resolve the name a second time), so a DNS answer that changes between the check
+and the connection cannot send it elsewhere.
 """
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import socket
+import ssl
+import urllib.parse
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -156,3 +160,43 @@ def vet_host(host: str | None, port: int, policy: HostPolicy,
             raise HostRefused(f"refused host {shown}: {why}; list its network in {ALLOWLIST} "
                               f"(e.g. {_plain(ip)}/32) to allow it")
     return addresses
+
+
+def vetted_connection(url: str, policy: HostPolicy, timeout: float,
+                      resolve: Resolve = system_resolve) -> tuple[http.client.HTTPConnection, str]:
+    """An unopened HTTP(S) connection for ``url`` that can only reach an address of its host
+    the policy allowed (:func:`vet_host`), and the request target (path and query).
+
+    The Host header and the TLS server name stay the URL's host. Raises :class:`HostRefused`,
+    :class:`HostUnresolved`, or ValueError for a URL without a host or with a bad port.
+    """
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname
+    if not host:
+        raise ValueError(f"URL without a host: {url[:200]}")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise ValueError(f"URL with a bad port: {url[:200]}") from None
+    addresses = vet_host(host, port, policy, resolve)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    if parts.scheme == "https":
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            host, port, timeout=timeout, context=ssl.create_default_context())
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+
+    def pinned(address, timeout=socket.getdefaulttimeout(), source_address=None):
+        # connect to a vetted address (the Host header and TLS name stay the URL's host)
+        last: OSError | None = None
+        for addr in addresses:
+            try:
+                return socket.create_connection((addr, address[1]), timeout, source_address)
+            except OSError as exc:
+                last = exc
+        raise last if last is not None else OSError(f"no address for {host}")
+
+    conn._create_connection = pinned  # used by HTTP(S)Connection.connect
+    return conn, path

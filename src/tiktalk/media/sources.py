@@ -87,9 +87,35 @@ class LocalDirResolver:
         raise ResolveError(f"no file {video_id}{{{','.join(self.extensions)}}} in {self.root}")
 
 
+def read_url_table(csv_path: str | Path) -> tuple[dict[str, str], list[str]]:
+    """An ``id,url`` table: (id -> url, one line per problem naming the file and line: a bad
+    header, an empty id or url, an id listed twice)."""
+    csv_path = Path(csv_path)
+    urls: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    problems: list[str] = []
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None or not {"id", "url"} <= set(reader.fieldnames):
+            return {}, [f"{csv_path}: expected a header with columns 'id,url', got {reader.fieldnames}"]
+        for row in reader:
+            lineno = reader.line_num
+            vid, url = (row["id"] or "").strip(), (row["url"] or "").strip()
+            if not vid or not url:
+                problems.append(f"{csv_path}:{lineno}: empty {'id' if not vid else 'url'}"
+                                + (f" for id {vid!r}" if vid else ""))
+            elif vid in urls:
+                problems.append(f"{csv_path}:{lineno}: id {vid!r} listed twice (first on line "
+                                f"{first_line[vid]})")
+            else:
+                urls[vid], first_line[vid] = url, lineno
+    return urls, problems
+
+
 class CsvResolver:
-    """A user CSV with header ``id,url``. Unknown ids, disallowed schemes and ``file://``
-    URLs outside ``file_root`` are resolve errors (never silently followed)."""
+    """A user CSV with header ``id,url`` (:func:`read_url_table`; a table with a problem is a
+    ValueError naming its first one). Unknown ids, disallowed schemes and ``file://`` URLs
+    outside ``file_root`` are resolve errors (never silently followed)."""
 
     def __init__(self, csv_path: str | Path, allowed_schemes: tuple[str, ...] = ("https", "http", "file"),
                  file_root: str | Path | None = None, id_pattern: str = DEFAULT_ID_PATTERN):
@@ -97,19 +123,10 @@ class CsvResolver:
         self.allowed_schemes = tuple(s.lower() for s in allowed_schemes)
         self.file_root = Path(file_root) if file_root is not None else None
         self.id_pattern = id_pattern
-        self.urls: dict[str, str] = {}
-        with open(self.csv_path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            if reader.fieldnames is None or not {"id", "url"} <= set(reader.fieldnames):
-                raise ValueError(f"{self.csv_path}: expected a header with columns 'id,url', "
-                                 f"got {reader.fieldnames}")
-            for lineno, row in enumerate(reader, 2):
-                vid, url = (row["id"] or "").strip(), (row["url"] or "").strip()
-                if not vid or not url:
-                    raise ValueError(f"{self.csv_path}:{lineno}: empty id or url")
-                if vid in self.urls and self.urls[vid] != url:
-                    raise ValueError(f"{self.csv_path}:{lineno}: id {vid!r} listed twice with different URLs")
-                self.urls[vid] = url
+        self.urls, problems = read_url_table(self.csv_path)
+        if problems:
+            more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+            raise ValueError(problems[0] + more)
 
     def resolve(self, video_id: str) -> Source:
         validate_video_id(video_id, self.id_pattern)
