@@ -9,8 +9,8 @@ import ipaddress
 from media_utils import loopback_server, redirect, serve_json, serve_status
 from tiktalk.media.ids import InvalidVideoId, validate_video_id
 from tiktalk.media.hosts import HostPolicy
-from tiktalk.media.sources import (CsvResolver, DouyinApiResolver, LocalDirResolver, ResolveError,
-                                   make_resolver)
+from tiktalk.media.resolvers import make_resolver
+from tiktalk.media.sources import CsvResolver, DouyinApiResolver, LocalDirResolver, ResolveError
 
 LOCAL = HostPolicy(allow_private=True)      # the test server is on 127.0.0.1
 
