@@ -127,9 +127,8 @@ def describe(plan: RetryPlan, dry_run: bool) -> str:
 
 
 # ----------------------------------------------------------------------------- command line
-def media_arguments(parser) -> None:
+def retry_arguments(subs) -> None:
     """``tiktalk media retry [--results DIR] [--reason REGEX] [--dry-run] [-- SNAKEMAKE ARGS]``."""
-    subs = parser.add_subparsers(dest="media_command", metavar="ACTION", required=True)
     retry = subs.add_parser(
         "retry", help="fetch the failed videos again (re-runs only their shards)",
         description="Fetch the failed videos of a finished media stage again: remove their "
