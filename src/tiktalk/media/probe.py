@@ -175,14 +175,16 @@ def probe(config: Mapping, n: int = 20, sources: Sequence[str] = (), ids_file: s
 
 
 # ----------------------------------------------------------------------------- command line
+HELP = "resolve and fetch a few videos with each source, and say why others fail"
+DESCRIPTION = ("Before a run (on the cluster's login node): resolve and fetch N videos of the "
+               "release with the config's video source (or each --source), exactly as the fetch "
+               "jobs would, and print per source how many worked and why the others did not. "
+               "Exit status 1 when a source fetched nothing.")
+
+
 def probe_arguments(subs) -> None:
     """``tiktalk media probe [--n 20] [--source KIND|YAML ...] [--configfile FILE ...]``."""
-    p = subs.add_parser(
-        "probe", help="resolve and fetch a few videos with each source, and say why others fail",
-        description="Before a run (on the cluster's login node): resolve and fetch N videos of the "
-                    "release with the config's video source (or each --source), exactly as the "
-                    "fetch jobs would, and print per source how many worked and why the others "
-                    "did not. Exit status 1 when a source fetched nothing.")
+    p = subs.add_parser("probe", help=HELP, description=DESCRIPTION)
     p.add_argument("--n", type=int, default=20, help="videos to try (default 20)")
     p.add_argument("--source", action="append", default=[], metavar="KIND|YAML",
                    help="a source kind (yt_dlp, douyin_api, csv, local_dir; its block from the config "
