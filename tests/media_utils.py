@@ -118,6 +118,19 @@ def write_video(
     return path
 
 
+def write_image(path: str | Path, codec: str = "png", width: int = 64, height: int = 48) -> Path:
+    """A still image (``png`` or ``mjpeg``), whatever the name's suffix says."""
+    path = Path(path)
+    with av.open(str(path), "w", format="image2pipe") as out:
+        stream = out.add_stream(codec)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "rgb24" if codec == "png" else "yuvj420p"
+        frame = av.VideoFrame.from_ndarray(frame_image(0.0, 1.0, width, height), format="rgb24")
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            out.mux(packet)
+    return path
+
+
 def truncate_file(src: str | Path, dst: str | Path, fraction: float) -> Path:
     """The first ``fraction`` of ``src``'s bytes (a cut download / upload)."""
     data = Path(src).read_bytes()
@@ -162,11 +175,13 @@ from contextlib import contextmanager
 
 class LoopbackServer:
     """A bounded http.server on 127.0.0.1 in a thread. ``routes`` maps a path to a handler
-    ``fn(handler, state) -> None``; ``requests`` records (path, Range header) per request."""
+    ``fn(handler, state) -> None``; ``requests`` records (path, Range header) per request,
+    ``if_ranges`` the If-Range header of each."""
 
     def __init__(self):
         self.routes: dict = {}
         self.requests: list[tuple[str, str | None]] = []
+        self.if_ranges: list[str | None] = []
         self.counts: dict[str, int] = {}
         self.lock = threading.Lock()
         outer = self
@@ -181,6 +196,7 @@ class LoopbackServer:
                 path = self.path.split("?", 1)[0]
                 with outer.lock:
                     outer.requests.append((self.path, self.headers.get("Range")))
+                    outer.if_ranges.append(self.headers.get("If-Range"))
                     outer.counts[path] = outer.counts.get(path, 0) + 1
                     n = outer.counts[path]
                 fn = outer.routes.get(path)
@@ -219,11 +235,25 @@ def loopback_server():
         srv.stop()
 
 
-def serve_bytes(data: bytes, content_type: str = "video/mp4"):
-    """A route serving ``data`` with Range support (206 / 416)."""
+def etag_of(data: bytes) -> str:
+    import hashlib
+
+    return '"' + hashlib.sha1(data).hexdigest()[:16] + '"'
+
+
+def serve_bytes(data: bytes, content_type: str = "video/mp4", *, etag: str | None = "auto",
+                honour_if_range: bool = True):
+    """A route serving ``data`` with Range support (206 / 416) and a strong ETag (``etag``:
+    "auto" = a hash of ``data``, None = no ETag). A Range request whose ``If-Range`` is not the
+    current ETag gets the whole file (200), as RFC 9110 says, unless ``honour_if_range`` is
+    False (a server that ignores If-Range)."""
+    tag = etag_of(data) if etag == "auto" else etag
 
     def fn(h, n):
         rng = h.headers.get("Range")
+        if_range = h.headers.get("If-Range")
+        if rng and honour_if_range and if_range is not None and if_range != tag:
+            rng = None
         if rng:
             m = re.match(r"bytes=(\d+)-$", rng)
             start = int(m.group(1))
@@ -241,6 +271,8 @@ def serve_bytes(data: bytes, content_type: str = "video/mp4"):
             h.send_response(200)
         h.send_header("Content-Type", content_type)
         h.send_header("Content-Length", str(len(body)))
+        if tag:
+            h.send_header("ETag", tag)
         h.end_headers()
         h.wfile.write(body)
 
@@ -267,13 +299,16 @@ def first_then(first, then, n_first: int = 1):
     return fn
 
 
-def drop_midway(data: bytes, fraction: float = 0.5):
+def drop_midway(data: bytes, fraction: float = 0.5, *, etag: str | None = "auto"):
     """Announce the full length, send ``fraction`` of the body, then close the connection."""
+    tag = etag_of(data) if etag == "auto" else etag
 
     def fn(h, n):
         h.send_response(200)
         h.send_header("Content-Type", "video/mp4")
         h.send_header("Content-Length", str(len(data)))
+        if tag:
+            h.send_header("ETag", tag)
         h.end_headers()
         h.wfile.write(data[: int(len(data) * fraction)])
         h.wfile.flush()
@@ -290,6 +325,7 @@ def stall(data: bytes, seconds: float, fraction: float = 0.25):
         h.send_response(200)
         h.send_header("Content-Type", "video/mp4")
         h.send_header("Content-Length", str(len(data)))
+        h.send_header("ETag", etag_of(data))
         h.end_headers()
         h.wfile.write(data[: int(len(data) * fraction)])
         h.wfile.flush()

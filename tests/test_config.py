@@ -259,3 +259,61 @@ def test_a_top_level_typo_is_short_too(tmp_path):
         "config error: config: unknown key 'baseline'; did you mean 'baselines'?",
     ]
     assert len(out) <= 4, out
+
+
+# ---- keys and files a real run needs, found at DAG build --------------------------------------
+
+def test_a_real_release_without_c3kg_is_one_line():
+    """Before: the schema passed and the DAG stopped later with InputFunctionException ...
+    KeyError: 'c3kg'. The gpickle (converted once) stands in for the table; the demo needs
+    neither."""
+    cfg = _yaml("tiktalk.yaml")
+    del cfg["knowledge"]["c3kg"]
+    assert config_problems(cfg, load_schema(SCHEMA)) == ["knowledge.c3kg: required key is missing"]
+    cfg["knowledge"].update(gpickle="data/c3kg/c3kg.gpickle", allow_pickle=True)
+    assert config_problems(cfg, load_schema(SCHEMA)) == []
+    demo = _yaml("config.yaml")
+    assert "c3kg" not in demo["knowledge"] and config_problems(demo, load_schema(SCHEMA)) == []
+
+
+@pytest.mark.parametrize("source, line", [
+    ({"kind": "csv"}, "media.source.csv: required key is missing"),
+    ({"kind": "local_dir"}, "media.source.root: required key is missing"),
+    ({"kind": "yt_dlp", "url_template": "https://example.com/v"},
+     "media.source.url_template: 'https://example.com/v' does not match '\\\\{id\\\\}'"),
+])
+def test_a_source_without_what_its_kind_needs_is_one_line(source, line):
+    cfg = _yaml("tiktalk.yaml")
+    cfg["media"]["source"] = source
+    assert config_problems(cfg, load_schema(SCHEMA)) == [line]
+
+
+def test_the_paper_config_fetches_with_yt_dlp():
+    from tiktalk.media.resolvers import source_kind
+
+    assert source_kind(_yaml("tiktalk.yaml")["media"]["source"]) == "yt_dlp"
+
+
+def test_a_bad_url_table_and_a_missing_c3kg_fail_the_dry_run(tmp_path):
+    """Each problem one line, at DAG build: an id listed twice and an empty url in the
+    ``id,url`` table (before: only inside fetch_shard), and the missing C3KG key."""
+    from dag_helpers import release_config, write_config
+
+    urls = tmp_path / "urls.csv"
+    urls.write_text("id,url\n101,https://cdn.example/101.mp4\n102,\n101,https://cdn.example/b.mp4\n",
+                    encoding="utf-8")
+    cfg = release_config(tmp_path, {"101": "train", "102": "test"}, {"kind": "csv", "csv": str(urls)},
+                         shard_size=2)
+    write_config(tmp_path, cfg)
+    res, _ = _dry_run(tmp_path, "--cores", "1", "--configfile", str(tmp_path / "config.yaml"))
+    errors = [ln for ln in (res.stdout + res.stderr).splitlines() if "config error" in ln]
+    assert res.returncode != 0
+    assert errors == [f"config error: media.source.csv: {urls}:3: empty url for id '102'",
+                      f"config error: media.source.csv: {urls}:4: id '101' listed twice (first on line 2)"]
+    del cfg["knowledge"]["c3kg"]
+    write_config(tmp_path, cfg)
+    res, _ = _dry_run(tmp_path, "--cores", "1", "--configfile", str(tmp_path / "config.yaml"))
+    out = res.stdout + res.stderr
+    assert [ln for ln in out.splitlines() if "config error" in ln] == [
+        "config error: knowledge.c3kg: required key is missing"]
+    assert "InputFunctionException" not in out and "KeyError" not in out

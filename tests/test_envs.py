@@ -119,3 +119,11 @@ def test_every_rule_has_conda_log_and_a_known_env():
             assert m, f"{smk.name}: rule {name} has no conda: directive"
             assert m.group(2) or m.group(1) in envs, f"{smk.name}: rule {name} uses unknown env {m.group(1)}"
             assert re.search(r"^\s+log:", block, flags=re.M), f"{smk.name}: rule {name} has no log:"
+
+
+def test_the_media_env_has_the_yt_dlp_source():
+    """fetch_shard runs in envs/media.yaml; the paper config's source is yt_dlp."""
+    rules = (ROOT / "rules" / "media.smk").read_text()
+    fetch = rules.split("rule fetch_shard:", 1)[1].split("\nrule ", 1)[0]
+    assert '"../envs/media.yaml"' in fetch
+    assert env_pins(ROOT / "envs" / "media.yaml")["yt-dlp"] == pyproject_pins()["yt-dlp"]

@@ -30,7 +30,7 @@ LAYERS: list[set[str]] = [
 ]
 # Modules placed apart from their package: a package's command line is an entry point just
 # below tiktalk.cli (which assembles the subcommands); nothing in its package may import it.
-MODULE_LAYERS = {"tiktalk.weights.cli": len(LAYERS) - 2}
+MODULE_LAYERS = {"tiktalk.weights.cli": len(LAYERS) - 2, "tiktalk.media.cli": len(LAYERS) - 2}
 # The highest layer a unit may import, where lower than "everything below its own".
 CEILING = {"report": 2}
 # Imports between two packages of one layer that are allowed (importer, imported).

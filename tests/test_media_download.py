@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from media_utils import (drop_midway, first_then, loopback_server, redirect, serve_bytes,
+from media_utils import (drop_midway, etag_of, first_then, loopback_server, redirect, serve_bytes,
                          serve_status, stall, write_video)
 from tiktalk.media.download import DownloadConfig, DownloadError, HostRateLimiter, download
 
@@ -74,6 +74,46 @@ def test_dropped_connection_resumes_with_range(tmp_path, video_bytes):
     assert ranges[0] is None and ranges[1] == f"bytes={int(len(video_bytes) * 0.4)}-"
 
 
+def test_resume_only_onto_the_same_file(tmp_path, video_bytes):
+    """The file changes on the server between the dropped attempt and the resume: the resume
+    carries If-Range with the first response's ETag, so the server sends the whole new file
+    (not the rest of it behind the old bytes)."""
+    other = write_video(tmp_path / "other.mp4", duration=1.0, width=64, height=48, tone_hz=880).read_bytes()
+    assert other != video_bytes
+    with loopback_server() as srv:
+        srv.routes["/v.mp4"] = first_then(drop_midway(video_bytes, 0.4), serve_bytes(other))
+        info = download(srv.base + "/v.mp4", tmp_path / "a.mp4", fast_cfg())
+        assert srv.if_ranges[1] == etag_of(video_bytes)
+    assert (tmp_path / "a.mp4").read_bytes() == other
+    assert info["attempts"] == 2
+    # a server that ignores If-Range sends the rest of the new file: its ETag gives it away
+    with loopback_server() as srv:
+        srv.routes["/v.mp4"] = first_then(drop_midway(video_bytes, 0.4),
+                                          serve_bytes(other, honour_if_range=False), n_first=1)
+        download(srv.base + "/v.mp4", tmp_path / "b.mp4", fast_cfg())
+        assert [r for _, r in srv.requests][1:] == [f"bytes={int(len(video_bytes) * 0.4)}-", None]
+    assert (tmp_path / "b.mp4").read_bytes() == other
+    assert not list(tmp_path.glob("*.part*"))
+
+
+def test_a_partial_file_without_validator_starts_over(tmp_path, video_bytes):
+    """A .part left by an earlier run (no validator kept), or from a server that sent neither
+    ETag nor Last-Modified, is never resumed with a bare Range."""
+    other = write_video(tmp_path / "other.mp4", duration=1.0, width=64, height=48, tone_hz=880).read_bytes()
+    (tmp_path / "a.mp4.part").write_bytes(video_bytes[: len(video_bytes) // 2])
+    with loopback_server() as srv:
+        srv.routes["/v.mp4"] = serve_bytes(other)
+        download(srv.base + "/v.mp4", tmp_path / "a.mp4", fast_cfg())
+        assert srv.requests[0][1] is None                      # no Range
+    assert (tmp_path / "a.mp4").read_bytes() == other
+    with loopback_server() as srv:                              # no validator from the server
+        srv.routes["/v.mp4"] = first_then(drop_midway(video_bytes, 0.4, etag=None),
+                                          serve_bytes(video_bytes, etag=None))
+        info = download(srv.base + "/v.mp4", tmp_path / "c.mp4", fast_cfg())
+        assert [r for _, r in srv.requests] == [None, None] and not info["resumed"]
+    assert (tmp_path / "c.mp4").read_bytes() == video_bytes
+
+
 def test_stall_times_out_then_resumes(tmp_path, video_bytes):
     with loopback_server() as srv:
         srv.routes["/v.mp4"] = first_then(stall(video_bytes, 3.0), serve_bytes(video_bytes))
@@ -125,6 +165,7 @@ def test_max_bytes_and_scheme(tmp_path, video_bytes):
 
 def test_complete_part_file_is_finished_by_416(tmp_path, video_bytes):
     (tmp_path / "a.mp4.part").write_bytes(video_bytes)
+    (tmp_path / "a.mp4.part.validator").write_text(etag_of(video_bytes) + "\n")
     with loopback_server() as srv:
         srv.routes["/v.mp4"] = serve_bytes(video_bytes)
         download(srv.base + "/v.mp4", tmp_path / "a.mp4", fast_cfg())
@@ -154,7 +195,8 @@ def test_loopback_refused_by_default_and_allowed_by_the_switch(tmp_path, video_b
     with loopback_server() as srv:
         srv.routes["/v.mp4"] = serve_bytes(video_bytes)
         with pytest.raises(DownloadError, match="refused host 127.0.0.1: loopback address 127.0.0.1; "
-                                                "set media.download.allow_private_hosts"):
+                                                "list its network in media.download.private_allowlist "
+                                                r"\(e.g. 127.0.0.1/32\)"):
             download(srv.base + "/v.mp4", tmp_path / "a.mp4", fast_cfg(allow_private_hosts=False))
         assert srv.requests == []                      # refused before any connection
         download(srv.base + "/v.mp4", tmp_path / "a.mp4", fast_cfg(allow_private_hosts=True))
@@ -182,6 +224,37 @@ def test_redirect_from_an_allowed_to_a_refused_host(tmp_path, video_bytes):
         with pytest.raises(DownloadError, match="connection error"):
             download(srv.base + "/lo2", tmp_path / "d.mp4", fast_cfg(retries=0))
     assert not (tmp_path / "b.mp4").exists() and not (tmp_path / "c.mp4").exists()
+
+
+def test_link_local_and_metadata_refused_whatever_the_switch_says(tmp_path, video_bytes):
+    """With the blanket switch on (or the network in the allowlist), a redirect to the cloud
+    metadata service is still refused at once: never connected to, never retried."""
+    with loopback_server() as srv:
+        srv.routes["/meta"] = redirect("http://169.254.169.254/latest/meta-data/")
+        for cfg in (fast_cfg(allow_private_hosts=True),
+                    fast_cfg(allow_private_hosts=False,
+                             private_allowlist=("127.0.0.1/32", "169.254.0.0/16"))):
+            srv.counts.clear()
+            with pytest.raises(DownloadError, match="redirect 1: refused host 169.254.169.254: "
+                                                    r"link-local address 169.254.169.254 \(always refused"):
+                download(srv.base + "/meta", tmp_path / "a.mp4", cfg)
+            assert srv.counts["/meta"] == 1                   # not retried
+    assert not (tmp_path / "a.mp4").exists() and not (tmp_path / "a.mp4.part").exists()
+
+
+@pytest.mark.parametrize("address", ["169.254.169.254", "169.254.0.1", "fe80::1", "fd00:ec2::254",
+                                     "::ffff:169.254.169.254", "100.100.100.200"])
+def test_always_refused_addresses(address):
+    import ipaddress
+
+    from tiktalk.media.hosts import HostPolicy, HostRefused, vet_host
+
+    everything = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+    for policy in (HostPolicy(), HostPolicy(allow_private=True), HostPolicy(allowlist=everything)):
+        with pytest.raises(HostRefused, match="always refused"):
+            vet_host(address, 80, policy, lambda host, port: [host])
+    # their neighbours are ordinary non-public addresses: the switch opens them
+    assert vet_host("fd00:ec2::253", 80, HostPolicy(allow_private=True), lambda h, p: [h])
 
 
 @pytest.mark.parametrize("url, kind", [
@@ -215,6 +288,46 @@ def test_a_name_resolving_to_mixed_addresses_is_refused(tmp_path):
 
 
 # ----------------------------------------------------------------------------- truncated files
+
+def test_a_compressed_body_is_named(tmp_path, video_bytes):
+    """A server that gzips the video although the request accepted identity only, and a file
+    that is gzip data: the reason names the encoding (not 'not a readable media file')."""
+    import gzip
+
+    from tiktalk.media.download import validate_media
+
+    packed = gzip.compress(video_bytes)
+
+    def gzipped(h, n):
+        h.send_response(200)
+        h.send_header("Content-Type", "video/mp4")
+        h.send_header("Content-Encoding", "gzip")
+        h.send_header("Content-Length", str(len(packed)))
+        h.end_headers()
+        h.wfile.write(packed)
+
+    with loopback_server() as srv:
+        srv.routes["/v.mp4"] = gzipped
+        with pytest.raises(DownloadError, match=r"gzip-encoded body \(Content-Encoding: gzip\)"):
+            download(srv.base + "/v.mp4", tmp_path / "a.mp4", fast_cfg())
+    (tmp_path / "b.mp4").write_bytes(packed)
+    with pytest.raises(DownloadError, match=r"not a media file: gzip-compressed data \(\d+ bytes\)"):
+        validate_media(tmp_path / "b.mp4")
+
+
+@pytest.mark.parametrize("codec", ["png", "mjpeg"])
+def test_a_still_image_is_not_a_video(tmp_path, codec):
+    """A picture named .mp4 opens as a one-frame video stream: it is refused, and so is a
+    one-frame clip; two frames with a duration are a video."""
+    from media_utils import write_image
+    from tiktalk.media.download import validate_media
+
+    with pytest.raises(DownloadError, match="a still image, not a video .*1 decoded frame"):
+        validate_media(write_image(tmp_path / "still.mp4", codec))
+    with pytest.raises(DownloadError, match="a still image"):
+        validate_media(write_video(tmp_path / "one.mp4", n_frames=1, audio=False))
+    assert validate_media(write_video(tmp_path / "two.mp4", n_frames=2, duration=0.2, audio=False))
+
 
 def test_truncated_file_with_index_first_fails_validation(tmp_path):
     from media_utils import faststart, truncate_file

@@ -26,6 +26,8 @@ def results(tmp_path):
     (media / "s00000" / "videos").mkdir(parents=True)
     (media / "s00001").mkdir()
     (media / "s00000" / "videos" / "2.mp4").write_bytes(b"cut")
+    (media / "s00000" / "videos" / "3.mp4.part").write_bytes(b"stale")     # a download cut short
+    (media / "s00000" / "videos" / "3.mp4.part.validator").write_text('"v1"\n')
     (media / "s00000" / "videos" / "1.mp4").write_bytes(b"fine")
     write_fetch(media / "s00000" / "fetch.tsv", [
         {"video_id": "1", "status": "ok", "path": str(media / "s00000" / "videos" / "1.mp4")},
@@ -74,8 +76,10 @@ def test_retry_removes_the_failed_downloads_and_passes_the_users_arguments(resul
     media = results / "media"
     run = Recorder()
     assert media_run(args(results, "--profile", "slurm"), run) == 0
-    assert "removed " + str(media / "s00000" / "videos" / "2.mp4") in capsys.readouterr().out
-    assert not (media / "s00000" / "videos" / "2.mp4").exists()
+    out = capsys.readouterr().out
+    for name in ("2.mp4", "3.mp4.part", "3.mp4.part.validator"):    # never resumed after a retry
+        assert "removed " + str(media / "s00000" / "videos" / name) in out
+        assert not (media / "s00000" / "videos" / name).exists()
     assert (media / "s00000" / "videos" / "1.mp4").read_bytes() == b"fine"   # ok video kept
     assert (media / "s00000" / "fetch.tsv").exists() and (media / "s00001" / "fetch.tsv").exists()
     assert run.commands == [[sys.executable, "-m", "snakemake", "--profile", "slurm",

@@ -30,14 +30,17 @@ def media_dir(tmp_path_factory):
     write_video(d / "v_ok.mp4", duration=2.5, fps=10, tone_hz=880.0)
     write_video(d / "v_noaudio.mp4", duration=1.5, audio=False)
     write_video(d / "v_webm.webm", duration=1.2, vcodec="libvpx", acodec="libopus")
-    write_video(d / "v_single.mp4", duration=1.0, n_frames=1)
+    write_video(d / "v_single.mp4", duration=1.0, n_frames=1)     # one frame: a still image
+    write_video(d / "v_half.mp4", duration=0.5, fps=4)             # 2 frames, audio shorter than a
+                                                                   # VGGish example
     write_video(d / "v_novideo.mp4", duration=1.0, video=False)
     (d / "v_zero.mp4").write_bytes(b"")
     (d / "v_garbage.mp4").write_bytes(np.random.default_rng(0).bytes(5000))
     return d
 
 
-IDS = ["v_ok", "v_noaudio", "v_missing", "v_zero", "v_webm", "v_garbage", "v_single", "v_novideo", "../x"]
+IDS = ["v_ok", "v_noaudio", "v_missing", "v_zero", "v_webm", "v_garbage", "v_single", "v_novideo", "../x",
+       "v_half"]
 
 
 def test_fetch_then_extract_local(media_dir, tmp_path):
@@ -45,7 +48,8 @@ def test_fetch_then_extract_local(media_dir, tmp_path):
     rows = fetch_shard(IDS, {"kind": "local", "root": str(media_dir)}, {}, tmp_path / "videos", fetch_tsv)
     by = {r["video_id"]: r for r in read_tsv(fetch_tsv, FETCH_COLUMNS)}
     assert [r["video_id"] for r in rows] == IDS
-    assert {v for v, r in by.items() if r["status"] == "ok"} == {"v_ok", "v_noaudio", "v_webm", "v_single"}
+    assert {v for v, r in by.items() if r["status"] == "ok"} == {"v_ok", "v_noaudio", "v_webm", "v_half"}
+    assert by["v_single"]["reason"].startswith("download: a still image, not a video")
     assert by["v_missing"]["reason"].startswith("resolve: no file")
     assert by["v_zero"]["reason"] == "download: empty file (0 bytes)"
     assert "not a readable media file" in by["v_garbage"]["reason"]
@@ -63,7 +67,9 @@ def test_fetch_then_extract_local(media_dir, tmp_path):
     assert float(st["v_ok"]["duration"]) == pytest.approx(2.5, abs=0.05)
     assert (st["v_noaudio"]["status"], st["v_noaudio"]["n_audio_frames"]) == ("ok", "0")
     assert "no audio stream" in summary["notes"]["v_noaudio"]
-    assert st["v_single"]["n_frames"] == "1" and st["v_webm"]["n_audio_frames"] == "1"
+    assert st["v_half"]["n_frames"] == "2" and st["v_webm"]["n_audio_frames"] == "1"
+    assert (st["v_half"]["status"], st["v_half"]["n_audio_frames"]) == ("ok", "0")
+    assert "audio 0.5 s is shorter than one VGGish example (0.96 s): no audio frames" in st["v_half"]["notes"]
     assert st["v_zero"]["status"] == "failed" and st["v_zero"]["reason"].startswith("fetch: download: empty")
     assert st["v_zero"]["duration"] == "" and st["v_zero"]["n_frames"] == "0"
 
@@ -76,14 +82,14 @@ def test_fetch_then_extract_local(media_dir, tmp_path):
         assert z["frames"].dtype == np.float16 and z["audio"].dtype == np.float16
     # features of a video do not depend on its shard-mates (batching/offsets are right)
     fetch_one = tmp_path / "one.fetch.tsv"
-    fetch_shard(["v_single", "v_ok"], {"kind": "local", "root": str(media_dir)}, {}, tmp_path / "videos", fetch_one)
+    fetch_shard(["v_half", "v_ok"], {"kind": "local", "root": str(media_dir)}, {}, tmp_path / "videos", fetch_one)
     extract_shard(fetch_one, dict(SMALL, num_workers=0, videos_per_batch=1), tmp_path / "one.npz",
                   tmp_path / "one.status.tsv")
     one = FeatureStore([tmp_path / "one.npz"])
-    for vid in ("v_ok", "v_single"):
+    for vid in ("v_ok", "v_half"):
         np.testing.assert_allclose(one.frames(vid), store.frames(vid), rtol=1e-2, atol=1e-2)
         np.testing.assert_allclose(one.audio(vid), store.audio(vid), rtol=1e-2, atol=1e-2)
-    assert not np.allclose(store.frames("v_ok")[0], store.frames("v_single")[0], atol=1e-3)
+    assert not np.allclose(store.frames("v_ok")[0], store.frames("v_half")[0], atol=1e-3)
 
 
 def test_fetch_over_http_csv_and_cache(media_dir, tmp_path):
@@ -165,23 +171,23 @@ def test_one_decode_feeds_every_encoder(media_dir, tmp_path, monkeypatch):
 
     monkeypatch.setattr(shard, "decode_video", counting)
     fetch_tsv = tmp_path / "f.tsv"
-    ids = ["v_ok", "v_noaudio", "v_missing", "v_single"]
+    ids = ["v_ok", "v_noaudio", "v_missing", "v_half"]
     fetch_shard(ids, {"kind": "local", "root": str(media_dir)}, {}, tmp_path / "v", fetch_tsv)
     cfg = dict(SMALL, num_workers=0)            # decode in this process, so the calls are seen
     summary = extract_shard(fetch_tsv, cfg, tmp_path / "s.npz", tmp_path / "s.status.tsv",
                             image_encoder=dict(IMAGE, store="frames"), out_image_npz=tmp_path / "s.image.npz")
     assert sorted(p for p, _ in calls) == sorted(str((media_dir / f"{v}.mp4").resolve())
-                                                for v in ("v_ok", "v_noaudio", "v_single"))
+                                                for v in ("v_ok", "v_noaudio", "v_half"))
     assert all(req == ["image", "visual"] for _, req in calls)
     assert set(summary["encoders"]) == {"visual", "audio", "image"}
     st = {r["video_id"]: r for r in read_tsv(tmp_path / "s.status.tsv", STATUS_COLUMNS)}
-    assert [v for v, r in st.items() if r["status"] == "ok"] == ["v_ok", "v_noaudio", "v_single"]
+    assert [v for v, r in st.items() if r["status"] == "ok"] == ["v_ok", "v_noaudio", "v_half"]
     assert float(st["v_ok"]["decoded_s"]) == pytest.approx(2.5, abs=0.11)
     assert st["v_noaudio"]["notes"] == "no audio stream" and st["v_missing"]["decoded_s"] == ""
     index = ImageTokenIndex([tmp_path / "s.image.npz"])
     assert index.video_ids == ids
     toks = {v: index.tokens(v) for v in ids}
-    assert toks["v_ok"].shape == (3, 17, 12) and toks["v_single"].shape == (1, 17, 12)
+    assert toks["v_ok"].shape == (3, 17, 12) and toks["v_half"].shape == (2, 17, 12)
     assert toks["v_missing"].shape == (0, 17, 12)
     with np.load(tmp_path / "s.image.npz") as z:
         assert int(z["tokens_per_frame"]) == 17 and str(z["encoder"]).startswith("vit random init")

@@ -9,8 +9,8 @@ import ipaddress
 from media_utils import loopback_server, redirect, serve_json, serve_status
 from tiktalk.media.ids import InvalidVideoId, validate_video_id
 from tiktalk.media.hosts import HostPolicy
-from tiktalk.media.sources import (CsvResolver, DouyinApiResolver, LocalDirResolver, ResolveError,
-                                   make_resolver)
+from tiktalk.media.resolvers import make_resolver
+from tiktalk.media.sources import CsvResolver, DouyinApiResolver, LocalDirResolver, ResolveError
 
 LOCAL = HostPolicy(allow_private=True)      # the test server is on 127.0.0.1
 
@@ -145,3 +145,36 @@ def test_make_resolver(tmp_path):
         make_resolver({"kind": "youtube"})
     with pytest.raises(ValueError, match="needs 'root'"):
         make_resolver({"kind": "local"})
+
+
+def test_douyin_api_answering_nothing_stops_the_shard_in_one_line(tmp_path):
+    """The endpoint answers empty results for every id: the first ``stop_after_empty`` ids of
+    the shard are asked one by one, then the shard stops with one line naming the sources that
+    work; no fetch table is written. One real item among them, or the check off: it goes on."""
+    from tiktalk.media.shard import fetch_shard
+    from tiktalk.media.sources import SourceUnavailable
+
+    dl = {"retries": 0, "private_allowlist": ["127.0.0.1/32"]}
+    ids = [str(i) for i in range(1, 7)]
+    with loopback_server() as srv:
+        srv.routes["/empty/"] = serve_json({"status_code": 0, "item_list": []})
+        srv.routes["/nothing/"] = serve_status(200, b"", "application/json")
+        for route in ("/empty/", "/nothing/"):
+            source = {"kind": "douyin_api", "api_url": srv.base + route, "stop_after_empty": 3}
+            with pytest.raises(SourceUnavailable) as exc:
+                fetch_shard(ids, source, dl, tmp_path / "v", tmp_path / "fetch.tsv")
+            line = str(exc.value)
+            assert "\n" not in line and line.startswith("media.source douyin_api: the iteminfo endpoint")
+            assert "answered nothing for the first 3 ids" in line
+            assert "use the yt_dlp, csv or local_dir sources instead" in line
+            assert srv.counts[route] == 3 and not (tmp_path / "fetch.tsv").exists()
+        source = {"kind": "douyin_api", "api_url": srv.base + "/empty/", "stop_after_empty": 0}
+        rows = fetch_shard(ids, source, dl, tmp_path / "v", tmp_path / "fetch.tsv")
+        assert [r["reason"] for r in rows] == ["resolve: iteminfo API: empty item_list (video removed "
+                                               "or private, or the endpoint answers nothing)"] * 6
+        # one id of the first three resolves: the endpoint works, the shard goes on
+        item = {"item_list": [{"video": {"play_addr": {"url_list": [srv.base + "/v.mp4"]}}}]}
+        srv.routes["/some/"] = lambda h, n: serve_json(item if n == 2 else {"item_list": []})(h, n)
+        source = {"kind": "douyin_api", "api_url": srv.base + "/some/", "stop_after_empty": 3}
+        rows = fetch_shard(ids, source, dl, tmp_path / "v", tmp_path / "fetch2.tsv")
+        assert len(rows) == 6 and srv.counts["/some/"] == 6

@@ -79,10 +79,11 @@ register("context-sources", "Figure 2(b)/(c) kit: context-source labelling sheet
          kit_cli.context_sources_arguments, kit_cli.context_sources_run)
 
 # ---------------------------------------------------------------- media stage tools
-from tiktalk.media import retry as media_retry  # noqa: E402  (light: no torch)
+from tiktalk.media import cli as media_cli  # noqa: E402  (light: no torch)
 
-register("media", "media stage tools: `tiktalk media retry` fetches the failed videos again",
-         media_retry.media_arguments, media_retry.media_run)
+register("media", "media stage tools: `tiktalk media probe` tries the video sources before a run, "
+         "`tiktalk media retry` fetches the failed videos again",
+         media_cli.media_arguments, media_cli.media_run)
 
 
 # ---------------------------------------------------------------- pretrained weights

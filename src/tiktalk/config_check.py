@@ -14,8 +14,8 @@ level); this module only turns jsonschema's errors into those lines. It never fi
 defaults: the config the jobs see is exactly the file(s) given.
 
 DAG time, beside :mod:`tiktalk.workflow` at the top of the layers: imports ``jsonschema``,
-``yaml``, :mod:`tiktalk.settings` and :mod:`tiktalk.weights.spec` (standard library only),
-never torch.
+``yaml``, :mod:`tiktalk.settings`, :mod:`tiktalk.weights.spec` and
+:mod:`tiktalk.media.resolvers` (standard library only), never torch.
 """
 
 from __future__ import annotations
@@ -125,15 +125,19 @@ def check_config(config: Mapping, schema_path: str | Path) -> None:
 
 def workflow_config_problems(config: Mapping, schema_path: str | Path, exists=None) -> list[str]:
     """Everything the Snakefile checks before any rule exists, one line per problem: the
-    schema, the weights block's consistency and that every pretrained model is a local path
-    (compute jobs run offline)."""
+    schema (every required key, including those a real release needs, such as
+    ``knowledge.c3kg``), the weights block's consistency, that every pretrained model is a
+    local path (compute jobs run offline), and the files the video source names (an ``id,url``
+    table with an empty url or an id listed twice, a missing cookies file)."""
+    from tiktalk.media.resolvers import source_problems
     from tiktalk.weights.spec import WeightsSpec, offline_problems
 
     lines = config_problems(config, load_schema(schema_path))
     if lines:                      # the weights checks assume a well-formed config
         return lines
     spec = WeightsSpec.from_config(config)
-    return spec.problems(config) + offline_problems(config, spec, exists)
+    return (spec.problems(config) + offline_problems(config, spec, exists)
+            + source_problems(config["media"]["source"]))
 
 
 def dump_effective_config(config: Mapping, path: str | None, environ: Mapping | None = None) -> None:

@@ -1,6 +1,13 @@
 """HTTP(S) download of one video: timeouts, retries with backoff + jitter, Range resume into
 ``<dest>.part``, atomic rename, size cap, and validation of what arrived with PyAV.
 
+A resume is safe only if the server still has the same file: the first response's strong
+``ETag`` (else its ``Last-Modified``) is kept beside the partial file (``<dest>.part.validator``)
+and every resume sends it as ``If-Range``, so a server whose file changed answers with the whole
+new file (200) instead of the rest of the new one. A partial file without a validator (the
+server sent neither header, or the file is left from an older run) is never resumed: the
+download starts over.
+
 Every hop (the URL and each redirect) has its host resolved and checked against the
 :class:`~tiktalk.media.hosts.HostPolicy` (no loopback, link-local or private addresses unless
 ``allow_private_hosts``), and the connection goes to an address that was checked.
@@ -21,7 +28,6 @@ import os
 import random
 import re
 import socket
-import ssl
 import threading
 import time
 import urllib.parse
@@ -30,7 +36,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from tiktalk.media.hosts import (HostPolicy, HostRefused, HostUnresolved, Resolve, parse_networks,
-                                 system_resolve, vet_host)
+                                 system_resolve, vetted_connection)
 from tiktalk.settings import from_mapping
 
 log = logging.getLogger(__name__)
@@ -110,13 +116,23 @@ class HostRateLimiter:
         return delay
 
 
-def validate_media(path: str | Path, min_complete_fraction: float = 0.9) -> dict:
-    """Open ``path`` with PyAV, decode its first video frame and read every video packet.
+#: decoded frames a file needs to be a video (a still image has one)
+MIN_VIDEO_FRAMES = 2
+#: leading bytes (lower-cased, as validate_media compares them) of compressed data: a body sent
+#: with a Content-Encoding and saved as it came
+COMPRESSED_MAGIC = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"bzh", "bzip2"),
+                    (b"\xfd7zxz\x00", "xz"))
 
-    Returns ``{"has_video", "has_audio", "duration", "decoded_s"}``; raises
-    :class:`DownloadError` with a reason (empty, not a media file, no video stream, no
-    decodable frame, or ``truncated: file holds X s of Y s`` when the packets end before
-    ``min_complete_fraction`` of the announced duration).
+
+def validate_media(path: str | Path, min_complete_fraction: float = 0.9) -> dict:
+    """Open ``path`` with PyAV, decode its first video frames and read every video packet.
+
+    A video is a video stream with a duration and at least :data:`MIN_VIDEO_FRAMES` decoded
+    frames: a still image (a PNG or JPEG named ``.mp4``) is not one. Returns ``{"has_video",
+    "has_audio", "duration", "decoded_s"}``; raises :class:`DownloadError` with a reason
+    (empty, not a media file, no video stream, no decodable frame, a still image, or
+    ``truncated: file holds X s of Y s`` when the packets end before ``min_complete_fraction``
+    of the announced duration).
     """
     import av
 
@@ -131,6 +147,9 @@ def validate_media(path: str | Path, min_complete_fraction: float = 0.9) -> dict
     if head.startswith((b"<!doctype html", b"<html", b"<?xml", b"{")):
         kind = "JSON" if head.startswith(b"{") else "HTML/XML"
         raise DownloadError(f"not a media file: got {kind} text ({size} bytes)")
+    packed = next((name for magic, name in COMPRESSED_MAGIC if head.startswith(magic)), None)
+    if packed:
+        raise DownloadError(f"not a media file: {packed}-compressed data ({size} bytes)")
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             if not container.streams.video:
@@ -138,23 +157,26 @@ def validate_media(path: str | Path, min_complete_fraction: float = 0.9) -> dict
             vs = container.streams.video[0]
             duration = probe_duration(container, vs)
             fps = float(vs.average_rate or vs.guessed_rate or 0) or None
-            start, got, read_end = stream_start(vs), False, 0.0
+            start, frames, read_end = stream_start(vs), 0, 0.0
             try:
                 for packet in container.demux(vs):
                     end = packet_end(packet, start, 1.0 / fps if fps else None)
                     if end is not None:
                         read_end = max(read_end, end)
-                    if not got:
-                        for _ in packet.decode():
-                            got = True
-                            break
+                    if frames < MIN_VIDEO_FRAMES:
+                        frames += len(packet.decode())
             except Exception as exc:
-                if not got:
+                if not frames:
                     raise
                 log.info("%s: damaged video stream after %.1f s (%s)", path.name, read_end,
                          type(exc).__name__)
-            if not got:
+            if not frames:
                 raise DownloadError("video stream has no decodable frame")
+            what = f"{container.format.name}, {vs.codec_context.name}"
+            if frames < MIN_VIDEO_FRAMES:
+                raise DownloadError(f"a still image, not a video ({what}: {frames} decoded frame)")
+            if duration is None:
+                raise DownloadError(f"not a video: the {what} stream has no duration")
             short = truncation(read_end, duration, float("inf"), min_complete_fraction)
             if short:
                 raise DownloadError(f"truncated: {short.replace('decoded', 'file holds', 1)}")
@@ -175,61 +197,38 @@ def _backoff(cfg: DownloadConfig, attempt: int, rng: random.Random) -> float:
 def _connect(url: str, cfg: DownloadConfig, timeout: float,
              resolve: Resolve = system_resolve) -> tuple[http.client.HTTPConnection, str]:
     """A connection for ``url`` to an address of its host that the host policy allows."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname
-    if not host:
-        raise DownloadError(f"URL without a host: {url[:200]}")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise DownloadError(f"URL with a bad port: {url[:200]}") from None
-    try:
-        addresses = vet_host(host, port, cfg.host_policy, resolve)
+        return vetted_connection(url, cfg.host_policy, timeout, resolve)
     except HostRefused as exc:
         raise DownloadError(str(exc)) from None
     except HostUnresolved as exc:
         raise _Retry(str(exc)) from None
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    if parts.scheme == "https":
-        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            host, port, timeout=timeout, context=ssl.create_default_context())
-    else:
-        conn = http.client.HTTPConnection(host, port, timeout=timeout)
-
-    def pinned(address, timeout=socket.getdefaulttimeout(), source_address=None):
-        # connect to a vetted address (the Host header and TLS name stay the URL's host)
-        last: OSError | None = None
-        for addr in addresses:
-            try:
-                return socket.create_connection((addr, address[1]), timeout, source_address)
-            except OSError as exc:
-                last = exc
-        raise last if last is not None else OSError(f"no address for {host}")
-
-    conn._create_connection = pinned  # used by HTTP(S)Connection.connect
-    return conn, path
+    except ValueError as exc:
+        raise DownloadError(str(exc)) from None
 
 
 def download(url: str, dest: str | Path, cfg: DownloadConfig | None = None, *,
              rate_limiter: HostRateLimiter | None = None, validate: bool = True,
              sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
-             resolve: Resolve = system_resolve) -> dict:
+             resolve: Resolve = system_resolve, headers: Mapping[str, str] | None = None) -> dict:
     """Download ``url`` to ``dest``; return ``{"path", "bytes", "attempts", "resumed"}``.
 
     Bytes go to ``<dest>.part``; a retry after a dropped connection asks for the rest with
-    ``Range: bytes=<have>-`` (a server that answers 200 instead restarts the file). Only a
-    complete file that PyAV can open (with a video stream) is renamed onto ``dest``.
-    Every hop's host is checked against ``cfg.host_policy`` (``resolve`` is the name
-    resolver, replaceable in tests). Raises :class:`DownloadError` with the reason of the last
-    failure.
+    ``Range: bytes=<have>-`` and ``If-Range`` (module doc; a server that answers 200 instead
+    restarts the file). Only a complete file that PyAV can open (with a video stream) is
+    renamed onto ``dest``. Every hop's host is checked against ``cfg.host_policy``
+    (``resolve`` is the name resolver, replaceable in tests). ``headers``: extra request
+    headers (a resolver's User-Agent, Referer, Cookie); ``Cookie`` and ``Authorization`` are
+    sent to the URL's own host only, never after a redirect to another host. Raises
+    :class:`DownloadError` with the reason of the last failure.
     """
     cfg = cfg or DownloadConfig()
     rng = rng or random.Random()
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
+    part, _ = partial_files(dest)
+    if part.exists() and _validator(part) is None:
+        _discard(part)                 # nothing proves the server's file is still the same
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme not in cfg.allowed_schemes:
         raise DownloadError(f"URL scheme {scheme!r} not allowed")
@@ -238,7 +237,7 @@ def download(url: str, dest: str | Path, cfg: DownloadConfig | None = None, *,
     for attempt in range(cfg.retries + 1):
         attempts += 1
         try:
-            _attempt(url, part, cfg, deadline, rate_limiter, resolve)
+            _attempt(url, part, cfg, deadline, rate_limiter, resolve, headers or {})
             break
         except _Retry as exc:
             last_reason = str(exc)
@@ -248,30 +247,74 @@ def download(url: str, dest: str | Path, cfg: DownloadConfig | None = None, *,
             if time.monotonic() + delay >= deadline:
                 raise DownloadError(f"{last_reason} (total time cap {cfg.total_timeout_s:g}s reached)") from None
             log.info("retry %d for %s in %.2fs: %s", attempt + 1, dest.name, delay, last_reason)
-            if part.exists() and part.stat().st_size > 0:
+            if part.exists() and part.stat().st_size > 0 and _validator(part) is not None:
                 resumed = True
             sleep(delay)
         except DownloadError:
-            part.unlink(missing_ok=True)
+            _discard(part)
             raise
     size = part.stat().st_size
     if validate:
         try:
             validate_media(part, cfg.min_complete_fraction)
         except DownloadError:
-            part.unlink(missing_ok=True)
+            _discard(part)
             raise
     os.replace(part, dest)
+    _discard(part)
     return {"path": str(dest), "bytes": size, "attempts": attempts, "resumed": resumed}
+
+
+def partial_files(dest: str | Path) -> tuple[Path, Path]:
+    """The files of an unfinished download of ``dest``: the bytes so far (``<dest>.part``) and
+    the validator a resume sends as ``If-Range`` (``<dest>.part.validator``)."""
+    dest = Path(dest)
+    return dest.with_name(dest.name + ".part"), dest.with_name(dest.name + ".part.validator")
+
+
+def _validator_path(part: Path) -> Path:
+    return part.with_name(part.name + ".validator")
+
+
+def _validator(part: Path) -> str | None:
+    """The If-Range value kept for ``part``, None if there is none."""
+    try:
+        value = _validator_path(part).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return value or None
+
+
+def _response_validator(resp) -> str | None:
+    """A validator If-Range may carry: a strong ETag, else Last-Modified (RFC 9110 13.1.5)."""
+    etag = (resp.getheader("ETag") or "").strip()
+    if etag and not etag.startswith("W/"):
+        return etag
+    return (resp.getheader("Last-Modified") or "").strip() or None
+
+
+def _discard(part: Path) -> None:
+    part.unlink(missing_ok=True)
+    _validator_path(part).unlink(missing_ok=True)
 
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
+#: request headers that go to the first URL's host only
+PRIVATE_HEADERS = ("cookie", "authorization")
+
+
 def _attempt(url: str, part: Path, cfg: DownloadConfig, deadline: float,
-             rate_limiter: HostRateLimiter | None, resolve: Resolve = system_resolve) -> None:
+             rate_limiter: HostRateLimiter | None, resolve: Resolve = system_resolve,
+             extra_headers: Mapping[str, str] = {}) -> None:
     """One attempt (following redirects); returns when ``part`` holds the whole body."""
+    origin = urllib.parse.urlsplit(url).netloc.lower()
     have = part.stat().st_size if part.exists() else 0
+    validator = _validator(part) if have > 0 else None
+    if have > 0 and validator is None:
+        _discard(part)                 # not resumable: start over
+        have = 0
     for hop in range(cfg.max_redirects + 1):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -286,9 +329,14 @@ def _attempt(url: str, part: Path, cfg: DownloadConfig, deadline: float,
         if rate_limiter is not None:
             rate_limiter.wait(parts.hostname or "")
         try:
-            headers = {"User-Agent": cfg.user_agent, "Accept": "*/*", "Accept-Encoding": "identity"}
+            same_host = parts.netloc.lower() == origin
+            headers = {"User-Agent": cfg.user_agent, "Accept": "*/*"}
+            headers.update({k: v for k, v in extra_headers.items()
+                            if same_host or k.lower() not in PRIVATE_HEADERS})
+            headers["Accept-Encoding"] = "identity"
             if have > 0:
                 headers["Range"] = f"bytes={have}-"
+                headers["If-Range"] = validator
             try:
                 conn.connect()
                 conn.sock.settimeout(max(0.001, min(cfg.read_timeout_s, deadline - time.monotonic())))
@@ -310,7 +358,7 @@ def _attempt(url: str, part: Path, cfg: DownloadConfig, deadline: float,
                 m = re.match(r"bytes\s+\*/(\d+)", resp.getheader("Content-Range") or "")
                 if m and int(m.group(1)) == have:
                     return  # the .part already holds the whole file
-                part.unlink(missing_ok=True)
+                _discard(part)
                 raise _Retry("HTTP 416 for a stale partial file; restarting")
             if status in RETRYABLE_STATUS:
                 ra = resp.getheader("Retry-After")
@@ -322,17 +370,30 @@ def _attempt(url: str, part: Path, cfg: DownloadConfig, deadline: float,
             if status == 206 and have > 0:
                 m = _CONTENT_RANGE.match(resp.getheader("Content-Range") or "")
                 if not m or int(m.group(1)) != have:
-                    part.unlink(missing_ok=True)
+                    _discard(part)
                     raise _Retry(f"bad Content-Range for resume: {resp.getheader('Content-Range')!r}")
+                now = _response_validator(resp)
+                if now is not None and now != validator:
+                    # a server that ignored If-Range: the rest of another file
+                    _discard(part)
+                    raise _Retry(f"the file changed on the server ({validator} -> {now}); restarting")
                 total = int(m.group(3)) if m.group(3) != "*" else None
                 mode = "ab"
             else:
-                have = 0
+                have = 0                   # the whole (maybe new) file: its validator from now on
                 cl = resp.getheader("Content-Length")
                 total = int(cl) if cl and cl.isdigit() else None
                 mode = "wb"
+                _validator_path(part).unlink(missing_ok=True)
+                fresh = _response_validator(resp)
+                if fresh is not None:
+                    _validator_path(part).write_text(fresh + "\n", encoding="utf-8")
             if total is not None and total > cfg.max_bytes:
                 raise DownloadError(f"file too large: {total} bytes > max_bytes {cfg.max_bytes}")
+            encoding = (resp.getheader("Content-Encoding") or "identity").strip().lower()
+            if encoding != "identity":
+                raise DownloadError(f"server sent a {encoding}-encoded body (Content-Encoding: "
+                                    f"{encoding}) although the request accepted identity only")
             ctype = (resp.getheader("Content-Type") or "").lower()
             if ctype.startswith("text/html"):
                 raise DownloadError(f"server sent an HTML page (Content-Type {ctype}), not a video")
@@ -369,10 +430,10 @@ def _stream_body(resp, conn, part: Path, mode: str, have: int, total: int | None
             size += len(chunk)
             if size > cfg.max_bytes:
                 fh.close()
-                part.unlink(missing_ok=True)
+                _discard(part)
                 raise DownloadError(f"file too large: more than max_bytes {cfg.max_bytes}")
     if total is not None and size < total:
         raise _Retry(f"connection dropped after {size} of {total} bytes")
     if total is not None and size > total:
-        part.unlink(missing_ok=True)
+        _discard(part)
         raise _Retry(f"got {size} bytes, more than the announced {total}")

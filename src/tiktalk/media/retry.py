@@ -4,8 +4,9 @@ A finished media stage leaves, per shard, ``results/media/{shard}/fetch.tsv`` an
 ``results/media/{shard}.status.tsv``. :func:`plan_retry` reads them and lists the shards that
 hold a failed video (a fetch failure, or a decode failure such as a truncated download);
 :func:`apply_retry` removes the downloaded copy of each failed video
-(``{shard}/videos/{id}.mp4``; a local source used in place is never touched), so that it is
-fetched again instead of reused; then :func:`snakemake_command` runs Snakemake with
+(``{shard}/videos/{id}.mp4``; a local source used in place is never touched) and what is left of
+an unfinished download of it (``{id}.mp4.part`` and its validator), so that it is fetched again
+from the start instead of reused or resumed; then :func:`snakemake_command` runs Snakemake with
 ``--forcerun`` on exactly those shards' fetch tables.
 
 Snakemake then re-runs ``fetch_shard`` for those shards only (every video that was fetched fine
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from tiktalk.media.download import partial_files
 from tiktalk.media.tables import read_fetch, read_status
 
 NOT_RETRIED = ("invalid id:", "fetch: invalid id:")
@@ -80,14 +82,14 @@ def plan_retry(results_dir: str | os.PathLike = "results", reason: str | None = 
         item = ShardRetry(shard, fetch_tsv, failed)
         for vid in failed:
             copy = media_dir / shard / "videos" / f"{vid}.mp4"
-            if copy.is_file():
-                item.remove.append(copy)
+            item.remove += [p for p in (copy, *partial_files(copy)) if p.is_file()]
         plan.append(item)
     return RetryPlan(media_dir, plan)
 
 
 def apply_retry(plan: RetryPlan) -> list[Path]:
-    """Remove the failed videos' downloads; returns them. Only paths inside the media dir."""
+    """Remove the failed videos' downloads and partial downloads; returns them. Only paths
+    inside the media dir."""
     root = plan.media_dir.resolve()
     removed = []
     for item in plan.shards:
@@ -125,9 +127,8 @@ def describe(plan: RetryPlan, dry_run: bool) -> str:
 
 
 # ----------------------------------------------------------------------------- command line
-def media_arguments(parser) -> None:
+def retry_arguments(subs) -> None:
     """``tiktalk media retry [--results DIR] [--reason REGEX] [--dry-run] [-- SNAKEMAKE ARGS]``."""
-    subs = parser.add_subparsers(dest="media_command", metavar="ACTION", required=True)
     retry = subs.add_parser(
         "retry", help="fetch the failed videos again (re-runs only their shards)",
         description="Fetch the failed videos of a finished media stage again: remove their "

@@ -29,13 +29,14 @@ import torch
 from tiktalk.formats import FETCH_COLUMNS
 from tiktalk.logs import progress
 from tiktalk.media.config import MediaConfig
-from tiktalk.media.decode import DecodeError, decode_video
+from tiktalk.media.decode import AUDIO_RATE, DecodeError, decode_video
 from tiktalk.media.download import (DownloadConfig, DownloadError, HostRateLimiter, download,
                                     validate_media)
 from tiktalk.media.encoders import DecodePlan, Encoder, build_encoders, chain_provenance, plan_for
 from tiktalk.media.ids import InvalidVideoId, validate_video_id
 from tiktalk.media.image_encoder import ImageEncoderConfig
-from tiktalk.media.sources import DouyinApiResolver, ResolveError, make_resolver
+from tiktalk.media.resolvers import make_resolver
+from tiktalk.media.sources import DouyinApiResolver, ResolveError, SourceUnavailable
 from tiktalk.media.store import write_feature_shard
 from tiktalk.media.tables import read_fetch, read_tsv, status_row, write_fetch, write_status, write_tsv
 from tiktalk.runtime import resolve_device
@@ -68,7 +69,7 @@ def _fetch_one(video_id: str, resolver, dl_cfg: DownloadConfig, out_dir: Path,
                 return row
             except DownloadError:
                 dest.unlink()
-        info = download(src.location, dest, dl_cfg, rate_limiter=limiter)
+        info = download(src.location, dest, dl_cfg, rate_limiter=limiter, headers=src.headers)
         row.update(status="ok", path=info["path"])
     except InvalidVideoId as exc:
         row["reason"] = f"invalid id: {exc}"
@@ -90,6 +91,10 @@ def fetch_shard(video_ids: Sequence[str], resolver_cfg: Mapping, download_cfg: M
     truncated file) is a failed row with a reason, never an exception. ``id_pattern`` (config
     ``data.video_id_pattern``) overrides ``resolver_cfg["id_pattern"]``; without either, the
     default :data:`tiktalk.formats.VIDEO_ID_PATTERN` applies. Returns the rows.
+
+    A source that answers nothing at all stops the shard instead: with ``douyin_api``, the
+    first ``stop_after_empty`` ids are fetched one by one and, when every one came back empty,
+    :class:`~tiktalk.media.sources.SourceUnavailable` says (in one line) which source to use.
     """
     if id_pattern:
         resolver_cfg = {**resolver_cfg, "id_pattern": id_pattern}
@@ -108,9 +113,18 @@ def fetch_shard(video_ids: Sequence[str], resolver_cfg: Mapping, download_cfg: M
         seen.add(vid)
         ids.append(vid)
     pattern = resolver_cfg.get("id_pattern")
+    rows = []
+    if isinstance(resolver, DouyinApiResolver) and resolver.stop_after_empty > 0:
+        # a dead endpoint is known after a few ids: ask them first, one by one
+        rows = [_fetch_one(vid, resolver, dl_cfg, out_dir, limiter, pattern)
+                for vid in ids[:resolver.stop_after_empty]]
+        verdict = resolver.dead_after(len(rows))
+        if verdict:
+            raise SourceUnavailable(verdict)
     with ThreadPoolExecutor(max_workers=max(1, dl_cfg.workers)) as pool:
-        futures = [pool.submit(_fetch_one, vid, resolver, dl_cfg, out_dir, limiter, pattern) for vid in ids]
-        rows = [fut.result() for fut in progress(futures, desc=f"fetch {out_status}")]
+        futures = [pool.submit(_fetch_one, vid, resolver, dl_cfg, out_dir, limiter, pattern)
+                   for vid in ids[len(rows):]]
+        rows += [fut.result() for fut in progress(futures, desc=f"fetch {out_status}")]
     n_ok = sum(r["status"] == "ok" for r in rows)
     log.info("fetch done: %d ok, %d failed of %d", n_ok, len(rows) - n_ok, len(rows))
     write_fetch(out_status, rows)
@@ -131,7 +145,7 @@ class _DecodeDataset(torch.utils.data.Dataset):
         return len(self.items)
 
     def __getitem__(self, i: int) -> dict:
-        from tiktalk.media.vggish import waveform_to_examples
+        from tiktalk.media.vggish import EXAMPLE_SECONDS, waveform_to_examples
 
         vid, path = self.items[i]
         cfg, plan = self.cfg, self.plan
@@ -144,13 +158,17 @@ class _DecodeDataset(torch.utils.data.Dataset):
         except Exception as exc:
             return {"video_id": vid, "ok": False, "reason": f"decode: {type(exc).__name__}: {exc}"}
         inputs = {name: torch.from_numpy(fs.frames) for name, fs in d.frame_sets.items()}
+        notes = list(d.notes)
         if plan.audio and d.audio.size:
             examples = waveform_to_examples(d.audio, max_examples=plan.audio_examples)
+            if not len(examples) and plan.audio_examples:
+                notes.append(f"audio {len(d.audio) / AUDIO_RATE:.1f} s is shorter than one VGGish "
+                             f"example ({EXAMPLE_SECONDS:g} s): no audio frames")
         else:
             examples = np.zeros((0, 96, 64), np.float32)
         inputs["audio"] = torch.from_numpy(examples)
         return {"video_id": vid, "ok": True, "reason": "", "inputs": inputs, "duration": d.duration,
-                "decoded_s": d.decoded_s, "notes": d.notes}
+                "decoded_s": d.decoded_s, "notes": notes}
 
 
 def _worker_init(_):

@@ -1,13 +1,16 @@
 """Resolvers: video id -> where its file is (a local path) or comes from (an http(s) URL).
 
-Three resolvers, chosen by ``make_resolver(cfg)`` with ``cfg["kind"]``:
+The resolvers of this module (:func:`tiktalk.media.resolvers.make_resolver` picks one by the
+config's ``kind``; the ``yt_dlp`` one is :mod:`tiktalk.media.ytdlp`):
 
 ``local``  (:class:`LocalDirResolver`)  ``<root>/<id>.<ext>`` for ext in ``extensions``.
 ``csv``    (:class:`CsvResolver`)       a user-provided ``id,url`` CSV (header ``id,url``);
            ``file://`` URLs must point under ``file_root``; only ``allowed_schemes`` accepted.
 ``douyin`` (:class:`DouyinApiResolver`) the official spider's iteminfo API
            (``GET {api_url}?item_ids={id}``, ``item_list[0].video.play_addr.url_list[0]``
-           with ``playwm`` -> ``play``).
+           with ``playwm`` -> ``play``). The endpoint has answered empty results since 2023;
+           it counts its empty answers so that a shard can stop early
+           (:class:`SourceUnavailable`).
 
 A resolver returns a :class:`Source`; failure raises :class:`ResolveError` with a reason that
 ends up in the fetch status table.
@@ -18,9 +21,10 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import threading
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Protocol
 
@@ -41,13 +45,23 @@ class ResolveError(RuntimeError):
     """The id could not be mapped to a source; ``str(exc)`` is the reason."""
 
 
+class EmptyAnswer(ResolveError):
+    """The source answered, with nothing for the id."""
+
+
+class SourceUnavailable(RuntimeError):
+    """The source answers nothing at all: the shard stops (one line saying what to use)."""
+
+
 @dataclass(frozen=True)
 class Source:
-    """Where a video is: ``kind`` "file" (``location`` is a local path) or "url"."""
+    """Where a video is: ``kind`` "file" (``location`` is a local path) or "url" (with the
+    request ``headers`` the resolver found it needs: User-Agent, Referer, Cookie)."""
 
     video_id: str
     kind: str
     location: str
+    headers: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 class Resolver(Protocol):
@@ -87,9 +101,35 @@ class LocalDirResolver:
         raise ResolveError(f"no file {video_id}{{{','.join(self.extensions)}}} in {self.root}")
 
 
+def read_url_table(csv_path: str | Path) -> tuple[dict[str, str], list[str]]:
+    """An ``id,url`` table: (id -> url, one line per problem naming the file and line: a bad
+    header, an empty id or url, an id listed twice)."""
+    csv_path = Path(csv_path)
+    urls: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    problems: list[str] = []
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None or not {"id", "url"} <= set(reader.fieldnames):
+            return {}, [f"{csv_path}: expected a header with columns 'id,url', got {reader.fieldnames}"]
+        for row in reader:
+            lineno = reader.line_num
+            vid, url = (row["id"] or "").strip(), (row["url"] or "").strip()
+            if not vid or not url:
+                problems.append(f"{csv_path}:{lineno}: empty {'id' if not vid else 'url'}"
+                                + (f" for id {vid!r}" if vid else ""))
+            elif vid in urls:
+                problems.append(f"{csv_path}:{lineno}: id {vid!r} listed twice (first on line "
+                                f"{first_line[vid]})")
+            else:
+                urls[vid], first_line[vid] = url, lineno
+    return urls, problems
+
+
 class CsvResolver:
-    """A user CSV with header ``id,url``. Unknown ids, disallowed schemes and ``file://``
-    URLs outside ``file_root`` are resolve errors (never silently followed)."""
+    """A user CSV with header ``id,url`` (:func:`read_url_table`; a table with a problem is a
+    ValueError naming its first one). Unknown ids, disallowed schemes and ``file://`` URLs
+    outside ``file_root`` are resolve errors (never silently followed)."""
 
     def __init__(self, csv_path: str | Path, allowed_schemes: tuple[str, ...] = ("https", "http", "file"),
                  file_root: str | Path | None = None, id_pattern: str = DEFAULT_ID_PATTERN):
@@ -97,19 +137,10 @@ class CsvResolver:
         self.allowed_schemes = tuple(s.lower() for s in allowed_schemes)
         self.file_root = Path(file_root) if file_root is not None else None
         self.id_pattern = id_pattern
-        self.urls: dict[str, str] = {}
-        with open(self.csv_path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            if reader.fieldnames is None or not {"id", "url"} <= set(reader.fieldnames):
-                raise ValueError(f"{self.csv_path}: expected a header with columns 'id,url', "
-                                 f"got {reader.fieldnames}")
-            for lineno, row in enumerate(reader, 2):
-                vid, url = (row["id"] or "").strip(), (row["url"] or "").strip()
-                if not vid or not url:
-                    raise ValueError(f"{self.csv_path}:{lineno}: empty id or url")
-                if vid in self.urls and self.urls[vid] != url:
-                    raise ValueError(f"{self.csv_path}:{lineno}: id {vid!r} listed twice with different URLs")
-                self.urls[vid] = url
+        self.urls, problems = read_url_table(self.csv_path)
+        if problems:
+            more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+            raise ValueError(problems[0] + more)
 
     def resolve(self, video_id: str) -> Source:
         validate_video_id(video_id, self.id_pattern)
@@ -162,14 +193,32 @@ class DouyinApiResolver:
 
     def __init__(self, api_url: str = DOUYIN_ITEMINFO_URL, timeout_s: float = 15.0,
                  user_agent: str = DEFAULT_USER_AGENT, id_pattern: str = DEFAULT_ID_PATTERN,
-                 rate_limiter=None, host_policy: HostPolicy = HostPolicy()):
+                 rate_limiter=None, host_policy: HostPolicy = HostPolicy(), stop_after_empty: int = 5):
         self.api_url = api_url
         self.timeout_s = timeout_s
         self.user_agent = user_agent
         self.id_pattern = id_pattern
         self.rate_limiter = rate_limiter
         self.host_policy = host_policy
+        self.stop_after_empty = int(stop_after_empty)
         self._opener = urllib.request.build_opener(_CheckedRedirects(host_policy))
+        self._lock = threading.Lock()
+        self.answers = {"empty": 0, "item": 0}    # how the endpoint answered so far
+
+    def dead_after(self, n_asked: int) -> str | None:
+        """After the first ``n_asked`` ids of a shard: the one-line verdict when every one of
+        them (at least ``stop_after_empty``; 0 never stops) came back empty, else None."""
+        n = self.stop_after_empty
+        if n < 1 or n_asked < n or self.answers["item"] or self.answers["empty"] < n_asked:
+            return None
+        return (f"media.source douyin_api: the iteminfo endpoint ({self.api_url}) answered nothing "
+                f"for the first {n_asked} ids of the shard; it has answered empty results since "
+                f"2023: use the yt_dlp, csv or local_dir sources instead (config/README.md), or set "
+                f"media.source.stop_after_empty: 0 to go on anyway")
+
+    def _answered(self, kind: str) -> None:
+        with self._lock:
+            self.answers[kind] += 1
 
     def resolve(self, video_id: str) -> Source:
         validate_video_id(video_id, self.id_pattern)
@@ -189,14 +238,20 @@ class DouyinApiResolver:
             raise ResolveError(f"iteminfo API: {reason}") from None
         if len(body) > 4 * 2**20:
             raise ResolveError("iteminfo API: response larger than 4 MiB")
+        if not body.strip():
+            self._answered("empty")
+            raise EmptyAnswer("iteminfo API: empty response")
         try:
             data = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise ResolveError("iteminfo API: response is not JSON") from None
         try:
-            items = data["item_list"]
+            items = data.get("item_list") if isinstance(data, dict) else None
             if not items:
-                raise ResolveError("iteminfo API: empty item_list (video removed or private)")
+                self._answered("empty")
+                raise EmptyAnswer("iteminfo API: empty item_list (video removed or private, or "
+                                  "the endpoint answers nothing)")
+            self._answered("item")
             play_url = items[0]["video"]["play_addr"]["url_list"][0]
         except ResolveError:
             raise
@@ -208,34 +263,3 @@ class DouyinApiResolver:
         if urllib.parse.urlsplit(play_url).scheme.lower() not in ("http", "https"):
             raise ResolveError(f"iteminfo API: play URL is not http(s): {play_url[:80]}")
         return Source(video_id, "url", play_url)
-
-
-def make_resolver(cfg: Mapping, host_policy: HostPolicy = HostPolicy()) -> Resolver:
-    """Build a resolver from a config mapping.
-
-    Keys: ``kind`` ("local" (alias "local_dir") | "csv" | "douyin" (alias "douyin_api"));
-    ``id_pattern`` (optional);
-    local: ``root``, ``extensions``; csv: ``csv``, ``allowed_schemes``, ``file_root``;
-    douyin: ``api_url``, ``timeout_s``, ``user_agent``. ``host_policy`` guards the douyin
-    resolver's own requests (a CSV's URLs are checked when they are downloaded).
-    """
-    kind = {"local_dir": "local", "dir": "local", "douyin_api": "douyin", "iteminfo": "douyin"}.get(
-        cfg.get("kind"), cfg.get("kind"))
-    pattern = cfg.get("id_pattern")
-    extra = {"id_pattern": pattern} if pattern else {}
-    if kind == "local":
-        if not cfg.get("root"):
-            raise ValueError("resolver kind 'local' needs 'root'")
-        exts = tuple(cfg.get("extensions") or VIDEO_EXTENSIONS)
-        return LocalDirResolver(cfg["root"], extensions=exts, **extra)
-    if kind == "csv":
-        if not cfg.get("csv"):
-            raise ValueError("resolver kind 'csv' needs 'csv'")
-        return CsvResolver(cfg["csv"], allowed_schemes=tuple(cfg.get("allowed_schemes") or ("https", "http", "file")),
-                           file_root=cfg.get("file_root"), **extra)
-    if kind == "douyin":
-        return DouyinApiResolver(api_url=cfg.get("api_url") or DOUYIN_ITEMINFO_URL,
-                                 timeout_s=float(cfg.get("timeout_s", 15.0)),
-                                 user_agent=cfg.get("user_agent") or DEFAULT_USER_AGENT,
-                                 host_policy=host_policy, **extra)
-    raise ValueError(f"unknown resolver kind {kind!r} (expected 'local', 'csv' or 'douyin')")
