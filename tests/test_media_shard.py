@@ -209,7 +209,7 @@ def test_one_decode_feeds_every_encoder(media_dir, tmp_path, monkeypatch):
                   image_encoder=IMAGE, out_image_npz=tmp_path / "v.image.npz", seed=5)
     views = ImageTokenIndex([tmp_path / "v.image.npz"])
     assert (views.layout, views.view_frames, views.view_seed) == ("views", IMAGE["n_frames"], 5)
-    for v in ("v_ok", "v_single"):
+    for v in ("v_ok", "v_half"):
         for mode in ("img", "video"):
             np.testing.assert_allclose(views.video_tokens(v, mode, IMAGE["n_frames"], 5),
                                        index.video_tokens(v, mode, IMAGE["n_frames"], 5), atol=2e-3)
