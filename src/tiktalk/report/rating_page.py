@@ -68,14 +68,15 @@ main{max-width:1100px;margin:0 auto;padding:8px 16px 64px}
 .frames img{height:72px;border-radius:3px}
 .noframes{color:#777;font-style:italic;font-size:13px}
 ol.context{margin:6px 0;padding:4px 4px 4px 28px;background:#f0f4f8;border-radius:4px}
+ol.context li{white-space:pre-line}
 .cand{border-top:1px dashed #ccc;padding:8px 0}
 .cand .resp{font-size:16px;margin:2px 0 6px}
 .cand .slot{font-weight:bold;margin-right:8px}
-.ctl{display:flex;flex-wrap:wrap;gap:4px 10px;font-size:13px}
+.ctl{display:flex;flex-wrap:wrap;gap:4px 6px;font-size:13px}
 .cell{border:2px solid transparent;border-radius:5px;padding:2px 6px;scroll-margin:64px 0 24px}
 .cell:focus,.cell:focus-within{outline:none;border-color:#1769c2;background:#eaf2fc}
 .cell .name{font-weight:600;margin-right:6px}
-.cell label{margin-right:6px;cursor:pointer}
+.cell label{margin-right:4px;cursor:pointer}
 .cell.rated{background:#eefaf0}
 .done{background:#f4fbf5}
 button{font-size:14px;padding:6px 12px}
@@ -131,6 +132,17 @@ function cleanState(data, raw) {
     }
   });
   return state;
+}
+function contextTurns(text) {
+  // "1. a\n2. b" -> ["a", "b"]; a turn may hold line breaks of its own
+  var turns = [];
+  var rest = text;
+  for (var k = 2; ; k++) {
+    var at = rest.indexOf("\n" + k + ". ");
+    turns.push(rest.slice(0, at < 0 ? rest.length : at).replace(/^\d+\.\s?/, ""));
+    if (at < 0) return turns;
+    rest = rest.slice(at + 1);
+  }
 }
 function el(tag, cls, text) {
   var e = document.createElement(tag);
@@ -222,9 +234,7 @@ function init() {
     }
     text.appendChild(strip);
     var ctx = el("ol", "context");
-    first.context.split("\n").forEach(function (line) {
-      ctx.appendChild(el("li", null, line.replace(/^\d+\.\s?/, "")));
-    });
+    contextTurns(first.context).forEach(function (turn) { ctx.appendChild(el("li", null, turn)); });
     text.appendChild(ctx);
     media.appendChild(text);
     box.appendChild(media);
@@ -270,12 +280,13 @@ function init() {
       } else {
         var cell = el("div", "cell");
         cell.setAttribute("aria-label", row.slot);
+        cell.appendChild(el("span", "name", "cannot understand it without:"));
         var boxes = data.labels.map(function (f, k) {
           var lab = el("label");
           var inp = el("input");
           inp.type = "checkbox"; inp.tabIndex = -1;
           inp.addEventListener("change", function () { s[f] = inp.checked; s.status = "labelled"; save(i); });
-          lab.appendChild(inp); lab.appendChild(document.createTextNode(" " + (k + 1) + " needs " + f));
+          lab.appendChild(inp); lab.appendChild(document.createTextNode(" " + (k + 1) + " " + f));
           cell.appendChild(lab);
           return inp;
         });
@@ -360,12 +371,7 @@ function init() {
   showProgress();
   store_();
 }
-if (typeof module !== "undefined" && module.exports) {
-  module.exports = {buildCsv: buildCsv, rowValues: rowValues, isDone: isDone, cleanState: cleanState};
-}
-if (typeof document !== "undefined") {
-  document.addEventListener("DOMContentLoaded", init);
-}
+document.addEventListener("DOMContentLoaded", init);
 """
 
 _KEYS = {
