@@ -26,12 +26,7 @@ HE_VIDEOS = thumbnail_videos_dir(HE, config["media"]["source"])
 HE_FRAMES = [f"{HE_DIR}/frames"] if HE_VIDEOS else []
 # playable copies of each kit's videos beside its pages (human_eval.clip_height; the demo videos)
 HE_CLIP_VIDEOS = clip_videos_dir(HE, config["media"]["source"])
-
-
-def he_clips(kit):
-    return [f"{HE_DIR}/{kit}/sheets/clips"] if HE_CLIP_VIDEOS else []
-
-
+HE_CLIPS = {kit: [f"{HE_DIR}/{kit}/sheets/clips"] if HE_CLIP_VIDEOS else [] for kit in HE_KITS}
 # for `all` (rules/common.smk): sheets and pages always, Table 4 / Figure 2 when configured
 HE_OUTPUTS = kit_outputs(HE, R, HE_KITS)
 
@@ -137,7 +132,7 @@ rule human_eval_pages:
     input:
         key=f"{HE_DIR}/table4/key.json",
         frames=HE_FRAMES,
-        clips=he_clips("table4"),
+        clips=HE_CLIPS["table4"],
         code=code("human_eval"),
     output:
         pages=expand(f"{HE_DIR}/table4/sheets/{{a}}.html", a=HE_ANNOTATORS),
@@ -160,7 +155,7 @@ rule context_sources_pages:
     input:
         key=f"{HE_DIR}/context_sources/key.json",
         frames=HE_FRAMES,
-        clips=he_clips("context_sources"),
+        clips=HE_CLIPS["context_sources"],
         code=code("human_eval"),
     output:
         pages=expand(f"{HE_DIR}/context_sources/sheets/{{a}}.html", a=CS_ANNOTATORS),

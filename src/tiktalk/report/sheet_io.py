@@ -25,14 +25,16 @@ from __future__ import annotations
 import csv
 import datetime
 import io
+import logging
 import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
+log = logging.getLogger(__name__)
+
 SHEET_SUFFIXES = (".csv", ".xlsx")
 SEPARATORS = (",", ";", "\t")
-_SEPARATOR_NAMES = {",": "comma", ";": "';'", "\t": "tab"}
-_OTHER_SPREADSHEETS = {".xls", ".ods", ".numbers", ".xlsm", ".xlsb", ".tsv", ".txt"}
+_OTHER_SPREADSHEETS = {".xls", ".ods", ".numbers", ".xlsm", ".xlsb", ".tsv"}
 
 
 class TableError(ValueError):
@@ -93,17 +95,16 @@ def separator_of(first_line: str) -> str:
     return max(SEPARATORS, key=lambda s: (width(s), s == ","))
 
 
-def separator_name(sep: str) -> str:
-    return _SEPARATOR_NAMES.get(sep, repr(sep))
-
-
 def _csv_records(path: Path) -> list[list[str]]:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            text = fh.read()
     except UnicodeDecodeError as exc:
         raise TableError(f"{path}: not UTF-8 text (byte {exc.start}); save the sheet as "
                          "\"CSV UTF-8\" (or as .xlsx)") from None
-    sep = separator_of(text.split("\n", 1)[0])
+    sep = separator_of(text.splitlines()[0] if text else "")
+    if sep != ",":
+        log.info("%s: %r-separated, read as such", path, sep)
     return list(csv.reader(io.StringIO(text, newline=""), delimiter=sep))
 
 
