@@ -72,11 +72,11 @@ ol.context li{white-space:pre-line}
 .cand{border-top:1px dashed #ccc;padding:8px 0}
 .cand .resp{font-size:16px;margin:2px 0 6px}
 .cand .slot{font-weight:bold;margin-right:8px}
-.ctl{display:flex;flex-wrap:wrap;gap:4px 6px;font-size:13px}
-.cell{border:2px solid transparent;border-radius:5px;padding:2px 6px;scroll-margin:64px 0 24px}
+.ctl{display:flex;flex-wrap:wrap;gap:4px;font-size:13px}
+.cell{border:2px solid transparent;border-radius:5px;padding:2px 4px;white-space:nowrap;scroll-margin:64px 0 24px}
 .cell:focus,.cell:focus-within{outline:none;border-color:#1769c2;background:#eaf2fc}
 .cell .name{font-weight:600;margin-right:6px}
-.cell label{margin-right:4px;cursor:pointer}
+.cell label{margin-right:3px;cursor:pointer}
 .cell.rated{background:#eefaf0}
 .done{background:#f4fbf5}
 button{font-size:14px;padding:6px 12px}
