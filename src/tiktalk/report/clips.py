@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from tiktalk.io import atomic_path
-from tiktalk.report.frames import find_video
+from tiktalk.report.frames import each_video
 
 MAX_FPS = 30
 AUDIO_RATE = 44100
@@ -118,23 +118,16 @@ def write_clips(video_ids: Iterable[str], video_dirs: Sequence[str | os.PathLike
                 out_dir: str | os.PathLike, *, height: int = 360, threads: int = 1) -> dict[str, str]:
     """``{out_dir}/{video_id}.mp4`` for every video found; return ``{video_id: problem}`` for
     the videos without a clip."""
-    from tiktalk.media.decode import DecodeError
-
     import av
 
+    from tiktalk.media.decode import DecodeError
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    problems: dict[str, str] = {}
-    for video_id in sorted(set(video_ids)):
-        path = find_video(video_dirs, video_id)
-        if path is None:
-            problems[video_id] = f"no video file under {[str(d) for d in video_dirs]}"
-            continue
-        try:
-            transcode(path, out / f"{video_id}.mp4", height=height, threads=threads)
-        except (DecodeError, av.FFmpegError, OSError) as exc:
-            problems[video_id] = f"{path}: {exc}"
-    return problems
+
+    def clip(video_id: str, path: Path) -> None:
+        transcode(path, out / f"{video_id}.mp4", height=height, threads=threads)
+
+    return each_video(video_ids, video_dirs, out, clip, (DecodeError, av.FFmpegError, OSError))
 
 
 def clip_links(clips_dir: str | os.PathLike | None, video_ids: Iterable[str],
