@@ -326,6 +326,15 @@ def test_labels_page_by_keyboard_in_chromium(browser, tmp_path):
     assert alert_text(browser, timeout=1.0) is None
     sheet = downloaded(dl, "annotator_1.csv")
 
+    # a browser that keeps nothing (local storage off or full): the page says so
+    note = "return document.getElementById('storage-note').hidden"
+    assert browser.execute_script(note) is True
+    script = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source":
+        "Storage.prototype.setItem = function () { throw new Error('QuotaExceededError'); };"})
+    browser.refresh()
+    assert browser.execute_script(note) is False
+    browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", script)
+
     fill_sheets(pages, tmp_path / "kit" / "key.json", tmp_path / "typed", label)
     (tmp_path / "from_page").mkdir()
     shutil.copy(tmp_path / "typed" / "annotator_2.csv", tmp_path / "from_page")

@@ -99,7 +99,7 @@ def human_eval_arguments(parser: argparse.ArgumentParser) -> None:
     _page_arguments(p)
 
     p = sub.add_parser("score", help="per-system means and Fleiss' kappa from filled sheets")
-    p.add_argument("--ratings", required=True, metavar="DIR", help="the filled sheets (*.csv)")
+    p.add_argument("--ratings", required=True, metavar="DIR", help="the filled sheets (*.csv, *.xlsx)")
     p.add_argument("--key", required=True, metavar="KEY.json")
     p.add_argument("--out", required=True, metavar="OUT.json")
 
@@ -160,7 +160,7 @@ def context_sources_arguments(parser: argparse.ArgumentParser) -> None:
     _page_arguments(p)
 
     p = sub.add_parser("score", help="shares per source and level, kappa per label, Figure 2")
-    p.add_argument("--ratings", required=True, metavar="DIR")
+    p.add_argument("--ratings", required=True, metavar="DIR", help="the filled sheets (*.csv, *.xlsx)")
     p.add_argument("--key", required=True, metavar="KEY.json")
     p.add_argument("--out", required=True, metavar="OUT.json")
     p.add_argument("--figure-dir", metavar="DIR",
