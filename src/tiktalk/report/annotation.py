@@ -206,7 +206,7 @@ def write_sheets(items: Sequence[Item], annotators: Sequence[str], fields: Seque
         rows = sheet_rows(items, annotator, slots[annotator], fields)
         write_text_atomic(Path(sheets_dir) / f"{annotator}.csv", sheet_csv(rows, columns))
         sheet_io.write_xlsx(Path(sheets_dir) / f"{annotator}.xlsx", columns, rows,
-                            number_columns=fields, whole_range=whole_range, title=annotator[:31])
+                            number_columns=fields, whole_range=whole_range, title="ratings")
     key = {
         "version": KEY_VERSION, "task": task, "split": split, "seed": int(seed),
         "settings": dict(settings), "fields": list(fields), "annotators": list(annotators),
