@@ -5,8 +5,8 @@ video of a kit once, with PyAV, into ``{out_dir}/{video_id}.mp4``: H.264 (yuv420
 ``height`` pixels high, the display rotation applied so phone videos stand up) and AAC stereo
 audio, ``+faststart``: the format that Chrome, Edge, Firefox and Safari all play from a local
 file, so a folder holding the pages and ``clips/`` works with no server. A video that is
-missing or cannot be decoded is listed, not fatal (its page falls back to the thumbnails). :func:`clip_links` maps the videos
-that have a clip to the relative link the page uses.
+missing or cannot be decoded is listed, not fatal (its page falls back to the thumbnails).
+:func:`clip_links` maps the videos that have a clip to the relative link the page uses.
 
 The copy is re-timed to a constant frame rate (the source's, at most :data:`MAX_FPS`): each
 output frame shows the source frame on screen at that time, so variable-frame-rate sources
