@@ -5,6 +5,7 @@
 # tiktalk.report.kit_settings; files: tiktalk.report.annotation.
 from tiktalk.report.annotation import annotator_names
 from tiktalk.report.kit_settings import (
+    clip_videos_dir,
     filled_sheet_files,
     human_eval_settings,
     kit_outputs,
@@ -23,6 +24,9 @@ HE_KITS = {"table4": HE_ANNOTATORS, "context_sources": CS_ANNOTATORS}
 # thumbnails for the pages: human_eval.videos_dir, else a local_dir media source (the demo)
 HE_VIDEOS = thumbnail_videos_dir(HE, config["media"]["source"])
 HE_FRAMES = [f"{HE_DIR}/frames"] if HE_VIDEOS else []
+# playable copies of each kit's videos beside its pages (human_eval.clip_height; the demo videos)
+HE_CLIP_VIDEOS = clip_videos_dir(HE, config["media"]["source"])
+HE_CLIPS = {kit: [f"{HE_DIR}/{kit}/sheets/clips"] if HE_CLIP_VIDEOS else [] for kit in HE_KITS}
 # for `all` (rules/common.smk): sheets and pages always, Table 4 / Figure 2 when configured
 HE_OUTPUTS = kit_outputs(HE, R, HE_KITS)
 
@@ -35,7 +39,7 @@ rule human_eval_sheets:
                            baseline=HE_BASELINES),
         code=code("human_eval"),
     output:
-        sheets=expand(f"{HE_DIR}/table4/sheets/{{a}}.csv", a=HE_ANNOTATORS),
+        sheets=expand(f"{HE_DIR}/table4/sheets/{{a}}.{{ext}}", a=HE_ANNOTATORS, ext=("csv", "xlsx")),
         key=f"{HE_DIR}/table4/key.json",
     params:
         split=TABLE_SPLIT,
@@ -60,7 +64,8 @@ rule context_sources_sheets:
         dialogues=f"{R}/data/{CS_SPLIT}.jsonl",
         code=code("human_eval"),
     output:
-        sheets=expand(f"{HE_DIR}/context_sources/sheets/{{a}}.csv", a=CS_ANNOTATORS),
+        sheets=expand(f"{HE_DIR}/context_sources/sheets/{{a}}.{{ext}}", a=CS_ANNOTATORS,
+                      ext=("csv", "xlsx")),
         key=f"{HE_DIR}/context_sources/key.json",
     params:
         split=CS_SPLIT,
@@ -98,11 +103,36 @@ rule annotation_frames:
         "../workflow/scripts/annotation_frames.py"
 
 
+rule annotation_clips:
+    """Small playable copies (H.264 + AAC) of the videos on one kit's sheets, in clips/ beside
+    its pages, so the pages play each video from a folder of files with no server."""
+    input:
+        key=f"{HE_DIR}/{{kit}}/key.json",
+        videos=demo_videos,
+        code=code("human_eval_clips"),
+    output:
+        clips=directory(f"{HE_DIR}/{{kit}}/sheets/clips"),
+    wildcard_constraints:
+        kit="|".join(HE_KITS),
+    params:
+        video_dirs=[HE_CLIP_VIDEOS],
+        height=HE.clip_height,
+    log:
+        f"{R}/logs/annotation_clips/{{kit}}.log",
+    benchmark:
+        f"{R}/benchmarks/annotation_clips/{{kit}}.tsv"
+    conda:
+        "../envs/media.yaml"
+    script:
+        "../workflow/scripts/annotation_clips.py"
+
+
 rule human_eval_pages:
-    """The static HTML rating page of every Table 4 sheet (frames strip when available)."""
+    """The static HTML rating page of every Table 4 sheet (video, frames strip when available)."""
     input:
         key=f"{HE_DIR}/table4/key.json",
         frames=HE_FRAMES,
+        clips=HE_CLIPS["table4"],
         code=code("human_eval"),
     output:
         pages=expand(f"{HE_DIR}/table4/sheets/{{a}}.html", a=HE_ANNOTATORS),
@@ -125,6 +155,7 @@ rule context_sources_pages:
     input:
         key=f"{HE_DIR}/context_sources/key.json",
         frames=HE_FRAMES,
+        clips=HE_CLIPS["context_sources"],
         code=code("human_eval"),
     output:
         pages=expand(f"{HE_DIR}/context_sources/sheets/{{a}}.html", a=CS_ANNOTATORS),

@@ -243,9 +243,9 @@ def test_rerun_only_what_changed(demo):
     (demo / "changed.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True))
     got = scheduled(demo, "--configfile", "changed.yaml")
     # Livebot is rated in the human evaluation: its new responses make new Table 4 sheets, and
-    # the rating pages and thumbnails made from the sheets' keys follow
+    # the rating pages, thumbnails and the Table 4 pages' video copies made from the keys follow
     rated = {"human_eval_sheets": 1, "human_eval_pages": 1, "annotation_frames": 1,
-             "context_sources_pages": 1}
+             "annotation_clips": 1, "context_sources_pages": 1}
     key = json.loads((demo / "results/human_eval/table4/key.json").read_text(encoding="utf-8"))
     assert {"livebot", "maria"} <= set(key["settings"]["systems"])
     assert got == {"train_baseline": 1, "predict": 1, "score": 1, "table3": 1,

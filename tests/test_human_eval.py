@@ -8,6 +8,7 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+import openpyxl
 import pytest
 
 from annotation_sim import fill_sheets, offset_rater, read_blank, write_filled
@@ -60,9 +61,16 @@ def test_sheets_are_blinded_and_orders_differ(kit):
                 assert system not in text, f"{annotator}{suffix} names system {system}"
             assert "dialogue_id" not in text
         header, rows = read_blank(kit["sheets"] / f"{annotator}.csv")
-        assert header[-4:] == ["Sensible", "Specific", "MM Relevant", "Quality"]
+        assert header[-5:] == ["Sensible", "Specific", "MM Relevant", "Quality", "check"]
         assert len(rows) == N_ITEMS * len(SYSTEMS)
-        assert all(r[c] == "" for r in rows for c in header[-4:])
+        assert all(r[c] == "" for r in rows for c in header[-5:-1])
+        assert all(re.fullmatch("[a-z]{8}", r["check"]) for r in rows)
+        assert len({r["check"] for r in rows}) == len(rows)
+        book = openpyxl.load_workbook(kit["sheets"] / f"{annotator}.xlsx")
+        cells = [[c.value for c in r] for r in book.worksheets[0].iter_rows()]
+        assert cells[0] == header
+        assert [[v or "" for v in r] for r in cells[1:]] == [[row[c] for c in header] for row in rows]
+        assert not any(system in str(v) for r in cells for v in r for system in SYSTEMS)
     orders = {a: [tuple(key["slots"][a][it].values()) for it in sorted(key["slots"][a])]
               for a in ANNOTATORS}
     assert len(set(orders["annotator_1"])) > 1, "every item shows the systems in the same order"
@@ -254,12 +262,46 @@ def test_rated_twice_names_both_rows(kit, tmp_path):
 
 
 def test_candidates_not_matching_the_key(kit, tmp_path):
+    # rows are matched on annotator/item/slot; the check cell ties them to the key
     ratings, path = _filled(kit, tmp_path)
-    _edit(path, lambda h, rows: (rows[1].update(response="another system's answer"),
+    _edit(path, lambda h, rows: (rows[1].update(check="abcdefgh"), rows[2].update(check=""),
                                  rows[3].update(slot="Z")))
     err = _score_error(kit, ratings)
-    assert f"{path}: row 3 " in err and "response differ(s) from the key" in err
+    assert f"{path}: row 3 " in err and "check 'abcdefgh' does not match the key: the sheet " \
+        "was made from other dialogues, predictions or seed" in err
+    assert f"{path}: row 4 " in err and "the 'check' cell is empty" in err
     assert f"{path}: row 5 " in err and "the key has no slot 'Z'" in err
+    # the shown texts are for the annotator: a spreadsheet may rewrite them, the row still counts
+    ratings, path = _filled(kit, tmp_path / "b")
+    before = score(ratings, kit["key_path"])
+    _edit(path, lambda h, rows: rows[1].update(response="1/2", video="7E+18", context="", level="x"))
+    assert score(ratings, kit["key_path"]) == before
+
+
+def test_sheet_of_another_seed_is_caught(kit, tmp_path):
+    make_sheets(kit["dir"] / "test.jsonl", kit["preds"], split="test", n=N_ITEMS, annotators=3,
+                seed=14, scale=Scale(), sheets_dir=tmp_path / "other", key_path=tmp_path / "other.json")
+    fill_sheets(tmp_path / "other", tmp_path / "other.json", tmp_path / "filled",
+                offset_rater(base_rating, ANNOTATORS))
+    err = _score_error(kit, tmp_path / "filled")
+    assert "does not match the key: the sheet was made from other dialogues" in err
+
+
+def test_sheet_without_check_column_is_matched_on_its_texts(kit, tmp_path):
+    """Sheets written before the check column existed: video, level, context and response
+    must equal the key's, as they always had to."""
+    ratings, path = _filled(kit, tmp_path)
+    before = score(ratings, kit["key_path"])
+    for sheet in ratings.iterdir():
+        _rewrite(sheet, lambda h, rows: ([c for c in h if c != "check"],
+                                         [{k: v for k, v in r.items() if k != "check"} for r in rows]))
+    assert score(ratings, kit["key_path"]) == before
+    _edit(path, lambda h, rows: (rows[1].update(response="another system's answer"),
+                                 rows[2].update(video="7.00000E+18")))
+    err = _score_error(kit, ratings)
+    assert f"{path}: row 3 " in err and "response differ(s) from the key" in err
+    assert f"{path}: row 4 " in err and "video differ(s) from the key: the video id was turned " \
+        "into the number 7.00000E+18 by a spreadsheet program" in err
 
 
 def test_missing_rows_column_and_annotator(kit, tmp_path):
@@ -365,7 +407,7 @@ def test_cli_round_trip(tmp_path):
                  "--baselines", ",".join(SYSTEMS), "--n", "6", "--annotators", "3",
                  "--seed", "13", "--out", str(out)]) == 0
     assert sorted(p.name for p in (out / "sheets").iterdir()) == [
-        f"annotator_{k}.{ext}" for k in (1, 2, 3) for ext in ("csv", "html")]
+        f"annotator_{k}.{ext}" for k in (1, 2, 3) for ext in ("csv", "html", "xlsx")]
     fill_sheets(out / "sheets", out / "key.json", tmp_path / "filled",
                 offset_rater(base_rating, ANNOTATORS))
     assert main(["human-eval", "score", "--ratings", str(tmp_path / "filled"),
@@ -395,18 +437,23 @@ def test_workflow_helpers_of_the_kits(tmp_path):
     assert thumbnail_videos_dir(HumanEvalSettings(frames=0), local) is None
     kits = {"table4": ["a1"], "context_sources": ["a1", "a2"]}
     outs = kit_outputs(HumanEvalSettings(), "R", kits)
-    assert outs == ["R/human_eval/table4/sheets/a1.csv", "R/human_eval/table4/sheets/a1.html",
-                    "R/human_eval/context_sources/sheets/a1.csv",
-                    "R/human_eval/context_sources/sheets/a1.html",
-                    "R/human_eval/context_sources/sheets/a2.csv",
-                    "R/human_eval/context_sources/sheets/a2.html"]
+    assert outs == [f"R/human_eval/{kit}/sheets/{a}.{ext}" for kit, a in (
+        ("table4", "a1"), ("context_sources", "a1"), ("context_sources", "a2"))
+        for ext in ("csv", "xlsx", "html")]
     more = kit_outputs(HumanEvalSettings(ratings_dir="x", context_sources_dir="y"), "R", kits)
     assert set(more) - set(outs) == {"R/tables/table4.csv", "R/tables/table4.md", "R/tables/table4.tex",
                                      "R/plots/table4.png", "R/tables/figure2b.csv",
                                      "R/tables/figure2c.csv", "R/tables/figure2.md", "R/plots/figure2.png"}
     (tmp_path / "b.csv").write_text("x")
-    (tmp_path / "a.csv").write_text("x")
+    (tmp_path / "a.CSV").write_text("x")
+    (tmp_path / "c.xlsx").write_text("x")
     (tmp_path / "notes.txt").write_text("x")
-    assert filled_sheet_files(str(tmp_path), "ratings_dir") == [str(tmp_path / "a.csv"), str(tmp_path / "b.csv")]
+    assert filled_sheet_files(str(tmp_path), "ratings_dir") == [
+        str(tmp_path / n) for n in ("a.CSV", "b.csv", "c.xlsx")]
     with pytest.raises(SettingsError, match="human_eval.context_sources_dir: no filled sheets"):
         filled_sheet_files(str(tmp_path / "nope"), "context_sources_dir")
+    (tmp_path / "only").mkdir()
+    (tmp_path / "only" / "annotator_1.ods").write_text("x")
+    with pytest.raises(SettingsError, match=r"no filled sheets \(\*.csv, \*.xlsx\) in .*only; "
+                                            r"skipped: annotator_1.ods \(a .ods file, not read"):
+        filled_sheet_files(str(tmp_path / "only"), "ratings_dir")

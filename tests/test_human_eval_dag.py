@@ -58,7 +58,7 @@ def test_empty_ratings_dir_is_named(tmp_path):
     cfg["human_eval"]["ratings_dir"] = str(tmp_path / "empty")
     res = dry_run(tmp_path, cfg)
     assert res.returncode != 0
-    assert f"human_eval.ratings_dir: no filled sheets (*.csv) in {tmp_path / 'empty'}" in res.stdout + res.stderr
+    assert f"human_eval.ratings_dir: no filled sheets (*.csv, *.xlsx) in {tmp_path / 'empty'}" in res.stdout + res.stderr
 
 
 def test_rated_baselines_must_be_runs(tmp_path):

@@ -41,13 +41,21 @@ if ! .venv-llm/bin/python -m pip install -q "${llm_pins[@]}" > .venv-llm/pip-ins
     exit 1
 fi
 .venv-llm/bin/python -c 'import transformers, sentencepiece; print("[setup] .venv-llm: transformers", transformers.__version__)'
-# METEOR (pycocoevalcap) runs a Java 1.8+ jar.
-if ! command -v java >/dev/null 2>&1; then
+# Debian packages: a Java runtime for METEOR (pycocoevalcap runs a Java 1.8+ jar), and headless
+# Chromium with its WebDriver for the rating pages' browser tests (tests/test_rating_page_browser.py).
+# Only what is missing is installed, with one apt-get update.
+apt_pkgs=()
+command -v java >/dev/null 2>&1 || apt_pkgs+=(openjdk-17-jre-headless)
+command -v chromium >/dev/null 2>&1 || apt_pkgs+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || apt_pkgs+=(chromium-driver)
+if [ ${#apt_pkgs[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "[setup] installing a Java runtime for METEOR"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+        echo "[setup] installing ${apt_pkgs[*]}"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            --no-install-recommends "${apt_pkgs[@]}" >/dev/null
     else
-        echo "[setup] WARNING: no 'java' on PATH: METEOR needs Java 8+ (e.g. openjdk-17-jre-headless)" >&2
+        echo "[setup] WARNING: missing ${apt_pkgs[*]} (Java 8+ for METEOR; chromium and" \
+             "chromium-driver for the rating pages' browser tests, which are skipped without them)" >&2
     fi
 fi
 echo "[setup] done: $(.venv/bin/python -c 'import tiktalk, torch; print("tiktalk", tiktalk.__version__, "torch", torch.__version__)')"

@@ -43,8 +43,10 @@ STAGE_ENTRIES: dict[str, tuple[str, ...]] = {
                "tiktalk.report.items"),
     "demo_wiring": ("tiktalk.report.items", "tiktalk.report.wiring"),
     "human_eval": ("tiktalk.report.human_eval", "tiktalk.report.context_sources",
-                   "tiktalk.report.table4", "tiktalk.report.figure2", "tiktalk.report.frames"),
+                   "tiktalk.report.table4", "tiktalk.report.figure2", "tiktalk.report.frames",
+                   "tiktalk.report.clips"),
     "human_eval_frames": ("tiktalk.report.frames",),
+    "human_eval_clips": ("tiktalk.report.clips",),
     # the paper's other outputs (rules/paper_tables.smk)
     "ranking_candidates": ("tiktalk.metrics.ranking",),
     "rank": ("tiktalk.baselines.{family}", "tiktalk.baselines.ranking"),

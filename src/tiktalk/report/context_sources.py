@@ -95,12 +95,12 @@ GUIDE = (
 
 def write_pages(key: Mapping, pages_dir: str | os.PathLike,
                 frames: Mapping[str, Sequence[str]] | None = None,
-                video_href: str | None = None) -> list[Path]:
+                videos: Mapping[str, str] | None = None) -> list[Path]:
     """One HTML labelling page per annotator of a context-sources key."""
     return rating_page.write_pages(
         key, pages_dir, title="TikTalk context sources: {annotator} ({n} responses)",
         guide_html=GUIDE, mode="labels", labels=FIGURE2_SOURCES, skip=SKIP, frames=frames,
-        video_href=video_href)
+        videos=videos)
 
 
 def _flag(text: str) -> bool | None:

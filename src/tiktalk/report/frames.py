@@ -14,7 +14,7 @@ import base64
 import io
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
@@ -42,6 +42,26 @@ def _width_for(path: Path, height: int) -> int:
     return max(1, round(height * w / h)) if w and h else height
 
 
+def each_video(video_ids: Iterable[str], video_dirs: Sequence[str | os.PathLike],
+               out_dir: str | os.PathLike, work: Callable[[str, Path], None],
+               errors: tuple[type[BaseException], ...]) -> dict[str, str]:
+    """Create ``out_dir``, then ``work(video_id, path)`` for every video found under
+    ``video_dirs``; return ``{video_id: problem}`` for the videos not found or whose ``work``
+    raised one of ``errors``."""
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    problems: dict[str, str] = {}
+    for video_id in sorted(set(video_ids)):
+        path = find_video(video_dirs, video_id)
+        if path is None:
+            problems[video_id] = f"no video file under {[str(d) for d in video_dirs]}"
+            continue
+        try:
+            work(video_id, path)
+        except errors as exc:
+            problems[video_id] = f"{path}: {exc}"
+    return problems
+
+
 def extract_thumbnails(video_ids: Iterable[str], video_dirs: Sequence[str | os.PathLike],
                        out_dir: str | os.PathLike, n_frames: int = 6, height: int = 96,
                        quality: int = 80) -> dict[str, str]:
@@ -51,19 +71,10 @@ def extract_thumbnails(video_ids: Iterable[str], video_dirs: Sequence[str | os.P
     from tiktalk.media.decode import DecodeError, decode_video
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    problems: dict[str, str] = {}
-    for video_id in sorted(set(video_ids)):
-        path = find_video(video_dirs, video_id)
-        if path is None:
-            problems[video_id] = f"no video file under {[str(d) for d in video_dirs]}"
-            continue
-        try:
-            decoded = decode_video(path, max_frames=n_frames, audio=False,
-                                   frame_size=(height, _width_for(path, height)))
-        except DecodeError as exc:
-            problems[video_id] = f"{path}: {exc}"
-            continue
+
+    def thumbnails(video_id: str, path: Path) -> None:
+        decoded = decode_video(path, max_frames=n_frames, audio=False,
+                               frame_size=(height, _width_for(path, height)))
         vdir = out / video_id
         vdir.mkdir(parents=True, exist_ok=True)
         for k, frame in enumerate(decoded.frames):
@@ -72,7 +83,8 @@ def extract_thumbnails(video_ids: Iterable[str], video_dirs: Sequence[str | os.P
             tmp = vdir / f".{k}.jpg.tmp"
             tmp.write_bytes(buf.getvalue())
             os.replace(tmp, vdir / f"{k}.jpg")
-    return problems
+
+    return each_video(video_ids, video_dirs, out, thumbnails, (DecodeError,))
 
 
 def load_strips(frames_dir: str | os.PathLike | None, video_ids: Iterable[str],

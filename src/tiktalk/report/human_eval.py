@@ -111,13 +111,13 @@ def scale_of_key(key: Mapping) -> Scale:
 
 def write_pages(key: Mapping, pages_dir: str | os.PathLike,
                 frames: Mapping[str, Sequence[str]] | None = None,
-                video_href: str | None = None) -> list[Path]:
+                videos: Mapping[str, str] | None = None) -> list[Path]:
     """One HTML rating page per annotator of a human-eval key, rows as in their sheet."""
     scale = scale_of_key(key)
     return rating_page.write_pages(
         key, pages_dir, title="TikTalk human evaluation: {annotator} ({n} responses)",
         guide_html=_guide(scale), mode="scale", scale=scale.points, frames=frames,
-        video_href=video_href)
+        videos=videos)
 
 
 def make_sheets(dialogues_path: str | os.PathLike, predictions: Mapping[str, str | os.PathLike], *,
@@ -138,7 +138,7 @@ def make_sheets(dialogues_path: str | os.PathLike, predictions: Mapping[str, str
     settings = {"scale": scale.as_dict(), "systems": list(predictions), "n_dialogues": n}
     return annotation.write_sheets(items, names, scale.criteria, task=TASK, split=split, seed=seed,
                                    settings=settings, shuffle=True, sheets_dir=sheets_dir,
-                                   key_path=key_path)
+                                   key_path=key_path, whole_range=(scale.low, scale.high))
 
 
 def rating_parser(scale: Scale):

@@ -43,25 +43,37 @@ def _page_arguments(p: argparse.ArgumentParser) -> None:
                    help="thumbnails for the pages: DIR/<video_id>/*.jpg|png")
     g.add_argument("--videos-dir", metavar="DIR", action="append",
                    help="<video_id>.mp4 files: thumbnails are extracted with PyAV into OUT/frames "
-                        "(repeatable)")
+                        "and small playable copies written to OUT/sheets/clips (repeatable)")
     p.add_argument("--frames", type=int, default=6, metavar="K", help="thumbnails per video (default 6)")
+    p.add_argument("--clip-height", type=int, default=360, metavar="PX",
+                   help="height of the video copies beside the pages (default 360; 0: none)")
     p.add_argument("--video-href", metavar="TEMPLATE",
-                   help='relative link to each video for a player on the page, e.g. "videos/{video_id}.mp4"')
+                   help='relative link to each video for the player on the page instead of the '
+                        'copies, e.g. "videos/{video_id}.mp4"')
 
 
-def _frames(args, key: dict, out: Path) -> dict:
+def _media(args, key: dict, out: Path) -> tuple[dict, dict]:
+    """(thumbnails, video links) for the pages of a kit written to ``out``."""
+    from tiktalk.report.clips import CLIPS_DIR, clip_links, template_links, write_clips
     from tiktalk.report.frames import extract_thumbnails, load_strips
 
     videos = sorted({it["video_id"] for it in key["items"]})
-    if args.frames <= 0:
-        return {}
+    strips, links = {}, template_links(args.video_href, videos)
     frames_dir = args.frames_dir
-    if args.videos_dir:
+    if args.videos_dir and args.frames > 0:
         frames_dir = out / "frames"
         problems = extract_thumbnails(videos, args.videos_dir, frames_dir, n_frames=args.frames)
         for video_id, why in problems.items():
             print(f"no frames for video {video_id}: {why}")
-    return load_strips(frames_dir, videos, max_frames=args.frames) if frames_dir else {}
+    if frames_dir and args.frames > 0:
+        strips = load_strips(frames_dir, videos, max_frames=args.frames)
+    if args.videos_dir and args.clip_height > 0 and not links:
+        clips_dir = out / "sheets" / CLIPS_DIR
+        for video_id, why in write_clips(videos, args.videos_dir, clips_dir,
+                                         height=args.clip_height).items():
+            print(f"no video copy for video {video_id}: {why}")
+        links = clip_links(clips_dir, videos)
+    return strips, links
 
 
 # ------------------------------------------------------------------------------ human-eval
@@ -87,7 +99,7 @@ def human_eval_arguments(parser: argparse.ArgumentParser) -> None:
     _page_arguments(p)
 
     p = sub.add_parser("score", help="per-system means and Fleiss' kappa from filled sheets")
-    p.add_argument("--ratings", required=True, metavar="DIR", help="the filled sheets (*.csv)")
+    p.add_argument("--ratings", required=True, metavar="DIR", help="the filled sheets (*.csv, *.xlsx)")
     p.add_argument("--key", required=True, metavar="KEY.json")
     p.add_argument("--out", required=True, metavar="OUT.json")
 
@@ -111,7 +123,7 @@ def human_eval_run(args: argparse.Namespace) -> int:
         key = make_sheets(args.dialogues, predictions, split=args.split, n=args.n,
                           annotators=args.annotators, seed=args.seed, scale=scale,
                           sheets_dir=out / "sheets", key_path=out / "key.json")
-        pages = write_pages(key, out / "sheets", _frames(args, key, out), args.video_href)
+        pages = write_pages(key, out / "sheets", *_media(args, key, out))
         print(f"{len(key['items'])} dialogues x {len(args.baselines)} systems for "
               f"{len(key['annotators'])} annotators: {out / 'sheets'} ({len(pages)} pages); "
               f"key: {out / 'key.json'}")
@@ -148,7 +160,7 @@ def context_sources_arguments(parser: argparse.ArgumentParser) -> None:
     _page_arguments(p)
 
     p = sub.add_parser("score", help="shares per source and level, kappa per label, Figure 2")
-    p.add_argument("--ratings", required=True, metavar="DIR")
+    p.add_argument("--ratings", required=True, metavar="DIR", help="the filled sheets (*.csv, *.xlsx)")
     p.add_argument("--key", required=True, metavar="KEY.json")
     p.add_argument("--out", required=True, metavar="OUT.json")
     p.add_argument("--figure-dir", metavar="DIR",
@@ -164,7 +176,7 @@ def context_sources_run(args: argparse.Namespace) -> int:
         key = cs.make_sheets(args.dialogues, split=args.split, n_videos=args.n_videos,
                              annotators=args.annotators, seed=args.seed,
                              sheets_dir=out / "sheets", key_path=out / "key.json")
-        cs.write_pages(key, out / "sheets", _frames(args, key, out), args.video_href)
+        cs.write_pages(key, out / "sheets", *_media(args, key, out))
         n = sum(len(it["candidates"]) for it in key["items"])
         print(f"{n} responses of {len(key['items'])} dialogues for {len(key['annotators'])} "
               f"annotators: {out / 'sheets'}; key: {out / 'key.json'}")

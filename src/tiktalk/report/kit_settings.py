@@ -12,7 +12,10 @@ Cheap to import (the Snakefile reads them at DAG-build time)::
       videos_dir: null          # <video_id>.mp4 for the frames strip (null: the media
                                 # source's local_dir, else no frames)
       frames: 6                 # thumbnails per video on the rating pages (0: none)
-      video_href: null          # relative link template "{video_id}" for a <video> player
+      clip_height: 360          # playable copies of the videos beside the pages, this many
+                                # pixels high (0: none)
+      video_href: null          # relative link template "{video_id}" for the pages' player
+                                # instead of the copies (your own files beside the pages)
       context_sources: {split: test, n_videos: 300, annotators: 3}
       context_sources_dir: null # filled Figure 2 sheets; set it to score them
 """
@@ -20,7 +23,6 @@ Cheap to import (the Snakefile reads them at DAG-build time)::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Mapping
 
 from tiktalk.report.paper import (
@@ -79,15 +81,18 @@ class HumanEvalSettings:
     ratings_dir: str | None = None
     videos_dir: str | None = None
     frames: int = 6
+    clip_height: int = 360
     video_href: str | None = None
     context_sources: ContextSourcesSettings = field(default_factory=ContextSourcesSettings)
     context_sources_dir: str | None = None
 
     def __post_init__(self):
-        for name in ("n_dialogues", "annotators", "frames"):
+        for name in ("n_dialogues", "annotators", "frames", "clip_height"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "frames" else 1):
-                raise SettingsError(f"human_eval.{name} must be a positive integer, got {v!r}")
+            low = 0 if name in ("frames", "clip_height") else 1
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                kind = "a positive integer" if low else "an integer >= 0"
+                raise SettingsError(f"human_eval.{name} must be {kind}, got {v!r}")
 
 
 def human_eval_settings(block: Mapping | None) -> HumanEvalSettings:
@@ -116,30 +121,45 @@ def rated_baselines(settings: HumanEvalSettings, labels: Mapping[str, str]) -> l
     return list(settings.baselines)
 
 
-def thumbnail_videos_dir(settings: HumanEvalSettings, media_source: Mapping) -> str | None:
-    """Where the rating pages' thumbnails come from: ``videos_dir``, else a ``local_dir``
-    media source's root (the demo's videos); None (no frames: the pages name the video to
-    watch) when neither, or when ``frames`` is 0."""
-    if settings.frames == 0:
-        return None
+def kit_videos_dir(settings: HumanEvalSettings, media_source: Mapping) -> str | None:
+    """Where the kits' videos are: ``videos_dir``, else a ``local_dir`` media source's root
+    (the demo's videos); None when neither (the pages then name the video to watch)."""
     if settings.videos_dir:
         return settings.videos_dir
     return media_source.get("root") if media_source.get("kind") == "local_dir" else None
 
 
+def thumbnail_videos_dir(settings: HumanEvalSettings, media_source: Mapping) -> str | None:
+    """Where the rating pages' thumbnails come from (:func:`kit_videos_dir`); None when
+    ``frames`` is 0."""
+    return None if settings.frames == 0 else kit_videos_dir(settings, media_source)
+
+
+def clip_videos_dir(settings: HumanEvalSettings, media_source: Mapping) -> str | None:
+    """Where the videos to copy beside the pages come from (:func:`kit_videos_dir`); None when
+    ``clip_height`` is 0 or ``video_href`` links the pages to files of the user's own."""
+    if settings.clip_height == 0 or settings.video_href:
+        return None
+    return kit_videos_dir(settings, media_source)
+
+
 def filled_sheet_files(directory: str, what: str) -> list[str]:
-    """The ``*.csv`` files of a configured ratings directory; none is an error naming the key."""
-    files = sorted(str(p) for p in Path(directory).glob("*.csv") if p.is_file())
+    """The sheets (``*.csv``, ``*.xlsx``, any case) of a configured ratings directory; none is
+    an error naming the key and the files that were skipped."""
+    from tiktalk.report.sheet_io import describe_skipped, sheet_files
+
+    files, skipped = sheet_files(directory)
     if not files:
-        raise SettingsError(f"human_eval.{what}: no filled sheets (*.csv) in {directory}")
-    return files
+        more = f"; skipped: {describe_skipped(skipped)}" if skipped else ""
+        raise SettingsError(f"human_eval.{what}: no filled sheets (*.csv, *.xlsx) in {directory}{more}")
+    return [str(p) for p in files]
 
 
 def kit_outputs(settings: HumanEvalSettings, results: str, annotators: Mapping[str, list[str]]) -> list[str]:
     """The kits' files for the ``all`` target: sheets and pages of every kit (``annotators``:
     kit -> names) always; Table 4 / Figure 2 once their ratings directory is configured."""
     outs = [f"{results}/human_eval/{kit}/sheets/{a}.{ext}" for kit, names in annotators.items()
-            for a in names for ext in ("csv", "html")]
+            for a in names for ext in ("csv", "xlsx", "html")]
     if settings.ratings_dir:
         outs += [f"{results}/tables/table4.{ext}" for ext in ("csv", "md", "tex")]
         outs.append(f"{results}/plots/table4.png")
