@@ -6,6 +6,7 @@ import pickle
 import random
 
 import networkx as nx
+import numpy as np
 import pytest
 
 from tiktalk.formats import C3KG_COLUMNS, FLOW_RELATIONS
@@ -342,3 +343,22 @@ def test_sentence_bert_retrieve_split(tmp_path, tiny_sbert):
     out2 = tmp_path / "k2.jsonl"
     retrieve_split(tmp_path / "test.jsonl", tmp_path / "c3kg.tsv", out2, cfg)
     assert read_jsonl(out2) == rows
+
+
+def test_candidate_heads_give_the_same_top_k_as_ranking_every_head():
+    """Retrieval ranks only the heads within 2e-6 of a context's k-th best raw score: the top k
+    (rounded to 1e-6, ties by head order) are those of a sort of every head, ties and
+    near-ties across the rounding boundary included."""
+    from tiktalk.knowledge.retrieve import _candidate_heads, _top_indices
+
+    rng = np.random.default_rng(3)
+    base = rng.random((40, 500)).astype(np.float32)
+    base[:, ::7] = 0.5                                              # exact ties
+    base[:10, :30] = 0.5 + rng.uniform(-9e-7, 9e-7, (10, 30))       # ties after rounding only
+    base[10:20, 40:80] = 1.5 + rng.uniform(-6e-7, 6e-7, (10, 40))   # the best, near-ties among them
+    for k in (1, 5, 31):
+        for row, cand in zip(base, _candidate_heads(base, k)):
+            rounded = np.round(row.astype(np.float64), 6)
+            want = _top_indices(rounded, k)
+            got = cand[_top_indices(rounded[cand], k, cand)]
+            assert list(got) == list(want)
