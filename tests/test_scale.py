@@ -145,3 +145,74 @@ def test_the_profile_asks_for_what_the_measured_peaks_need():
                        [r for r in measured if r["fraction"] == 1.0])
     short = [(l.stage, l.asks_gb, l.ram_gb) for l in lines if l.asks_gb is not None and l.asks_gb < 1.5 * l.ram_gb]
     assert not short, f"requests below 1.5 x the measured need (stage, asks GB, needs GB): {short}"
+
+
+# -- measurements and the plan ------------------------------------------------------------------
+def _fake_run(root: Path, fraction: float, jobs: dict[str, tuple[float, float, float]]) -> Path:
+    """A scale run's working directory: scale.json, one Snakemake benchmark file and one log
+    (with the peak RSS line) per job ``rule/job`` -> (seconds, max_rss MB, kernel peak MB)."""
+    from tiktalk.scale.generate import paper_counts
+
+    run = root / f"f{fraction:g}"
+    counts = {k: {"videos": v.videos, "dialogues": v.dialogues} for k, v in paper_counts(fraction).items()}
+    (run).mkdir(parents=True)
+    (run / "scale.json").write_text(json.dumps({"spec": {"fraction": fraction, "shard_size": 256},
+                                                "counts": counts}))
+    for name, (s, rss, peak) in jobs.items():
+        bench = run / "results/benchmarks" / f"{name}.tsv"
+        bench.parent.mkdir(parents=True, exist_ok=True)
+        bench.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+                         f"{s}\t0:00:01\t{rss}\t0\t0\t0\t0\t0\t0\t{s}\n")
+        log = run / "results/logs" / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(f"x INFO tiktalk: peak RSS: self {peak} MB, largest child 0.0 MB\n")
+    return run
+
+
+def test_collect_growth_and_budgets_from_benchmark_files(tmp_path):
+    from tiktalk.scale.measure import check_budgets, collect_runs, growth
+
+    families = {"maria": "maria"}
+    small = _fake_run(tmp_path, 0.1, {"train_baseline/maria": (10.0, 1000.0, 900.0),
+                                      "build_split/train": (2.0, 100.0, 90.0),
+                                      "adopt_shard/s00000": (1.0, 30.0, 30.0)})
+    large = _fake_run(tmp_path, 1.0, {"train_baseline/maria": (80.0, 4000.0, 3900.0),
+                                      "build_split/train": (40.0, 900.0, 880.0),
+                                      "adopt_shard/s00000": (1.0, 30.0, 30.0),
+                                      "adopt_shard/s00001": (1.2, 31.0, 30.0)})
+    rows = collect_runs([small, large], families)
+    train = [r for r in rows if r["rule"] == "train_baseline"]
+    assert [(r["fraction"], r["items"], r["family"], r["peak_self_mb"]) for r in train] == [
+        (0.1, 36359, "maria", 900.0), (1.0, 363589, "maria", 3900.0)]      # train dialogues
+    g = {(x["rule"], x["job"]): x for x in growth(rows)}
+    assert g[("build_split", "train")]["time_exponent"] == pytest.approx(np.log(20) / np.log(10), rel=1e-3)
+    assert g[("adopt_shard", "per shard")]["s"] == 1.2          # the costliest shard job
+    checks = {(c["budget"], c["job"]): c for c in check_budgets(rows)}
+    growth_check = checks[("training memory growth 0.1 -> 1 (MB)", "train_baseline/maria")]
+    assert growth_check["value"] == 3000.0 and not growth_check["ok"]   # 10% -> 100% adds 3 GB
+    assert not checks[("time exponent (data stage)", "build_split/train")]["ok"]      # 1.30 > 1.1
+    assert checks[("peak memory (MB)", "train_baseline/maria")]["ok"]
+
+
+def test_plan_gives_every_figure_a_source_and_flags_short_requests(tmp_path):
+    from tiktalk.scale.plan import COSTS, build_plan, load_yaml, render_plan, wall_hours
+
+    config = load_yaml(ROOT / "config/tiktalk.yaml")
+    measured = [{"rule": "train_baseline", "job": "m", "family": "maria", "fraction": 1.0,
+                 "s": 100.0, "max_rss_mb": 3000.0, "peak_self_mb": 500.0, "peak_child_mb": 2500.0}]
+    profile = _profile()
+    lines = build_plan(config, profile, load_yaml(COSTS), measured)
+    stages = [l.stage for l in lines]
+    assert stages.count("extract_shard (features, image views)") == 1
+    assert sum(s.startswith("train_baseline[") for s in stages) == len(config["baselines"])
+    assert all(l.sources for l in lines)
+    maria = next(l for l in lines if l.stage == "train_baseline[maria]")
+    assert maria.gpu_hours == pytest.approx(4 * 20 * 17.5 / 60)         # Table 7: T+I, 20 epochs
+    assert any("Table 7" in s for s in maria.sources) and any("measured" in s for s in maria.sources)
+    shards = next(l for l in lines if l.stage.startswith("extract_shard"))
+    assert shards.jobs == 152 and 60 < shards.disk_gb < 70      # 8 GB features + 56 GB views
+    one, four = wall_hours(lines, 1)["total"], wall_hours(lines, 4)["total"]
+    assert four < one
+    profile["set-resources"]["train_baseline"]["mem_mb"] = 1000
+    text = render_plan(build_plan(config, profile, load_yaml(COSTS), measured), 2, "c", "p", "m")
+    assert "(too little)" in text and "The profile asks for less memory" in text
