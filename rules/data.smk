@@ -71,6 +71,9 @@ checkpoint manifest:
     params:
         shard_size=config["data"]["shard_size"],
         video_id_pattern=lambda w: video_id_pattern(),
+    # cheap, and every shard job waits for it: first among ready jobs, so that a long job
+    # (a ranking of 272,800 candidates) never holds back the media stage and the trainings
+    priority: MEDIA_PRIORITY
     log:
         f"{R}/logs/manifest.log",
     benchmark:
