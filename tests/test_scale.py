@@ -92,6 +92,25 @@ def test_shards_follow_the_manifest_and_read_in_place(small):
     assert tokens.shape == (257, 1408) and index.views == ("video",)
 
 
+def test_adopted_shards_are_links_not_copies_and_foreign_shards_are_refused(small, tmp_path):
+    """At the release's size a copy is 36 GB more on the disk (the first full-size run filled
+    it): adopting links the files, and a shard made for another manifest is an error."""
+    from tiktalk.media.precomputed import adopt_shard, shard_video_ids
+
+    out, _, _, _ = small
+    kinds = {"features": "features.npz", "status": "status.tsv", "image": "image.npz"}
+    files = {k: out / "features" / f"s00000.{ext}" for k, ext in kinds.items()}
+    dest = {k: tmp_path / "media" / f"s00000.{ext}" for k, ext in kinds.items()}
+    ids = shard_video_ids(files["features"])
+    adopt_shard(files, dest, ids)
+    for k in kinds:
+        assert dest[k].stat().st_ino == files[k].stat().st_ino       # the same file, linked
+    assert not list((tmp_path / "media").glob(".*.tmp"))
+    with pytest.raises(ValueError, match="does not match this run's manifest"):
+        adopt_shard(files, {k: tmp_path / "other" / v for k, v in kinds.items()}, ids[1:])
+    assert not (tmp_path / "other" / "s00000.status.tsv").exists()
+
+
 def test_standardiser_streams_and_equals_the_concatenated_statistics():
     """One pass, float64 accumulators: the same mean/std as concatenating every example's
     rows (a video with weight w counts as w examples), and memory that does not hold them."""

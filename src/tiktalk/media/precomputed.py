@@ -14,6 +14,7 @@ and the first video that differs.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -58,10 +59,15 @@ def check_shard(files: Mapping[str, str | os.PathLike], video_ids: Sequence[str]
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:
+    """``dest`` as a hard link to ``src`` (no second copy of the features: 36 GB at the
+    release's size), or a copy where the file system cannot link (another device)."""
     with atomic_path(dest) as tmp:
+        tmp.unlink()                     # atomic_path made the file; a link needs the name free
         try:
             os.link(src, tmp)
-        except OSError:
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                raise
             shutil.copyfile(src, tmp)
 
 
