@@ -40,11 +40,31 @@ import numpy as np
 from tiktalk.formats import METRIC_KEYS
 from tiktalk.io import atomic_path
 from tiktalk.metrics.statistics import CorpusStats, corpus_scores, identity, read_stats
+from tiktalk.settings import SettingsError, from_mapping
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_SEED = 0
 DEFAULT_LEVEL = 0.95
 REPLICATES_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BootstrapSettings:
+    """The config's ``evaluation.bootstrap`` block."""
+
+    resamples: int = DEFAULT_RESAMPLES
+    seed: int = DEFAULT_SEED
+    level: float = DEFAULT_LEVEL
+
+    def __post_init__(self):
+        if isinstance(self.resamples, bool) or not isinstance(self.resamples, int) or self.resamples < 2:
+            raise SettingsError(f"evaluation.bootstrap.resamples must be an integer >= 2, got {self.resamples!r}")
+        if not 0 < self.level < 1:
+            raise SettingsError(f"evaluation.bootstrap.level must be in (0, 1), got {self.level!r}")
+
+    @classmethod
+    def from_config(cls, evaluation: Mapping | None) -> "BootstrapSettings":
+        return from_mapping(cls, (evaluation or {}).get("bootstrap"), "evaluation.bootstrap")
 
 
 def resample_indices(n: int, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> np.ndarray:

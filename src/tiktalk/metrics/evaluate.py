@@ -281,11 +281,20 @@ _LABELS = {
 
 
 def format_table(metrics: dict, title: str | None = None) -> str:
-    """A plain two-column text table of a metrics dict (values x100, 2 decimals as in the paper);
-    metrics left out (METEOR without Java) are left out here too."""
+    """A plain two-column text table of a metrics dict (values x100, 2 decimals as in the paper),
+    with each metric's interval when the dict has ``intervals``; metrics left out (METEOR
+    without Java) are left out here too."""
+    intervals = metrics.get("intervals") or {}
     lines = [title] if title else []
-    lines.append(f"{'metric':<8} {'value':>8}")
+    head = f"{'metric':<8} {'value':>8}"
+    if intervals:
+        b = metrics.get("bootstrap", {})
+        head += f"  {round(100 * b.get('level', DEFAULT_LEVEL))}% interval ({b.get('resamples')} resamples)"
+    lines.append(head)
     for key in (k for k in METRIC_KEYS if k in metrics):
-        lines.append(f"{_LABELS[key]:<8} {metrics[key]:>8.2f}")
+        line = f"{_LABELS[key]:<8} {metrics[key]:>8.2f}"
+        if key in intervals:
+            line += f"  [{intervals[key][0]:.2f}, {intervals[key][1]:.2f}]"
+        lines.append(line)
     lines.append(f"{'n':<8} {metrics['n']:>8d}")
     return "\n".join(lines)
