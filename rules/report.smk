@@ -2,6 +2,7 @@
 # claims table, the training curves, and the demo's per-item-type wiring table; after a run
 # with failed jobs, the partial Table 3 (onerror below).
 from tiktalk.metrics.bootstrap import BootstrapSettings
+from tiktalk.workflow import config_file
 
 TABLE_SPLIT = config["evaluation"]["table_split"]
 TABLE3_FILES = {
@@ -20,7 +21,7 @@ BOOTSTRAP = BootstrapSettings.from_config(config["evaluation"])
 REPLICATES = f"{R}/metrics/bootstrap_{TABLE_SPLIT}.npz"
 CLAIMS_CFG = config["evaluation"].get("claims") or {}
 CLAIM_FILES = [os.path.relpath(SRC / "resources" / "claims.yaml", os.getcwd()),
-               *CLAIMS_CFG.get("files", [])]
+               *(config_file(f, workflow.basedir) for f in CLAIMS_CFG.get("files", []))]
 CURVES = {b: f"{R}/plots/training/{b}.png" for b in BASELINES}
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 
 import numpy as np
 import pytest
@@ -18,22 +17,16 @@ from tiktalk.metrics.bootstrap import (
     BootstrapSettings, compare, holm, interval, read_replicates, replicates_of, resample_indices,
     two_sided_p, write_replicates)
 from tiktalk.metrics.evaluate import _checked, check_statistics, evaluate, evaluate_files
-from tiktalk.metrics.scorers import METEOR_STATS, MeteorProcess
+from tiktalk.metrics.scorers import METEOR_STATS
 from tiktalk.metrics.statistics import (
     corpus_scores, corpus_stats, meteor_addable, meteor_from_totals, point_scores, read_stats,
     write_stats)
 from tiktalk.settings import SettingsError
 
+from test_metrics import meteor  # noqa: F401  (one METEOR JVM for this module)
+
 CHARS = "你好我们今天天气真的很好看哈笑死了吃火锅狗可爱红色圆圈声音"
 PROTOCOLS = ("per-reference", "all-references")
-
-
-@pytest.fixture(scope="module")
-def meteor():
-    if shutil.which("java") is None:
-        pytest.skip("METEOR needs Java")
-    with MeteorProcess() as proc:
-        yield proc
 
 
 def corpus(n=40, seed=1, n_refs=5):

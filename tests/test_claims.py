@@ -135,14 +135,15 @@ def test_holds_reversed_not_distinguishable(tmp_path):
     assert got["down_beats_up"]["difference"] == pytest.approx(-10.0)
     assert got["up_best"]["comparison"].startswith("Up - ") and "CIDEr" in got["up_best"]["comparison"]
     assert got["up_best"]["parts_holding"] == "1 of 3"
-    # Holm over every comparison of the table: 7 + 5 + 7 + 3 = 22
+    # every comparison of the table: 7 + 5 + 7 + 3 = 22; the claims' p are Holm-corrected
     assert len(comparisons) == 22
-    assert all(c["p_holm"] >= c["p"] for c in comparisons)
+    assert got["up_beats_down"]["p_holm"] >= max(c["p"] for c in comparisons if c["claim"] == "up_beats_down")
 
 
-def test_holm_makes_a_marginal_comparison_not_distinguishable(tmp_path):
-    """One comparison at p ~ 0.02 holds alone; beside many comparisons Holm's correction
-    takes it back."""
+def test_a_claim_needs_every_comparison_and_holm_runs_across_claims(tmp_path):
+    """A claim's p is its weakest comparison's (no correction within it); a claim at p ~ 0.02
+    holds alone, and beside nine others as weak Holm's correction across the claims takes it
+    back; one comparison the other way contradicts the claim (times its comparisons)."""
     rows = {"A": (10.0, 1.0), "B": (10.0 - 2.33 * np.sqrt(2), 1.0)}   # z ~ 2.33: p ~ 0.02
     rep = replicates(rows, keys=("bleu_2",), seed=3)
     alone, _ = verdicts(tmp_path, [claim("a_b", ["A"], ["B"], ["BLEU-2"])], one_seed(rep))
@@ -151,6 +152,21 @@ def test_holm_makes_a_marginal_comparison_not_distinguishable(tmp_path):
                                                        for i in range(9)]
     crowded, _ = verdicts(tmp_path, many, one_seed(rep))
     assert crowded["a_b"]["verdict"] == UNDECIDED and crowded["a_b"]["p_holm"] > 0.05
+    # many comparisons in one claim, each very significant: no correction among them
+    strong = replicates(ROWS, seed=4)
+    one, _ = verdicts(tmp_path, [claim("up", ["Up", "Same"], ["Down"])], one_seed(strong))
+    assert one["up"]["verdict"] == HOLDS and one["up"]["parts_holding"] == "14 of 14"
+    mixed, _ = verdicts(tmp_path, [claim("mixed", ["Up", "Down"], ["Same"])], one_seed(strong))
+    assert mixed["mixed"]["verdict"] == REVERSED and mixed["mixed"]["comparison"].startswith("Down - Same")
+
+
+def test_the_demos_own_claims_load_beside_the_papers():
+    from dag_helpers import ROOT
+
+    claims = load_claims([default_claims_path(), ROOT / "config" / "demo_claims.yaml"])
+    demo = [c for c in claims if c.section == "demo"]
+    assert len(demo) == 6 and all(c.table == 3 for c in demo)
+    assert all(r in TABLE3_ROWS for c in demo for r in (*c.higher, *c.lower))
 
 
 def test_a_claim_holds_only_on_every_seed(tmp_path):

@@ -92,14 +92,6 @@ Predictions (``results/predictions/{baseline}/{split}.jsonl``)
 
 Metrics (``results/metrics/{baseline}/{split}.json``)
     keys bleu_1..bleu_4, meteor, rouge_l, cider, dist_1..dist_3 (all x100) and n.
-
-Metric statistics (``results/metrics/{baseline}/{split}.stats.npz``)
-    each dialogue's sufficient statistics of every metric, beside the metrics; layout and
-    version in :mod:`tiktalk.metrics.statistics`.
-
-Bootstrap replicates (``results/metrics/bootstrap_{split}.npz``)
-    every Table 3 run's scores on the same resamples of the dialogues; layout and version in
-    :mod:`tiktalk.metrics.bootstrap`.
 """
 
 from __future__ import annotations

@@ -205,6 +205,16 @@ def seed_runs(baselines, seeds, base_seed: int) -> dict[str, list[str]]:
     return {b: [run_name(b, s, base_seed) for s in seeds] for b in baselines}
 
 
+def config_file(path: str, basedir: str | Path) -> str:
+    """A file the config names: as given when it exists (absolute, or from the working
+    directory), else the workflow's own (``basedir``: e.g. ``config/demo_claims.yaml`` in a run
+    with ``--directory`` elsewhere), relative to the working directory."""
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    inside = Path(basedir) / path
+    return os.path.relpath(inside, os.getcwd()) if inside.exists() else path
+
+
 def uses_pipeline_tokenizer(baseline: dict) -> bool:
     """Whether a baseline reads the pipeline's tokenizer (config ``tokenizer``) rather than one
     of its own: DialoGPT with ``params.tokenizer``, a causal LM with a ``base_model`` and BLIP-2

@@ -318,21 +318,31 @@ def write_stats(path: str | os.PathLike, stats: CorpusStats) -> None:
               "texts": np.str_(texts), "bleu": stats.bleu, "rouge_l": stats.rouge_l, "cider": stats.cider}
     if stats.meteor is not None:
         arrays["meteor"] = stats.meteor
+    save_npz(path, arrays)
+
+
+def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+    """A compressed ``.npz``, written atomically."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
 
 
-def read_stats(path: str | os.PathLike) -> CorpusStats:
-    """A statistics file, version and shapes checked (errors name the file)."""
+def load_npz(path: str | os.PathLike, version: int, what: str) -> dict[str, np.ndarray]:
+    """The arrays of a ``.npz`` of ``version`` (no pickles); errors name the file and ``what``."""
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a metric statistics file ({exc})") from None
-    if data.get("version") is None or int(data["version"]) != STATS_VERSION:
-        raise ValueError(f"{path}: metric statistics of version {data.get('version')!r}, "
-                         f"expected {STATS_VERSION}")
+        raise ValueError(f"{path}: not a {what} file ({exc})") from None
+    if data.get("version") is None or int(data["version"]) != version:
+        raise ValueError(f"{path}: {what} of version {data.get('version')!r}, expected {version}")
+    return data
+
+
+def read_stats(path: str | os.PathLike) -> CorpusStats:
+    """A statistics file, version and shapes checked (errors name the file)."""
+    data = load_npz(path, STATS_VERSION, "metric statistics")
     texts = json.loads(str(data["texts"]))
     n = len(texts["ids"])
     meteor = data.get("meteor")

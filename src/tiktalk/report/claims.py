@@ -12,28 +12,32 @@ Table 3 claims use the bootstrap replicates of the test dialogues
 over the rated items (each item's score of a system: its mean over the annotators; the same
 resampled items for every system). Without filled sheets a Table 4 claim says "needs ratings".
 
-Verdicts (the family of a comparison: every comparison of one table's claims on one seed's
-runs, Holm-corrected together at ``alpha``):
+Verdicts. A claim needs every one of its comparisons, so on one seed's runs it is tested as
+an intersection-union test: its p-value is the largest of its comparisons' when every
+difference goes the claimed way (no correction is due among them: each must hold). When a
+comparison goes the other way, the claim's p-value is that of the most significant such one,
+times the number of its comparisons (Bonferroni: any one of them contradicts the claim). Holm's
+correction then runs across the claims of one table (on one seed's runs) at ``alpha``:
 
-* on one seed's runs a claim **holds** when every one of its comparisons is significant in the
-  claimed direction; it is **reversed** when at least one is significant in the other
-  direction; otherwise it is **not distinguishable**;
+* on one seed's runs a claim **holds** when its corrected p is below ``alpha`` with every
+  comparison the claimed way; it is **reversed** when its corrected p is below ``alpha`` with a
+  comparison the other way; otherwise it is **not distinguishable**;
 * over several seeds (config ``seeds``) a claim holds only if it holds on every seed's runs,
   is reversed only if it is reversed on every seed's, and is not distinguishable otherwise;
 * "not run": a row it names is not among the runs; "needs ratings": a Table 4 claim without
   filled sheets.
 
-The row shown for a claim is its deciding comparison, the one least in the claim's favour (the
-smallest signed z = difference / bootstrap sd), on the mean over the seeds; beside it how many
-of the claim's comparisons hold there, on how many seeds the claim holds, and whether the
-paper's own numbers (Tables 3 and 4) agree with each comparison's direction.
+The comparison shown for a claim is the one that decides its p-value (the weakest for a claim
+that points the claimed way, the strongest contradiction otherwise), on the mean over the
+seeds; beside it how many of its comparisons are significant the claimed way on their own, on
+how many seeds the claim holds, and how many comparisons the paper's own numbers (Tables 3 and
+4) agree with.
 """
 
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -64,7 +68,7 @@ PAPER = {3: TABLE3, 4: TABLE4}
 CSV_FIELDS = ("claim", "table", "section", "statement", "rows", "metrics", "verdict", "comparison",
               "difference", "ci_low", "ci_high", "p_holm", "parts_holding", "seeds", "paper", "note")
 COMPARISON_FIELDS = ("claim", "family", "higher", "lower", "metric", "difference", "ci_low",
-                     "ci_high", "p", "p_holm", "result")
+                     "ci_high", "p", "result")
 
 
 def default_claims_path() -> Path:
@@ -176,44 +180,67 @@ def parts_of(claim: Claim, rows: Sequence[str]) -> list[tuple[str, str, str]]:
 
 @dataclass(frozen=True)
 class Part:
-    """One comparison of a claim in one family, Holm-adjusted within the family."""
+    """One comparison of a claim: higher row - lower row on one metric."""
 
     higher: str
     lower: str
     metric: str
     comparison: Comparison
-    z: float
-    p_holm: float
+
+    @property
+    def difference(self) -> float:
+        return self.comparison.difference
 
     def result(self, alpha: float) -> str:
-        if self.p_holm < alpha and self.comparison.difference != 0:
-            return HOLDS if self.comparison.difference > 0 else REVERSED
+        """This comparison alone at ``alpha`` (no correction)."""
+        if self.comparison.p < alpha and self.difference != 0:
+            return HOLDS if self.difference > 0 else REVERSED
         return UNDECIDED
 
 
-def family(claims: Sequence[Claim], rep: Replicates, level: float = DEFAULT_LEVEL) -> dict[str, list[Part]]:
-    """Every comparison of ``claims`` on ``rep`` (its runs named by row), Holm over all of them:
-    ``{claim id: [Part]}``."""
-    raw = []
+@dataclass(frozen=True)
+class ClaimTest:
+    """A claim's test on one family: which way it points, its p-value before and after Holm's
+    correction across the family's claims, and the comparison that decides it."""
+
+    direction: str                 # HOLDS: every comparison the claimed way; else REVERSED
+    p: float
+    deciding: Part
+    p_holm: float = 1.0
+
+    def verdict(self, alpha: float) -> str:
+        return self.direction if self.p_holm < alpha else UNDECIDED
+
+
+def claim_test(parts: Sequence[Part]) -> ClaimTest:
+    """The claim holds only if every comparison does (an intersection-union test: its p is the
+    largest of its comparisons', no correction among them); it is contradicted if any one goes
+    the other way (the smallest such p times the number of comparisons, Bonferroni)."""
+    if all(p.difference > 0 for p in parts):
+        weakest = max(parts, key=lambda p: p.comparison.p)
+        return ClaimTest(HOLDS, weakest.comparison.p, weakest)
+    against = [p for p in parts if p.difference < 0] or [p for p in parts if p.difference == 0]
+    strongest = min(against, key=lambda p: p.comparison.p)
+    p = min(1.0, strongest.comparison.p * len(parts)) if strongest.difference < 0 else 1.0
+    return ClaimTest(REVERSED, p, strongest)
+
+
+def family(claims: Sequence[Claim], rep: Replicates, level: float = DEFAULT_LEVEL
+           ) -> dict[str, tuple[list[Part], ClaimTest]]:
+    """Every comparison of ``claims`` on ``rep`` (its runs named by row) and each claim's test,
+    Holm-corrected across the claims: ``{claim id: (parts, test)}``."""
+    parts: dict[str, list[Part]] = {}
     for claim in claims:
+        parts[claim.id] = []
         for h, lo, k in parts_of(claim, rep.runs):
-            ha, la = rep.values(h, k), rep.values(lo, k)
-            c = compare(rep.point(h, k), rep.point(lo, k), ha, la, level)
-            sd = float(np.std(ha - la, ddof=1))
-            z = c.difference / sd if sd > 0 else (0.0 if c.difference == 0 else math.copysign(math.inf, c.difference))
-            raw.append((claim.id, h, lo, k, c, z))
-    adjusted = holm([r[4].p for r in raw])
-    out: dict[str, list[Part]] = {c.id: [] for c in claims}
-    for (cid, h, lo, k, c, z), p in zip(raw, adjusted):
-        out[cid].append(Part(h, lo, k, c, z, p))
-    return out
-
-
-def claim_result(parts: Sequence[Part], alpha: float) -> str:
-    results = [p.result(alpha) for p in parts]
-    if results and all(r == HOLDS for r in results):
-        return HOLDS
-    return REVERSED if REVERSED in results else UNDECIDED
+            if not (np.isfinite(rep.point(h, k)) and np.isfinite(rep.point(lo, k))):
+                raise ValueError(f"claim {claim.id}: {METRIC_NAME[k]} was not scored for "
+                                 f"{h if not np.isfinite(rep.point(h, k)) else lo}")
+            c = compare(rep.point(h, k), rep.point(lo, k), rep.values(h, k), rep.values(lo, k), level)
+            parts[claim.id].append(Part(h, lo, k, c))
+    tests = {cid: claim_test(ps) for cid, ps in parts.items()}
+    adjusted = holm([t.p for t in tests.values()])
+    return {cid: (parts[cid], replace(t, p_holm=a)) for (cid, t), a in zip(tests.items(), adjusted)}
 
 
 def across_seeds(results: Sequence[str]) -> str:
@@ -334,27 +361,26 @@ def evaluate_claims(claims: Sequence[Claim], table3: tuple[dict[str, Replicates]
             else:
                 ready.append(c)
         results = {name: family(ready, rep, level) for name, rep in per_seed.items()}
-        shown = family(ready, mean, level) if len(per_seed) > 1 else next(iter(results.values()))
-        mean_name = "mean over seeds" if len(per_seed) > 1 else next(iter(per_seed))
-        for name, fam in ({**results, mean_name: shown} if len(per_seed) > 1 else results).items():
-            for cid, parts in fam.items():
+        several = len(per_seed) > 1
+        shown = family(ready, mean, level) if several else next(iter(results.values()))
+        families_out = {**results, "mean over seeds": shown} if several else results
+        for name, fam in families_out.items():
+            for cid, (parts, _) in fam.items():
                 comparisons += [{"claim": cid, "family": name, "higher": p.higher, "lower": p.lower,
-                                 "metric": METRIC_NAME[p.metric], "difference": p.comparison.difference,
+                                 "metric": METRIC_NAME[p.metric], "difference": p.difference,
                                  "ci_low": p.comparison.low, "ci_high": p.comparison.high,
-                                 "p": p.comparison.p, "p_holm": p.p_holm, "result": p.result(alpha)}
-                                for p in parts]
+                                 "p": p.comparison.p, "result": p.result(alpha)} for p in parts]
         for c in ready:
-            seeds = [claim_result(fam[c.id], alpha) for fam in results.values()]
-            verdict = across_seeds(seeds)
-            parts = shown[c.id]
-            deciding = min(parts, key=lambda p: p.z)
+            seeds = [fam[c.id][1].verdict(alpha) for fam in results.values()]
+            parts, test = shown[c.id]
+            d = test.deciding
             held = sum(p.result(alpha) == HOLDS for p in parts)
-            seeds_text = (f"holds on {seeds.count(HOLDS)} of {len(seeds)} seeds" if table == 3 and len(seeds) > 1
+            seeds_text = (f"holds on {seeds.count(HOLDS)} of {len(seeds)} seeds" if table == 3 and several
                           else ("1 seed" if table == 3 else "rated runs"))
-            rows.append({**_row(c, verdict), "comparison": f"{deciding.higher} - {deciding.lower}, "
-                                                             f"{METRIC_NAME[deciding.metric]}",
-                         "difference": deciding.comparison.difference, "ci_low": deciding.comparison.low,
-                         "ci_high": deciding.comparison.high, "p_holm": deciding.p_holm,
+            rows.append({**_row(c, across_seeds(seeds)),
+                         "comparison": f"{d.higher} - {d.lower}, {METRIC_NAME[d.metric]}",
+                         "difference": d.difference, "ci_low": d.comparison.low,
+                         "ci_high": d.comparison.high, "p_holm": test.p_holm,
                          "parts_holding": f"{held} of {len(parts)}", "seeds": seeds_text,
                          "paper": paper_check(c, mean.runs)})
     order = {c.id: i for i, c in enumerate(claims)}
@@ -372,12 +398,12 @@ def _row(c: Claim, verdict: str, note: str = "") -> dict:
 READING = (
     "Each claim: its higher rows beat its lower rows on each of its metrics, every (row, row, "
     "metric) one paired bootstrap comparison on the same resampled test dialogues (Table 4: "
-    "rated items). **holds**: every comparison significant in the claimed direction after Holm's "
-    "correction over all comparisons of the table, on every seed's runs; **reversed**: at least "
-    "one significant the other way, on every seed's runs; **not distinguishable**: neither. The "
-    "comparison shown is the one least in the claim's favour, on the mean over the seeds; "
-    "\"paper\": how many comparisons the paper's own numbers agree with. How to read it: "
-    "docs/claims.md.")
+    "rated items). **holds**: every comparison goes the claimed way and the weakest is "
+    "significant, after Holm's correction across the table's claims, on every seed's runs; "
+    "**reversed**: a comparison goes significantly the other way, on every seed's runs; **not "
+    "distinguishable**: neither. The comparison shown is the one that decides; \"Comparisons "
+    "holding\": those significant the claimed way on their own; \"Paper's numbers\": those the "
+    "paper's own table agrees with. How to read it: docs/claims.md.")
 
 
 def to_markdown(rows: Sequence[Mapping], caption: str, level: float = DEFAULT_LEVEL) -> str:
@@ -402,8 +428,7 @@ def write_claims(rows: Sequence[Mapping], comparisons: Sequence[Mapping], out_cs
     fmt = {k: "{:.4f}" for k in ("difference", "ci_low", "ci_high")}
     write_text_atomic(out_csv, to_csv(CSV_FIELDS, rows, {**fmt, "p_holm": "{:.3g}"}))
     write_text_atomic(out_md, to_markdown(rows, caption, level))
-    write_text_atomic(out_comparisons, to_csv(COMPARISON_FIELDS, comparisons,
-                                              {**fmt, "p": "{:.3g}", "p_holm": "{:.3g}"}))
+    write_text_atomic(out_comparisons, to_csv(COMPARISON_FIELDS, comparisons, {**fmt, "p": "{:.3g}"}))
 
 
 def claims_caption(split: str, data_source: str, seeds: Sequence[int], resamples: int,
