@@ -14,7 +14,7 @@ rule score:
         code=code("score"),
     output:
         metrics=f"{R}/metrics/{{baseline}}/{{split}}.json",
-        stats=f"{R}/metrics/{{baseline}}/{{split}}.stats.npz",
+        stats=f"{R}/statistics/{{baseline}}/{{split}}.npz",
     params:
         protocol=config["evaluation"]["protocol"],
     log:

@@ -18,7 +18,7 @@ TABLE3_BASELINES = [b for b in BASELINES if config["baselines"][b].get("table3",
 # every row's run per seed (config `seeds`), and the bootstrap over the table split's dialogues
 TABLE3_RUNS = {b: SEED_RUNS[b] for b in TABLE3_BASELINES}
 BOOTSTRAP = BootstrapSettings.from_config(config["evaluation"])
-REPLICATES = f"{R}/metrics/bootstrap_{TABLE_SPLIT}.npz"
+REPLICATES = f"{R}/statistics/bootstrap_{TABLE_SPLIT}.npz"
 CLAIMS_CFG = config["evaluation"].get("claims") or {}
 CLAIM_FILES = [os.path.relpath(SRC / "resources" / "claims.yaml", os.getcwd()),
                *(config_file(f, workflow.basedir) for f in CLAIMS_CFG.get("files", []))]
@@ -29,7 +29,7 @@ rule bootstrap:
     """The corpus scores of every Table 3 run on the same resamples of the table split's
     dialogues, from the score jobs' per-dialogue statistics (tiktalk.metrics.bootstrap)."""
     input:
-        stats=[f"{R}/metrics/{r}/{TABLE_SPLIT}.stats.npz" for b in TABLE3_BASELINES for r in TABLE3_RUNS[b]],
+        stats=[f"{R}/statistics/{r}/{TABLE_SPLIT}.npz" for b in TABLE3_BASELINES for r in TABLE3_RUNS[b]],
         code=code("bootstrap"),
     output:
         REPLICATES,

@@ -123,6 +123,8 @@ def test_statistics_file_round_trip(tmp_path):
     assert back.ids == stats.ids and back.hypotheses == stats.hypotheses and back.meteor is None
     assert point_scores(back) == point_scores(stats)
     assert "meteor" not in point_scores(back)
+    write_stats(tmp_path / "again.npz", stats)                 # the same bytes every time
+    assert (tmp_path / "again.npz").read_bytes() == (tmp_path / "s.npz").read_bytes()
     np.savez(tmp_path / "old.npz", version=np.int64(0))
     with pytest.raises(ValueError, match="old.npz.*version"):
         read_stats(tmp_path / "old.npz")
@@ -142,8 +144,8 @@ def test_evaluate_files_writes_statistics_and_intervals(tmp_path):
     write_jsonl(tmp_path / "p.jsonl", preds)
     write_jsonl(tmp_path / "r.jsonl", refs)
     m = evaluate_files(tmp_path / "p.jsonl", tmp_path / "r.jsonl", tmp_path / "m.json",
-                       use_meteor=False, stats_path=tmp_path / "m.stats.npz", bootstrap=200)
-    assert point_scores(read_stats(tmp_path / "m.stats.npz")) == {
+                       use_meteor=False, stats_path=tmp_path / "m.npz", bootstrap=200)
+    assert point_scores(read_stats(tmp_path / "m.npz")) == {
         k: m[k] for k in METRIC_KEYS if k != "meteor"}
     assert set(m["intervals"]) == set(METRIC_KEYS) - {"meteor"}
     assert all(lo <= hi for lo, hi in m["intervals"].values())

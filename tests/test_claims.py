@@ -250,3 +250,25 @@ def test_write_claims_table_files(tmp_path):
         comparisons = list(csv.DictReader(f))
     # 10 x 5 + 5 + 3 x 8 x 2 + 2 x 2 + 10 x 7 + 3 x 5 + 5 + 5: the Table 3 claims' comparisons
     assert len(comparisons) == 202 and {c["family"] for c in comparisons} == {"seed 13"}
+
+
+def test_the_claims_job_reads_the_filled_sheets_once_configured(tmp_path):
+    """A dry run of the demo DAG: the claims job's inputs are the replicates and the claim
+    files; with human_eval.ratings_dir, also the filled sheets and the Table 4 key."""
+    from test_human_eval_dag import demo, dry_run
+
+    def claims_inputs(cfg):
+        res = dry_run(tmp_path, cfg)
+        assert res.returncode == 0, res.stderr[-3000:]
+        block = res.stdout.split("rule claims:", 1)[1].split("\n\n", 1)[0]
+        return next(ln for ln in block.splitlines() if ln.strip().startswith("input:"))
+
+    plain = claims_inputs(demo())
+    assert "statistics/bootstrap_test.npz" in plain and "claims.yaml" in plain and "demo_claims.yaml" in plain
+    assert "key.json" not in plain
+    (tmp_path / "t4").mkdir()
+    (tmp_path / "t4" / "annotator_1.csv").write_text("filled\n", encoding="utf-8")
+    cfg = demo()
+    cfg["human_eval"]["ratings_dir"] = str(tmp_path / "t4")
+    rated = claims_inputs(cfg)
+    assert "t4/annotator_1.csv" in rated and "human_eval/table4/key.json" in rated

@@ -28,7 +28,7 @@ interval excludes 0, up to the interval's own noise.
 Holm (:func:`holm`): the step-down correction of m p-values, controlling the family-wise error
 rate; ``p_holm[i] = max over j <= rank(i) of min(1, (m - j + 1) * p_(j))``.
 
-Replicates file (``results/metrics/bootstrap_{split}.npz``, :data:`REPLICATES_VERSION`; written
+Replicates file (``results/statistics/bootstrap_{split}.npz``, :data:`REPLICATES_VERSION`; written
 by :func:`write_replicates` for every run of Table 3): ``version``, ``meta`` (str: JSON
 ``{"resamples", "seed", "n", "runs": [...], "keys": [...]}``), ``points`` float64 (R, K): each
 run's corpus scores, and ``replicates`` float64 (R, B, K), NaN where a run has no such metric.

@@ -32,7 +32,7 @@ score per resample and metric (x100, per-reference slots averaged as :mod:`evalu
 with the identity resample it reproduces :func:`tiktalk.metrics.evaluate.evaluate` exactly,
 bit for bit (``tests/test_bootstrap.py``).
 
-File (``results/metrics/{baseline}/{split}.stats.npz``, :data:`STATS_VERSION`): NumPy ``.npz``
+File (``results/statistics/{baseline}/{split}.npz``, :data:`STATS_VERSION`): NumPy ``.npz``
 with ``version``, ``protocol`` (str), ``texts`` (str: JSON ``{"ids": [...], "hypotheses":
 [...]}``, N each, the references' order), ``bleu`` int64 (N, S, 10), ``rouge_l`` and ``cider`` float64 (N, S), and ``meteor``
 float64 (N, S, 23) when METEOR was scored; S reference slots.
@@ -43,6 +43,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import zipfile
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -322,10 +323,16 @@ def write_stats(path: str | os.PathLike, stats: CorpusStats) -> None:
 
 
 def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
-    """A compressed ``.npz``, written atomically."""
+    """A compressed ``.npz`` (what ``np.savez_compressed`` writes), written atomically and
+    byte for byte the same for the same arrays: its zip entries carry a fixed date, not the
+    time of writing."""
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name, value in arrays.items():
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with zf.open(info, "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
 
 
 def load_npz(path: str | os.PathLike, version: int, what: str) -> dict[str, np.ndarray]:
