@@ -1,20 +1,13 @@
-"""Training curves from train_log.jsonl (tiktalk.report.curves), Table 3 over seeds
-(tiktalk.report.seeds) and the run names of the seeds (tiktalk.workflow)."""
+"""Training curves from train_log.jsonl (tiktalk.report.curves)."""
 
 from __future__ import annotations
-
-import statistics
 
 import numpy as np
 import pytest
 
 from tiktalk.io import write_jsonl
-from tiktalk.metrics.bootstrap import Replicates, interval
 from tiktalk.report.curves import TRAIN_LOG, read_curve, write_curves
-from tiktalk.report.paper import TABLE3_METRIC_KEYS
-from tiktalk.report.seeds import rows_over_seeds
 from tiktalk.training.trainer import LOG_NAME
-from tiktalk.workflow import run_baseline, run_name, run_seed, seed_list, seed_runs
 
 
 def log_records(epochs=3, steps_per_epoch=4, log_every=2, seed=0):
@@ -63,37 +56,3 @@ def test_write_curves_one_figure_per_row_and_the_overlay(tmp_path):
     assert list(curves["maria"]) == ["seed 13", "seed 14"]
     for path in [*outs.values(), tmp_path / "overlay.png"]:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_rows_over_seeds():
-    """The value is the mean over seeds (the run's own score with one seed, exactly); the
-    interval that of the seed mean on each resample; the spread the sd over seeds."""
-    keys = TABLE3_METRIC_KEYS
-    rng = np.random.default_rng(0)
-    runs = ("a", "a.seed14", "b")
-    points = rng.uniform(1, 30, size=(3, len(keys)))
-    reps = points[:, None, :] + rng.normal(0, 1, size=(3, 500, len(keys)))
-    rep = Replicates(500, 0, 50, runs, tuple(keys), points, reps)
-    metrics = {r: {**{k: float(points[i, j]) for j, k in enumerate(keys)}, "n": 50}
-               for i, r in enumerate(runs)}
-    values, spread = rows_over_seeds(metrics, {"a": ["a", "a.seed14"], "b": ["b"]}, rep)
-    assert values["b"] == metrics["b"]                        # one seed: exactly its score
-    k = "cider"
-    assert values["a"][k] == pytest.approx((metrics["a"][k] + metrics["a.seed14"][k]) / 2)
-    assert spread["a"].sd[k] == pytest.approx(statistics.stdev([metrics["a"][k], metrics["a.seed14"][k]]))
-    j = keys.index(k)
-    assert (spread["a"].low[k], spread["a"].high[k]) == interval((reps[0, :, j] + reps[1, :, j]) / 2)
-    assert spread["a"].seeds == 2 and spread["b"].seeds == 1 and spread["b"].sd == {}
-    with pytest.raises(ValueError, match="baseline 'c'.*c.seed14"):
-        rows_over_seeds(metrics, {"c": ["c.seed14"]}, rep)
-
-
-def test_run_names():
-    assert seed_list({"seed": 13}) == [13]
-    assert seed_list({"seed": 13, "seeds": [13, 14, 15]}) == [13, 14, 15]
-    with pytest.raises(ValueError, match="distinct"):
-        seed_list({"seed": 13, "seeds": [14, 14]})
-    assert run_name("maria", 13, 13) == "maria" and run_name("maria", 14, 13) == "maria.seed14"
-    assert run_baseline("maria_c3kg.seed14") == "maria_c3kg" and run_baseline("maria") == "maria"
-    assert run_seed("maria.seed14", 13) == 14 and run_seed("maria", 13) == 13
-    assert seed_runs(["a", "b"], [14, 13], 13) == {"a": ["a.seed14", "a"], "b": ["b.seed14", "b"]}
