@@ -126,7 +126,7 @@ def test_claims_table_matches_the_data(demo):
         pair, metric = row.comparison.rsplit(", ", 1)
         higher, lower = pair.split(" - ")
         diff = metrics[by_label[higher]][names[metric]] - metrics[by_label[lower]][names[metric]]
-        assert row.difference == pytest.approx(diff, abs=1e-4)
+        assert float(row.difference) == pytest.approx(diff, abs=1e-4)
         assert float(row.ci_low) <= float(row.ci_high)
     assert (table3["verdict"] == "holds").any(), table3.to_string()
     assert (table3["verdict"] != "holds").any(), table3.to_string()
