@@ -17,7 +17,8 @@ METEOR (``meteor``, 23 numbers)
     included, with one rule: a segment that matches completely in one chunk adds no chunks
     (``MeteorStats.addStats``). :func:`meteor_from_totals` is ``computeMetrics`` (METEOR 1.5,
     ``-l en``, task ``rank``: alpha 0.85, beta 0.2, gamma 0.6, delta 0.75, stage weights 1.0,
-    0.6, 0.8, 0.6), read off the jar's bytecode; so the decomposition is exact, not an
+    0.6, 0.8, 0.6): its operations as the jar's bytecode does them, the parameters those that
+    reproduce the jar's answers exactly; so the decomposition is exact, not an
     approximation (``tests/test_bootstrap.py`` checks it against the jar's corpus score).
 ROUGE-L (``rouge_l``) and CIDEr-D (``cider``)
     the scorer's sentence score; the corpus score is their mean. CIDEr-D's document
