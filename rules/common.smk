@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 from tiktalk.workflow import baseline_needs, code_files, manifest_shard_ids
+from tiktalk.workflow import run_baseline, run_name, run_seed, seed_list, seed_runs
 from tiktalk.workflow import uses_pipeline_tokenizer
 from tiktalk.weights.spec import WeightsSpec
 
@@ -12,6 +13,12 @@ R = "results"
 SPLITS = ["train", "val", "test"]
 EVAL_SPLITS = list(config["evaluation"]["splits"])
 BASELINES = list(config["baselines"])
+# Each Table 3 row is trained once per seed of `seeds` (default: [seed]); the run of the
+# config's `seed` keeps the baseline's name, another seed's run is `<baseline>.seed<S>`
+# (tiktalk.workflow.run_name): its train/predict/score jobs are the rules' usual jobs.
+SEEDS = seed_list(config)
+SEED_RUNS = seed_runs(BASELINES, SEEDS, config["seed"])
+RUNS = list(dict.fromkeys(BASELINES + [r for runs in SEED_RUNS.values() for r in runs]))
 SRC = Path(workflow.basedir) / "src" / "tiktalk"
 # The media jobs gate every training that reads features (the slowest rows), so among ready
 # jobs they go first; trainings then start by their config `priority` (longest first).
@@ -30,7 +37,7 @@ def weight_inputs(*blocks):
 wildcard_constraints:
     split="train|val|test",
     shard=r"s\d{5}",
-    baseline="|".join(BASELINES) if BASELINES else "NONE",
+    baseline="|".join(re.escape(r) for r in RUNS) if RUNS else "NONE",
 
 
 def code(stage, family=None):
@@ -144,19 +151,35 @@ def coverage_gate():
 
 def baseline_cfg(name):
     """The baseline's config block as its jobs see it (params): everything but `priority`,
-    a scheduling hint whose change must not re-run anything."""
-    return {k: v for k, v in config["baselines"][name].items() if k != "priority"}
+    a scheduling hint whose change must not re-run anything. ``name``: a baseline or a run."""
+    return {k: v for k, v in config["baselines"][run_baseline(name)].items() if k != "priority"}
 
 
 def train_priority(wildcards):
-    return config["baselines"][wildcards.baseline].get("priority", 0)
+    return config["baselines"][run_baseline(wildcards.baseline)].get("priority", 0)
+
+
+def job_seed(wildcards):
+    """The seed a run's training and decoding use."""
+    return run_seed(wildcards.baseline, config["seed"])
+
+
+def llm_run(wildcards):
+    """The run whose trained LLM this run builds on (``llm_from``, trained with the same seed),
+    or None."""
+    llm_from = baseline_cfg(wildcards.baseline).get("llm_from")
+    return run_name(llm_from, job_seed(wildcards), config["seed"]) if llm_from else None
+
+
+def llm_dir(wildcards):
+    return f"{R}/models/{llm_run(wildcards)}" if llm_run(wildcards) else None
 
 
 def baseline_env(wildcards):
     """The conda env of one baseline's train/predict/rank jobs: envs/<env>.yaml, `env:` in its
     config block (default `train`). The rows that load ChatGLM-6B use `llm` (its remote code
     needs transformers 4.33); every other row, the Qwen2 overlay's included, the main pins."""
-    return f"../envs/{config['baselines'][wildcards.baseline].get('env', 'train')}.yaml"
+    return f"../envs/{config['baselines'][run_baseline(wildcards.baseline)].get('env', 'train')}.yaml"
 
 
 def baseline_weights(b):
@@ -189,7 +212,7 @@ def train_inputs(wildcards):
     if "knowledge" in needs:
         inputs["knowledge"] = [f"{R}/knowledge/{s}.jsonl" for s in ("train", "val")]
     if b.get("llm_from"):
-        inputs["llm"] = f"{R}/models/{b['llm_from']}/model.pt"
+        inputs["llm"] = f"{llm_dir(wildcards)}/model.pt"
     if baseline_weights(b):
         inputs["weights"] = baseline_weights(b)
     return inputs
@@ -212,7 +235,7 @@ def predict_inputs(wildcards):
     if "knowledge" in needs:
         inputs["knowledge"] = f"{R}/knowledge/{wildcards.split}.jsonl"
     if b.get("llm_from"):
-        inputs["llm"] = f"{R}/models/{b['llm_from']}/model.pt"
+        inputs["llm"] = f"{llm_dir(wildcards)}/model.pt"
     if baseline_weights(b):
         inputs["weights"] = baseline_weights(b)
     return inputs
@@ -229,6 +252,7 @@ def all_outputs(wildcards=None):
         f"{R}/plots/media_frames.png",
     ]
     outs += [f"{R}/metrics/{b}/{s}.json" for b in BASELINES for s in EVAL_SPLITS]
+    outs += [f"{R}/tables/claims.csv", f"{R}/tables/claims.md", f"{R}/plots/training_curves.png"]
     if config["release"]["source"] == "demo":
         outs.append(f"{R}/tables/demo_item_types.csv")
     if WEIGHTS.artifacts:  # every pretrained artifact fetched and verified (rules/weights.smk)

@@ -31,12 +31,8 @@ rule train_baseline:
     params:
         baseline=lambda w: baseline_cfg(w.baseline),
         tokenizer=config["tokenizer"],
-        seed=config["seed"],
-        llm_dir=lambda w: (
-            f"{R}/models/{baseline_cfg(w.baseline)['llm_from']}"
-            if baseline_cfg(w.baseline).get("llm_from")
-            else None
-        ),
+        seed=job_seed,
+        llm_dir=llm_dir,
     threads: 1
     priority: train_priority
     log:
@@ -58,12 +54,8 @@ rule predict:
     params:
         baseline=lambda w: baseline_cfg(w.baseline),
         tokenizer=config["tokenizer"],
-        seed=config["seed"],
-        llm_dir=lambda w: (
-            f"{R}/models/{baseline_cfg(w.baseline)['llm_from']}"
-            if baseline_cfg(w.baseline).get("llm_from")
-            else None
-        ),
+        seed=job_seed,
+        llm_dir=llm_dir,
     threads: 1
     log:
         f"{R}/logs/predict/{{baseline}}_{{split}}.log",

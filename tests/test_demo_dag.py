@@ -56,9 +56,10 @@ def test_all_outputs_and_table3(demo):
     cfg = yaml.safe_load((demo / "config/config.yaml").read_text())
     r = demo / "results"
     for name in ("table3.csv", "table3.md", "table3.tex", "demo_item_types.csv", "demo_wiring.csv",
-                 "demo_wiring.md"):
+                 "demo_wiring.md", "claims.csv", "claims.md", "claims_comparisons.csv"):
         assert (r / "tables" / name).stat().st_size > 0
-    assert (r / "plots" / "table3.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for png in ["table3.png", "training_curves.png", *(f"training/{b}.png" for b in cfg["baselines"])]:
+        assert (r / "plots" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
     table = pd.read_csv(r / "tables" / "table3.csv")
     ours = table[table["source"] == "ours"]
     rows3 = {k: b for k, b in cfg["baselines"].items() if b.get("table3", True)}   # not M5
@@ -71,8 +72,64 @@ def test_all_outputs_and_table3(demo):
         n_test = cfg["demo"]["n_videos"]["test"] * cfg["demo"]["dialogues_per_video"]["test"]
         assert m["n"] == len(preds) == n_test
         assert all(0 <= m[k] <= 100 for k in ("bleu_2", "bleu_4", "meteor", "rouge_l", "dist_2"))
+    # every number with its bootstrap interval (one seed: no spread), in the csv and the md
+    for col in ("BLEU-2", "BLEU-4", "Meteor", "Rouge-L", "CIDEr", "Dist-2", "Dist-3"):
+        assert (ours[f"{col}_low"] <= ours[f"{col}_high"]).all(), col
+        assert ours[f"{col}_sd"].isna().all()
+    assert (ours["seeds"] == 1).all()
+    assert re.search(r"\| \d+\.\d\d \[\d+\.\d\d, \d+\.\d\d\] \|", (r / "tables" / "table3.md").read_text())
     media = pd.read_csv(r / "media" / "report.tsv", sep="\t")
     assert media["videos"].sum() == sum(cfg["demo"]["n_videos"].values())
+
+
+def holm(p):
+    order = sorted(range(len(p)), key=lambda i: p[i])
+    out, running = [0.0] * len(p), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p) - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def test_claims_table_matches_the_data(demo):
+    """Each claim's verdict follows from its comparisons (written out here again: a claim that
+    needs all its comparisons has the largest of their p; one contradicted by a comparison has
+    that p times its comparisons; Holm across the Table 3 claims), and the deciding difference
+    is the two runs' metrics' difference. The demo's data decide which claims hold: at least
+    one does and at least one does not."""
+    cfg = yaml.safe_load((demo / "config/config.yaml").read_text())
+    r = demo / "results"
+    alpha = cfg["evaluation"]["claims"]["alpha"]
+    claims = pd.read_csv(r / "tables" / "claims.csv", keep_default_na=False)
+    parts = pd.read_csv(r / "tables" / "claims_comparisons.csv")
+    by_label = {b["label"]: k for k, b in cfg["baselines"].items() if b.get("table3", True)}
+    names = {"BLEU-2": "bleu_2", "BLEU-4": "bleu_4", "Meteor": "meteor", "Rouge-L": "rouge_l",
+             "CIDEr": "cider", "Dist-2": "dist_2", "Dist-3": "dist_3"}
+    metrics = {b: json.loads((r / "metrics" / b / "test.json").read_text()) for b in by_label.values()}
+    table3 = claims[claims["table"] == 3]
+    assert len(table3) == 16 and not (table3["verdict"] == "not run").any()
+    assert (claims[claims["table"] == 4]["verdict"] == "needs ratings").all()
+    tests = {}
+    for claim in table3["claim"]:
+        mine = parts[parts["claim"] == claim]
+        if (mine["difference"] > 0).all():
+            tests[claim] = ("holds", mine["p"].max())
+        else:
+            against = mine[mine["difference"] < 0]
+            tests[claim] = ("reversed", min(1.0, against["p"].min() * len(mine)) if len(against) else 1.0)
+    adjusted = dict(zip(tests, holm([p for _, p in tests.values()])))
+    for row in table3.itertuples():
+        direction, _ = tests[row.claim]
+        want = direction if adjusted[row.claim] < alpha else "not distinguishable"
+        assert row.verdict == want, (row.claim, parts[parts["claim"] == row.claim].to_string())
+        assert float(row.p_holm) == pytest.approx(adjusted[row.claim], rel=1e-2, abs=1e-6)
+        pair, metric = row.comparison.rsplit(", ", 1)
+        higher, lower = pair.split(" - ")
+        diff = metrics[by_label[higher]][names[metric]] - metrics[by_label[lower]][names[metric]]
+        assert float(row.difference) == pytest.approx(diff, abs=1e-4)
+        assert float(row.ci_low) <= float(row.ci_high)
+    assert (table3["verdict"] == "holds").any(), table3.to_string()
+    assert (table3["verdict"] != "holds").any(), table3.to_string()
 
 
 def test_paper_tables_have_every_row_and_finite_values(demo):
@@ -210,7 +267,7 @@ def test_human_eval_kits_round_trip(demo, tmp_path):
                              context_sources_dir=str(tmp_path / "sources"))
     (tmp_path / "rated.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False))
     res = smk(demo, "--cores", "2", "results/tables/table4.csv", "results/tables/figure2b.csv",
-              "--configfile", str(tmp_path / "rated.yaml"), timeout=900)
+              "results/tables/claims.csv", "--configfile", str(tmp_path / "rated.yaml"), timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
 
     scores = json.loads((r / "table4_scores.json").read_text(encoding="utf-8"))
@@ -226,6 +283,22 @@ def test_human_eval_kits_round_trip(demo, tmp_path):
     assert sorted(ours.index) == sorted(systems)
     for system in systems:
         assert ours.loc[system, "Quality"] == pytest.approx(base(None, system, "Quality"))
+
+    # Table 4's claims now come from the ratings: each comparison's difference is the two
+    # systems' given levels (the annotators' offsets cancel)
+    labels = {b: c["label"] for b, c in cfg["baselines"].items()}
+    system = {labels[s]: s for s in systems}
+    claims = pd.read_csv(demo / "results" / "tables" / "claims.csv")
+    assert not (claims["verdict"] == "needs ratings").any()
+    parts = pd.read_csv(demo / "results" / "tables" / "claims_comparisons.csv")
+    parts = parts[parts["family"] == "ratings"]
+    assert len(parts) > 0
+    for p in parts.itertuples():
+        want = base(None, system[p.higher], p.metric) - base(None, system[p.lower], p.metric)
+        assert p.difference == pytest.approx(want, abs=1e-9), p
+    # back to the demo's own config (no ratings), so the run is finished again for later tests
+    res = smk(demo, "--cores", "2", "results/tables/claims.csv", timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
 
     sources = json.loads((r / "context_sources_scores.json").read_text(encoding="utf-8"))
     for source in ("vision", "audio", "text", "knowledge"):
@@ -248,7 +321,8 @@ def test_rerun_only_what_changed(demo):
              "annotation_clips": 1, "context_sources_pages": 1}
     key = json.loads((demo / "results/human_eval/table4/key.json").read_text(encoding="utf-8"))
     assert {"livebot", "maria"} <= set(key["settings"]["systems"])
-    assert got == {"train_baseline": 1, "predict": 1, "score": 1, "table3": 1,
+    tables = {"bootstrap": 1, "table3": 1, "claims": 1}
+    assert got == {"train_baseline": 1, "predict": 1, "score": 1, **tables, "training_curves": 1,
                    "demo_item_types": 1, "rank": 1, "ranking_table": 1, "figure4_cases": 1,
                    **rated, "all": 1}, got
 
@@ -263,7 +337,7 @@ def test_rerun_only_what_changed(demo):
     path = demo / "src/tiktalk/metrics/evaluate.py"
     path.write_text(path.read_text() + "\n# edited\n")
     got = scheduled(demo)
-    assert got == {"score": len(cfg["baselines"]), "table3": 1, "demo_item_types": 1, "all": 1}, got
+    assert got == {"score": len(cfg["baselines"]), **tables, "demo_item_types": 1, "all": 1}, got
     smk(demo, "--cores", "2", "--touch")
 
     # the Maria model -> the Maria-family rows only (Table 3's six and Table 7's M5)
@@ -271,6 +345,12 @@ def test_rerun_only_what_changed(demo):
     path.write_text(path.read_text() + "\n# edited\n")
     got = scheduled(demo)
     n_maria = sum(b["family"] == "maria" for b in cfg["baselines"].values())
-    assert got == {"train_baseline": n_maria, "predict": n_maria, "score": n_maria, "table3": 1,
-                   "demo_item_types": 1, "rank": n_maria, "ranking_table": 1, "figure4_cases": 1,
-                   "table7": 1, **rated, "all": 1}, got
+    assert got == {"train_baseline": n_maria, "predict": n_maria, "score": n_maria, **tables,
+                   "training_curves": 1, "demo_item_types": 1, "rank": n_maria, "ranking_table": 1,
+                   "figure4_cases": 1, "table7": 1, **rated, "all": 1}, got
+    smk(demo, "--cores", "2", "--touch")
+
+    # the claims are data: editing them re-runs the claims table only
+    path = demo / "src/tiktalk/resources/claims.yaml"
+    path.write_text(path.read_text() + "\n# edited\n")
+    assert scheduled(demo) == {"claims": 1, "all": 1}

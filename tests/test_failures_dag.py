@@ -160,7 +160,8 @@ def test_missing_and_truncated_videos_and_a_failed_baseline(tmp_path):
     res = snakemake(tmp_path, "results/tables/table3.csv", "-n", "--quiet", "rules")
     assert res.returncode == 0, res.stderr[-3000:]
     assert _job_stats(res.stdout + res.stderr) == {
-        "coverage_floor": 1, "train_baseline": 1, "predict": 1, "score": 1, "table3": 1}, res.stdout
+        "coverage_floor": 1, "train_baseline": 1, "predict": 1, "score": 1, "bootstrap": 1,
+        "table3": 1}, res.stdout
     cfg["media"]["min_coverage"] = MIN_COVERAGE
     write_config(tmp_path, cfg)
 

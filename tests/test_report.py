@@ -21,7 +21,7 @@ from tiktalk.report.paper import (
     paper_row,
 )
 from tiktalk.report.plots import PAPER_COLOR, plot_histogram, plot_ours_vs_paper, plot_table3
-from tiktalk.report.tables import build_table3, latex_escape, load_metrics
+from tiktalk.report.tables import RowSpread, build_table3, latex_escape, load_metrics
 
 PAPER_TXT = Path(__file__).parent / "data" / "tiktalk_table3.txt"  # the paper text around Table 3
 NUMBER = r"\d+\.\d\d"
@@ -89,7 +89,9 @@ def _build(tmp_path, runs=RUNS, labels=LABELS, **kw):
 def test_csv(tmp_path):
     frame, (csv, _, _) = _build(tmp_path)
     lines = csv.read_text(encoding="utf-8").splitlines()
-    assert lines[0] == "source,type,baseline,paper_row,BLEU-2,BLEU-4,Meteor,Rouge-L,CIDEr,Dist-2,Dist-3,n,note"
+    assert lines[0].startswith("source,type,baseline,paper_row,BLEU-2,BLEU-4,Meteor,Rouge-L,CIDEr,"
+                               "Dist-2,Dist-3,n,note,BLEU-2_low,")
+    assert lines[0].endswith(",Dist-3_sd,seeds")
     table = pd.read_csv(csv, dtype=str, keep_default_na=False)
     # ours in the paper's row order (unlabelled last), then the paper block for the labels
     assert list(table["source"]) == ["ours"] * 4 + ["paper"] * 3
@@ -103,6 +105,27 @@ def test_csv(tmp_path):
     assert table.loc[6, "CIDEr"] == "26.95" and table.loc[6, "n"] == ""
     assert all(re.fullmatch(r"\d+\.\d\d", v) for c in TABLE3_COLUMNS for v in table[c])
     assert frame.loc[2, "BLEU-2"] == pytest.approx(m["bleu_2"])
+
+
+def test_intervals_and_seed_spread(tmp_path):
+    """A row's bootstrap interval (and its spread over seeds) in every format; the CSV has both
+    bounds, Markdown and LaTeX ``value [low, high]`` (``value ± sd [low, high]`` with seeds)."""
+    keys = TABLE3_METRIC_KEYS
+    spread = {"maria_c3kg": RowSpread({k: 4.0 for k in keys}, {k: 4.5 for k in keys},
+                                      {k: 0.125 for k in keys}, 3),
+              "dialogpt": RowSpread({k: 2.25 for k in keys}, {k: 2.75 for k in keys})}
+    _, (csv, md, tex) = _build(tmp_path, spread=spread)
+    table = pd.read_csv(csv, dtype=str, keep_default_na=False).set_index("baseline")
+    assert table.loc["maria_c3kg", "BLEU-2_low"] == "4.00" and table.loc["maria_c3kg", "BLEU-2_high"] == "4.50"
+    assert table.loc["maria_c3kg", "CIDEr_sd"] == "0.12" and table.loc["maria_c3kg", "seeds"] == "3"
+    assert table.loc["dialogpt", "Dist-3_low"] == "2.25" and table.loc["dialogpt", "Dist-3_sd"] == ""
+    assert table.loc["dialogpt", "seeds"] == "1" and table.loc["my_model", "BLEU-2_low"] == ""
+    ours = _md_tables(md.read_text(encoding="utf-8"))[0]
+    cells = {row[1]: row[3:] for row in ours[2:]}
+    assert cells["maria_c3kg"][0] == "4.12 ± 0.12 [4.00, 4.50]"
+    assert cells["dialogpt"][0] == "2.50 [2.25, 2.75]" and cells["my_model"][0] == "1.00"
+    text = tex.read_text(encoding="utf-8")
+    assert r"4.12 $\pm$ 0.12 [4.00, 4.50]" in text or r"\textbf{4.12} $\pm$ 0.12 [4.00, 4.50]" in text
 
 
 def test_all_paper_rows(tmp_path):

@@ -52,6 +52,11 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-meteor", action="store_true",
                         help="skip METEOR (it needs Java): the output has no 'meteor' key "
                              "(as nlg-eval's --no-... flags omit a metric)")
+    parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                        help="also a 95%% interval on every metric from N resamples of the "
+                             "dialogues (e.g. 1000; 'intervals' in the JSON, docs/claims.md)")
+    parser.add_argument("--bootstrap-seed", type=int, default=0, metavar="S",
+                        help="seed of the resamples (default 0)")
 
 
 def _evaluate_run(args: argparse.Namespace) -> int:
@@ -60,7 +65,8 @@ def _evaluate_run(args: argparse.Namespace) -> int:
 
     try:
         metrics = evaluate_files(args.predictions, args.references, args.out, args.protocol,
-                                 use_meteor=not args.no_meteor)
+                                 use_meteor=not args.no_meteor, bootstrap=args.bootstrap,
+                                 bootstrap_seed=args.bootstrap_seed)
     except MeteorUnavailable as exc:
         raise UsageError(f"{exc}, or pass --no-meteor to leave METEOR out") from None
     print(format_table(metrics, title=f"{args.predictions} ({args.protocol})"))

@@ -41,6 +41,9 @@ STAGE_ENTRIES: dict[str, tuple[str, ...]] = {
     "score": ("tiktalk.metrics.evaluate",),
     "report": ("tiktalk.report.table3", "tiktalk.report.tables", "tiktalk.report.plots",
                "tiktalk.report.items"),
+    "bootstrap": ("tiktalk.metrics.bootstrap",),
+    "claims": ("tiktalk.report.claims",),
+    "training_curves": ("tiktalk.report.curves",),
     "demo_wiring": ("tiktalk.report.items", "tiktalk.report.wiring"),
     "human_eval": ("tiktalk.report.human_eval", "tiktalk.report.context_sources",
                    "tiktalk.report.table4", "tiktalk.report.figure2", "tiktalk.report.frames",
@@ -163,6 +166,56 @@ def baseline_needs(baseline: dict) -> set[str]:
     elif family == "blip2":
         needs.add("image_features")
     return needs
+
+
+# ------------------------------------------------------------------ seeds and runs
+# A run is one training of a baseline with one seed. The config's `seed` run keeps the
+# baseline's own name (results/models/maria/...); every other seed of `seeds` is a run of its
+# own, `maria.seed14`, with the same jobs and paths under that name. Baseline names cannot hold
+# a dot (config/schema.yaml), so a run name is never a baseline's.
+SEED_RUN_MARK = ".seed"
+
+
+def seed_list(config: dict) -> list[int]:
+    """The config's ``seeds`` (each Table 3 row is trained once per seed), default ``[seed]``."""
+    seeds = config.get("seeds")
+    if seeds is None:
+        return [int(config["seed"])]
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"config seeds: need distinct seeds, got {config.get('seeds')!r}")
+    return seeds
+
+
+def run_name(baseline: str, seed: int, base_seed: int) -> str:
+    """The run of ``baseline`` trained with ``seed`` (its own name for the config's seed)."""
+    return baseline if int(seed) == int(base_seed) else f"{baseline}{SEED_RUN_MARK}{int(seed)}"
+
+
+def run_baseline(run: str) -> str:
+    """The baseline a run trains (``maria.seed14`` -> ``maria``)."""
+    return run.split(SEED_RUN_MARK, 1)[0]
+
+
+def run_seed(run: str, base_seed: int) -> int:
+    """The seed a run trains with."""
+    _, mark, seed = run.partition(SEED_RUN_MARK)
+    return int(seed) if mark else int(base_seed)
+
+
+def seed_runs(baselines, seeds, base_seed: int) -> dict[str, list[str]]:
+    """``{baseline: [its run per seed, in the order of seeds]}``."""
+    return {b: [run_name(b, s, base_seed) for s in seeds] for b in baselines}
+
+
+def config_file(path: str, basedir: str | Path) -> str:
+    """A file the config names: as given when it exists (absolute, or from the working
+    directory), else the workflow's own (``basedir``: e.g. ``config/demo_claims.yaml`` in a run
+    with ``--directory`` elsewhere), relative to the working directory."""
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    inside = Path(basedir) / path
+    return os.path.relpath(inside, os.getcwd()) if inside.exists() else path
 
 
 def uses_pipeline_tokenizer(baseline: dict) -> bool:

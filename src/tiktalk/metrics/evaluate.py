@@ -38,7 +38,9 @@ from tiktalk.data.predictions import read_predictions
 from tiktalk.formats import METRIC_KEYS
 from tiktalk.io import read_jsonl, write_json
 from tiktalk.metrics.diversity import distinct_n
+from tiktalk.metrics.bootstrap import DEFAULT_LEVEL, DEFAULT_SEED, bootstrap_stats
 from tiktalk.metrics.scorers import OVERLAP_KEYS, MeteorProcess, overlap_scores
+from tiktalk.metrics.statistics import corpora, corpus_stats, point_scores, write_stats
 from tiktalk.metrics.tokenize import char_tokenize, char_tokens
 
 PROTOCOLS = ("per-reference", "all-references")
@@ -132,14 +134,11 @@ def _score(checked, meteor: MeteorProcess | None) -> dict:
     """The metrics of :func:`_checked` inputs, METEOR from the open process ``meteor`` (left
     out when ``meteor`` is None)."""
     ids, raw_hyps, raw_refs, n_slots = checked
-    hyps = [char_tokenize(h) for h in raw_hyps]
-    refs = [[char_tokenize(r) for r in rs] for rs in raw_refs]
-    res = {i: [h] for i, h in enumerate(hyps)}
+    gts_slots, res = corpora(checked)
+    slots = [overlap_scores(gts, res, meteor) for gts in gts_slots]
     if n_slots is None:  # all-references
-        overlap = overlap_scores({i: rs for i, rs in enumerate(refs)}, res, meteor)
+        overlap = slots[0]
     else:
-        slots = [overlap_scores({i: [rs[k]] for i, rs in enumerate(refs)}, res, meteor)
-                 for k in range(n_slots)]
         overlap = {key: sum(s[key] for s in slots) / n_slots for key in slots[0]}
 
     metrics: dict = {key: 100.0 * overlap[key] for key in OVERLAP_KEYS if key in overlap}
@@ -186,13 +185,23 @@ def evaluate_files(
     out_path: str | os.PathLike,
     protocol: str = "per-reference",
     use_meteor: bool = True,
+    stats_path: str | os.PathLike | None = None,
+    bootstrap: int = 0,
+    bootstrap_seed: int = DEFAULT_SEED,
+    level: float = DEFAULT_LEVEL,
 ) -> dict:
     """:func:`evaluate` on two JSON-lines files; writes the metrics JSON atomically and returns it.
 
-    Validation errors are re-raised as ValueError prefixed with both file names.
+    ``stats_path``: also write the per-dialogue statistics (:mod:`tiktalk.metrics.statistics`).
+    ``bootstrap`` > 0: the metrics JSON also holds ``"intervals": {metric: [low, high]}`` over
+    that many resamples of the dialogues, and ``"bootstrap": {"resamples", "seed", "level"}``
+    (:mod:`tiktalk.metrics.bootstrap`). Validation errors are re-raised as ValueError prefixed
+    with both file names.
     """
     return evaluate_many({"system": pred_path}, ref_path, {"system": out_path}, protocol,
-                         use_meteor=use_meteor)["system"]
+                         use_meteor=use_meteor,
+                         stats_paths={"system": stats_path} if stats_path else None,
+                         bootstrap=bootstrap, bootstrap_seed=bootstrap_seed, level=level)["system"]
 
 
 def evaluate_many(
@@ -201,17 +210,26 @@ def evaluate_many(
     out_paths: Mapping[str, str | os.PathLike],
     protocol: str = "per-reference",
     use_meteor: bool = True,
+    stats_paths: Mapping[str, str | os.PathLike] | None = None,
+    bootstrap: int = 0,
+    bootstrap_seed: int = DEFAULT_SEED,
+    level: float = DEFAULT_LEVEL,
 ) -> dict[str, dict]:
     """:func:`evaluate_files` for several systems against one reference file, with ONE METEOR
     JVM (its start, loading the paraphrase table, costs ~10 CPU seconds; scoring 50 lines
-    costs milliseconds). ``pred_paths`` and ``out_paths`` map a system name to its files.
+    costs milliseconds). ``pred_paths`` and ``out_paths`` (and ``stats_paths``, when given)
+    map a system name to its files.
 
     Every predictions file is read and validated before the JVM starts and before anything is
     written, so one bad file fails the call naming it and leaves no metrics behind. Returns
     ``{name: metrics}`` in the order of ``pred_paths``; the values equal :func:`evaluate_files`'s.
+    The statistics must reproduce the scorers' corpus scores (:func:`check_statistics`).
     """
-    if set(pred_paths) != set(out_paths):
-        raise ValueError(f"systems with predictions {sorted(pred_paths)} but outputs {sorted(out_paths)}")
+    if set(pred_paths) != set(out_paths) or (stats_paths is not None and set(stats_paths) != set(pred_paths)):
+        raise ValueError(f"systems with predictions {sorted(pred_paths)} but outputs {sorted(out_paths)}"
+                         + (f" and statistics {sorted(stats_paths)}" if stats_paths is not None else ""))
+    if bootstrap < 0:
+        raise ValueError(f"bootstrap resamples must be >= 0, got {bootstrap}")
     references = read_jsonl(ref_path)
     checked = {}
     for name, path in pred_paths.items():
@@ -221,9 +239,38 @@ def evaluate_many(
             raise ValueError(f"{path} vs {ref_path}: {exc}") from None
     with _meteor(use_meteor) as meteor:
         results = {name: _score(c, meteor) for name, c in checked.items()}
+        stats = ({name: corpus_stats(c, meteor, protocol) for name, c in checked.items()}
+                 if stats_paths or bootstrap else {})
+    for name, st in stats.items():
+        check_statistics(st, results[name], where=str(pred_paths[name]))
+        if bootstrap:
+            intervals = bootstrap_stats(st, bootstrap, bootstrap_seed, level)
+            results[name]["intervals"] = {k: list(v) for k, v in intervals.items()}
+            results[name]["bootstrap"] = {"resamples": bootstrap, "seed": bootstrap_seed, "level": level}
     for name, metrics in results.items():
+        if stats_paths:
+            write_stats(stats_paths[name], stats[name])
         write_json(out_paths[name], metrics)
     return results
+
+
+#: how far the statistics' corpus scores may be from the scorers' (x100) before it is an error;
+#: on this package's tests they are equal bit for bit
+STATISTICS_TOLERANCE = 1e-9
+
+
+def check_statistics(stats, metrics: Mapping, where: str = "") -> float:
+    """The largest difference between the statistics' corpus scores and ``metrics`` (the
+    scorers'); a ValueError naming the metric when one exceeds :data:`STATISTICS_TOLERANCE`."""
+    points = point_scores(stats)
+    worst = 0.0
+    for key, value in points.items():
+        diff = abs(value - metrics[key])
+        if not diff <= STATISTICS_TOLERANCE:
+            raise ValueError(f"{where}: the per-dialogue statistics give {key} = {value!r}, the "
+                             f"scorer {metrics[key]!r}; the bootstrap would not match the score")
+        worst = max(worst, diff)
+    return worst
 
 
 _LABELS = {
@@ -234,11 +281,20 @@ _LABELS = {
 
 
 def format_table(metrics: dict, title: str | None = None) -> str:
-    """A plain two-column text table of a metrics dict (values x100, 2 decimals as in the paper);
-    metrics left out (METEOR without Java) are left out here too."""
+    """A plain two-column text table of a metrics dict (values x100, 2 decimals as in the paper),
+    with each metric's interval when the dict has ``intervals``; metrics left out (METEOR
+    without Java) are left out here too."""
+    intervals = metrics.get("intervals") or {}
     lines = [title] if title else []
-    lines.append(f"{'metric':<8} {'value':>8}")
+    head = f"{'metric':<8} {'value':>8}"
+    if intervals:
+        b = metrics.get("bootstrap", {})
+        head += f"  {round(100 * b.get('level', DEFAULT_LEVEL))}% interval ({b.get('resamples')} resamples)"
+    lines.append(head)
     for key in (k for k in METRIC_KEYS if k in metrics):
-        lines.append(f"{_LABELS[key]:<8} {metrics[key]:>8.2f}")
+        line = f"{_LABELS[key]:<8} {metrics[key]:>8.2f}"
+        if key in intervals:
+            line += f"  [{intervals[key][0]:.2f}, {intervals[key][1]:.2f}]"
+        lines.append(line)
     lines.append(f"{'n':<8} {metrics['n']:>8d}")
     return "\n".join(lines)

@@ -40,6 +40,12 @@ Corpus = Mapping[int, Sequence[str]]
 #: keys of :func:`overlap_scores`, raw scale (BLEU/METEOR/ROUGE-L in [0, 1], CIDEr in [0, 10])
 OVERLAP_KEYS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider")
 
+#: numbers in METEOR 1.5's statistics of one segment (``MeteorStats.toString``): test and
+#: reference length, test and reference function words, per matcher stage (exact, stem,
+#: synonym, paraphrase) the test/reference content and test/reference function-word matches,
+#: then chunks, test and reference word matches
+METEOR_STATS = 23
+
 JAVA_MISSING = ("METEOR needs Java 8+ ('java' on PATH; e.g. apt-get install "
                 "openjdk-17-jre-headless, or conda install -c conda-forge openjdk=17)")
 
@@ -81,6 +87,30 @@ class MeteorProcess:
             stderr = self._stderr_after_close()
             raise RuntimeError(f"METEOR subprocess failed ({exc}); its stderr: {stderr!r}") from exc
         return float(score)
+
+    def segment_stats(self, gts: Corpus, res: Corpus) -> list[list[float]]:
+        """METEOR's statistics of every segment of a corpus, in the order of ``res``: the
+        jar's answer to the ``SCORE`` line pycocoevalcap sends for it (the same line
+        :meth:`compute_score` sends), :data:`METEOR_STATS` numbers each. The corpus score is a
+        function of their sum (:mod:`tiktalk.metrics.statistics`)."""
+        if self.closed:
+            raise RuntimeError("this METEOR process is closed")
+        if gts.keys() != res.keys():
+            raise ValueError("references and hypotheses must have the same indices")
+        m = self.meteor
+        with m.lock:
+            try:
+                lines = [m._stat(res[i][0], gts[i]) for i in res]
+                stats = [[float(x) for x in line.split()] for line in lines]
+            except (ValueError, OSError) as exc:
+                stderr = self._stderr_after_close()
+                raise RuntimeError(f"METEOR subprocess failed ({exc}); its stderr: {stderr!r}") from exc
+        bad = [i for i, row in zip(res, stats) if len(row) != METEOR_STATS]
+        if bad:
+            stderr = self._stderr_after_close()
+            raise RuntimeError(f"METEOR answered {len(stats[list(res).index(bad[0])])} numbers for "
+                               f"segment {bad[0]}, expected {METEOR_STATS}; its stderr: {stderr!r}")
+        return stats
 
     def _stderr_after_close(self) -> str:
         proc = self.meteor.meteor_p

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from tiktalk.io import atomic_path
 from tiktalk.report.paper import COLUMN_FOR_KEY, TABLE3_METRIC_KEYS
-from tiktalk.report.tables import SOURCE_OURS, table3_rows
+from tiktalk.report.tables import SOURCE_OURS, RowSpread, table3_rows
 
 OURS_COLOR = "#1f77b4"
 PAPER_COLOR = "#bbbbbb"
@@ -31,9 +31,11 @@ def save_figure(fig: Figure, out_png: str | os.PathLike, dpi: int = 120) -> None
 
 def plot_table3(metrics_by_baseline: Mapping[str, Mapping], labels: Mapping[str, str],
                 out_png: str | os.PathLike, metrics: Sequence[str] = TABLE3_METRIC_KEYS,
-                title: str | None = None, dpi: int = 120) -> None:
+                title: str | None = None, dpi: int = 120,
+                spread: Mapping[str, RowSpread] | None = None) -> None:
     """Grouped bar chart: one panel per metric, per baseline run a bar for ours and one for the
-    paper's Table 3 row it is labelled with (no paper bar for an unlabelled run).
+    paper's Table 3 row it is labelled with (no paper bar for an unlabelled run); with
+    ``spread``, our bars carry their bootstrap intervals as error bars.
 
     Same validation as :func:`tiktalk.report.tables.build_table3` (missing metric keys raise
     errors naming the baseline).
@@ -41,7 +43,7 @@ def plot_table3(metrics_by_baseline: Mapping[str, Mapping], labels: Mapping[str,
     unknown = [m for m in metrics if m not in COLUMN_FOR_KEY]
     if unknown:
         raise ValueError(f"metrics {unknown} are not Table 3 metrics ({', '.join(TABLE3_METRIC_KEYS)})")
-    rows = table3_rows(metrics_by_baseline, labels)
+    rows = table3_rows(metrics_by_baseline, labels, spread=spread)
     ours = [r for r in rows if r["source"] == SOURCE_OURS]
     paper = {r["paper_row"]: r for r in rows if r["source"] != SOURCE_OURS}
     names = [r["paper_row"] or r["baseline"] for r in ours]   # the paper's labels
@@ -56,7 +58,12 @@ def plot_table3(metrics_by_baseline: Mapping[str, Mapping], labels: Mapping[str,
         col = COLUMN_FOR_KEY[key]
         ours_v = np.array([r[col] for r in ours])
         paper_v = np.array([paper[r["paper_row"]][col] if r["paper_row"] else np.nan for r in ours])
-        ax.bar(x - width / 2, ours_v, width, label="ours", color=OURS_COLOR)
+        yerr = None
+        if all(r[f"{col}_low"] is not None for r in ours):
+            yerr = np.array([[max(0.0, v - r[f"{col}_low"]) for v, r in zip(ours_v, ours)],
+                             [max(0.0, r[f"{col}_high"] - v) for v, r in zip(ours_v, ours)]])
+        ax.bar(x - width / 2, ours_v, width, label="ours", color=OURS_COLOR, yerr=yerr,
+               error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333333"})
         ax.bar(x + width / 2, paper_v, width, label="paper", color=PAPER_COLOR, edgecolor="#555555",
                linewidth=0.5)
         ax.set_title(col)

@@ -31,7 +31,9 @@ import pandas as pd
 
 from tiktalk.io import read_json
 from tiktalk.logs import failure_record_path
+from tiktalk.metrics.bootstrap import DEFAULT_LEVEL, read_replicates
 from tiktalk.report.plots import plot_table3
+from tiktalk.report.seeds import rows_over_seeds
 from tiktalk.report.tables import build_table3, load_metrics
 
 PARTIAL = "partial"
@@ -70,15 +72,24 @@ class Blocker:
 
 def write_table3(metrics_paths: Mapping[str, str | os.PathLike], labels: Mapping[str, str],
                  files: Table3Files, missing: Mapping[str, str] | None = None,
-                 caption: str | None = None) -> pd.DataFrame:
+                 caption: str | None = None, runs: Mapping[str, Sequence[str]] | None = None,
+                 replicates: str | os.PathLike | None = None,
+                 level: float = DEFAULT_LEVEL) -> pd.DataFrame:
     """Table 3 (every paper row beside ours) as CSV/Markdown/LaTeX, and its bar chart of the
     runs that have metrics; ``missing`` maps a run without metrics to the reason shown;
-    ``caption`` (:func:`tiktalk.report.tables.table3_caption`) says what the runs were on."""
+    ``caption`` (:func:`tiktalk.report.tables.table3_caption`) says what the runs were on.
+
+    With ``runs`` (``{baseline: [its run per seed]}``, ``metrics_paths`` then keyed by run) and
+    the ``replicates`` file of those runs: each row is the mean over its seeds with its
+    bootstrap interval and spread (:mod:`tiktalk.report.seeds`)."""
     metrics = load_metrics(metrics_paths)
+    spread = None
+    if runs is not None:
+        metrics, spread = rows_over_seeds(metrics, runs, read_replicates(replicates), level)
     table = build_table3(metrics, labels, files.csv, files.md, files.tex, all_paper_rows=True,
-                         missing=missing, caption=caption)
+                         missing=missing, caption=caption, spread=spread)
     if metrics:
-        plot_table3(metrics, labels, files.png)
+        plot_table3(metrics, labels, files.png, spread=spread)
     else:
         Path(files.png).unlink(missing_ok=True)
     return table

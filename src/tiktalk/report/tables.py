@@ -13,12 +13,20 @@ in the paper's column order, 2 decimals.
 Missing rows: ``missing`` maps a run without metrics to the reason (e.g. its training failed);
 its row has empty metric cells and the reason in the ``note`` column (CSV), a Note column
 (Markdown) or the caption (LaTeX). The CSV always has the ``note`` column (empty when complete).
+
+Uncertainty: ``spread`` maps a baseline to its :class:`RowSpread` (from
+:mod:`tiktalk.report.seeds`): each metric's bootstrap interval and, over two or more seeds, the
+standard deviation over the seeds (the value is then the mean over the seeds). The CSV always
+has the columns ``<metric>_low``, ``<metric>_high``, ``<metric>_sd`` and ``seeds`` (empty when
+not computed); Markdown and LaTeX cells read ``4.31 [3.90, 4.70]``, or ``4.31 ± 0.12 [3.90,
+4.70]`` with seeds.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass, field
 from typing import Mapping
 
 import pandas as pd
@@ -35,8 +43,21 @@ from tiktalk.report.paper import (
 SOURCE_OURS = "ours"
 SOURCE_PAPER = "paper"
 PAPER_CITATION = "TikTalk, arXiv 2301.05880, Table 3"
-TABLE_COLUMNS = ("source", "type", "baseline", "paper_row") + TABLE3_COLUMNS + ("n", "note")
+UNCERTAINTY_COLUMNS = tuple(f"{c}_{part}" for part in ("low", "high", "sd") for c in TABLE3_COLUMNS)
+TABLE_COLUMNS = (("source", "type", "baseline", "paper_row") + TABLE3_COLUMNS + ("n", "note")
+                 + UNCERTAINTY_COLUMNS + ("seeds",))
 MISSING_CELL = {"md": "—", "tex": "--"}
+
+
+@dataclass(frozen=True)
+class RowSpread:
+    """One row's uncertainty, by metric key: the bootstrap interval (``low``, ``high``), the
+    standard deviation over seeds (``sd``, empty with one seed) and the number of seeds."""
+
+    low: Mapping[str, float]
+    high: Mapping[str, float]
+    sd: Mapping[str, float] = field(default_factory=dict)
+    seeds: int = 1
 
 
 def load_metrics(paths_by_baseline: Mapping[str, str | os.PathLike]) -> dict[str, dict]:
@@ -67,9 +88,10 @@ def _metric_values(name: str, metrics: Mapping) -> dict[str, float]:
 
 def table3_rows(metrics_by_baseline: Mapping[str, Mapping],
                 labels: Mapping[str, str], all_paper_rows: bool = False,
-                missing: Mapping[str, str] | None = None) -> list[dict]:
+                missing: Mapping[str, str] | None = None,
+                spread: Mapping[str, RowSpread] | None = None) -> list[dict]:
     """The table as a list of row dicts (keys :data:`TABLE_COLUMNS`), values as floats (None
-    in the rows of ``missing``, whose ``note`` is the reason).
+    in the rows of ``missing``, whose ``note`` is the reason, and where ``spread`` has none).
 
     Raises KeyError naming the baseline when a metric key is missing, ValueError for a label
     that is not a paper row or a non-numeric metric. Labels of runs neither in
@@ -89,6 +111,7 @@ def table3_rows(metrics_by_baseline: Mapping[str, Mapping],
     given = list(metrics_by_baseline) + list(missing)
     names = sorted(given, key=lambda n: (position.get(labels.get(n), len(position)), given.index(n)))
 
+    spread = spread or {}
     rows = []
     for name in names:
         label = labels.get(name, "")
@@ -100,7 +123,7 @@ def table3_rows(metrics_by_baseline: Mapping[str, Mapping],
             "source": SOURCE_OURS, "type": ROW_TYPE.get(label, ""), "baseline": name,
             "paper_row": label, **{col: values[key] for key, col in zip(TABLE3_METRIC_KEYS, TABLE3_COLUMNS)},
             "n": int(n) if isinstance(n, (int, float)) and not isinstance(n, bool) else None,
-            "note": note,
+            "note": note, **_spread_cells(spread.get(name) if name not in missing else None),
         })
     wanted = set(TABLE3_ROWS) if all_paper_rows else {labels[n] for n in names if n in labels}
     for row in TABLE3_ROWS:
@@ -108,19 +131,45 @@ def table3_rows(metrics_by_baseline: Mapping[str, Mapping],
             rows.append({
                 "source": SOURCE_PAPER, "type": ROW_TYPE[row], "baseline": "", "paper_row": row,
                 **{col: TABLE3[row][key] for key, col in zip(TABLE3_METRIC_KEYS, TABLE3_COLUMNS)},
-                "n": None, "note": "",
+                "n": None, "note": "", **_spread_cells(None),
             })
     return rows
+
+
+def _spread_cells(spread: RowSpread | None) -> dict:
+    cells = dict.fromkeys(UNCERTAINTY_COLUMNS)
+    cells["seeds"] = None
+    if spread is not None:
+        for key, col in zip(TABLE3_METRIC_KEYS, TABLE3_COLUMNS):
+            cells[f"{col}_low"] = spread.low.get(key)
+            cells[f"{col}_high"] = spread.high.get(key)
+            cells[f"{col}_sd"] = spread.sd.get(key)
+        cells["seeds"] = spread.seeds
+    return cells
 
 
 def _fmt(v, missing: str = "") -> str:
     return missing if v is None else f"{v:.2f}"
 
 
+def cell_text(row: Mapping, col: str, missing: str = "", pm: str = "±") -> str:
+    """A metric cell with its uncertainty: ``4.31``, ``4.31 [3.90, 4.70]`` or ``4.31 ± 0.12
+    [3.90, 4.70]`` (``pm``: the plus-minus sign of the output format)."""
+    text = _fmt(row[col], missing)
+    if row[col] is None:
+        return text
+    if row.get(f"{col}_sd") is not None:
+        text += f" {pm} {row[f'{col}_sd']:.2f}"
+    if row.get(f"{col}_low") is not None:
+        text += f" [{row[f'{col}_low']:.2f}, {row[f'{col}_high']:.2f}]"
+    return text
+
+
 def to_csv_text(rows: list[dict]) -> str:
     frame = pd.DataFrame(
-        [{**r, **{c: _fmt(r[c]) for c in TABLE3_COLUMNS},
-          "n": "" if r["n"] is None else str(r["n"])} for r in rows],
+        [{**r, **{c: _fmt(r[c]) for c in TABLE3_COLUMNS + UNCERTAINTY_COLUMNS},
+          "n": "" if r["n"] is None else str(r["n"]),
+          "seeds": "" if r["seeds"] is None else str(r["seeds"])} for r in rows],
         columns=list(TABLE_COLUMNS),
     )
     return frame.to_csv(index=False, lineterminator="\n")
@@ -141,7 +190,7 @@ def to_markdown(rows: list[dict], caption: str | None = None) -> str:
     out.append("| " + " | ".join(head) + " |")
     out.append("|" + "|".join(["---"] * 3 + ["---:"] * len(TABLE3_COLUMNS) + ["---"] * notes) + "|")
     for r in ours:
-        cells = [r["type"], r["baseline"], r["paper_row"]] + [_fmt(r[c], MISSING_CELL["md"]) for c in TABLE3_COLUMNS]
+        cells = [r["type"], r["baseline"], r["paper_row"]] + [cell_text(r, c, MISSING_CELL["md"]) for c in TABLE3_COLUMNS]
         cells += [r["note"]] if notes else []
         out.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
     if paper:
@@ -195,7 +244,8 @@ def to_latex(rows: list[dict], caption: str | None = None, label: str = "tab:tab
             cells = [latex_escape(r["type"]), latex_escape(method)]
             for c in TABLE3_COLUMNS:
                 text = _fmt(r[c], MISSING_CELL["tex"])
-                cells.append(rf"\textbf{{{text}}}" if r[c] is not None and text == best[c] else text)
+                more = cell_text(r, c, pm="$\\pm$")[len(text):]
+                cells.append((rf"\textbf{{{text}}}" if r[c] is not None and text == best[c] else text) + more)
             lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     caption = caption or (
@@ -210,25 +260,38 @@ def to_latex(rows: list[dict], caption: str | None = None, label: str = "tab:tab
     return "\n".join(lines) + "\n"
 
 
-def table3_caption(split: str, data_source: str) -> str:
-    """The caption of Table 3 for runs on ``split`` of the release (TikTalk) or the demo data."""
+def table3_caption(split: str, data_source: str, resamples: int = 0, level: float = 0.95,
+                   seeds: int = 1) -> str:
+    """The caption of Table 3 for runs on ``split`` of the release (TikTalk) or the demo data;
+    with ``resamples``, what its intervals are (and the spread over ``seeds``)."""
     on = (f"the TikTalk {split} set" if data_source == "release"
           else f"the {split} split of the embedded demo data (not TikTalk; not comparable)")
-    return (f"Automatic metrics on {on}: our runs, and the numbers reported in the paper's "
+    text = (f"Automatic metrics on {on}: our runs, and the numbers reported in the paper's "
             f"Table 3 on the TikTalk test set. BLEU, Meteor, Rouge-L and CIDEr against each of "
             f"the 5 references, averaged; all values x100; the best of each column in bold.")
+    if seeds > 1:
+        text += (f" Ours: the mean over {seeds} training seeds ± their standard deviation, "
+                 f"[the {round(100 * level)}% bootstrap interval of that mean over {resamples} "
+                 f"resamples of the {split} dialogues].")
+    elif resamples:
+        text += (f" Ours: [the {round(100 * level)}% bootstrap interval over {resamples} "
+                 f"resamples of the {split} dialogues].")
+    return text
 
 
 def build_table3(metrics_by_baseline: Mapping[str, Mapping], labels: Mapping[str, str],
                  out_csv: str | os.PathLike, out_md: str | os.PathLike,
                  out_tex: str | os.PathLike, all_paper_rows: bool = False,
-                 caption: str | None = None, missing: Mapping[str, str] | None = None) -> pd.DataFrame:
+                 caption: str | None = None, missing: Mapping[str, str] | None = None,
+                 spread: Mapping[str, RowSpread] | None = None) -> pd.DataFrame:
     """Write Table 3 (ours, then the paper's numbers) as CSV, Markdown and LaTeX; ``missing``
-    adds a row per run without metrics, saying why (module docstring).
+    adds a row per run without metrics, saying why; ``spread`` the uncertainty of each row
+    (module docstring).
 
     Returns the table as a DataFrame (metric values as floats, NaN in missing rows).
     """
-    rows = table3_rows(metrics_by_baseline, labels, all_paper_rows=all_paper_rows, missing=missing)
+    rows = table3_rows(metrics_by_baseline, labels, all_paper_rows=all_paper_rows, missing=missing,
+                       spread=spread)
     write_text_atomic(out_csv, to_csv_text(rows))
     write_text_atomic(out_md, to_markdown(rows, caption))
     write_text_atomic(out_tex, to_latex(rows, caption=caption))
