@@ -171,7 +171,7 @@ def _directive(body: str, name: str) -> str | None:
 
 
 def test_every_job_logs_and_benchmarks_where_the_readme_says():
-    """README "Logs, progress and failures": each job's log is results/logs/<rule>/<job>.log
+    """docs/operations.md "Logs, progress and failures": each job's log is results/logs/<rule>/<job>.log
     (<rule>.log for a one-job rule), its benchmark results/benchmarks/<rule>/<job>.tsv, and a
     training's records results/models/<baseline>/train_log.jsonl."""
     from tiktalk.training.trainer import LOG_NAME
@@ -190,7 +190,7 @@ def test_every_job_logs_and_benchmarks_where_the_readme_says():
         assert bench.endswith(".tsv"), (rule, bench)
     train = rules["train_baseline"]
     assert re.search(r'model=f"\{R\}/models/\{\{baseline\}\}/model.pt"', train)
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "docs/operations.md").read_text(encoding="utf-8")
     for claim in ("results/logs/<rule>/<job>.log", "results/logs/<rule>.log",
                   "results/benchmarks/<rule>/<job>.tsv", f"results/models/<baseline>/{LOG_NAME}"):
         assert claim in readme, claim
