@@ -2,7 +2,7 @@
 # claims table, the training curves, and the demo's per-item-type wiring table; after a run
 # with failed jobs, the partial Table 3 (onerror below).
 from tiktalk.metrics.bootstrap import BootstrapSettings
-from tiktalk.workflow import config_file
+from tiktalk.workflow import config_file, wiring_relations
 
 TABLE_SPLIT = config["evaluation"]["table_split"]
 TABLE3_FILES = {
@@ -162,6 +162,7 @@ rule demo_item_types:
     params:
         baselines=BASELINES,
         labels=TABLE3_LABELS,
+        relations=[list(r) for r in wiring_relations(config["baselines"])],
     log:
         f"{R}/logs/demo_item_types.log",
     benchmark:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tiktalk.baselines.inputs import BaselineInputs
-from tiktalk.baselines.registry import get_family
+from tiktalk.families.registry import get_family
 from tiktalk.data.dialogues import read_dialogues
 from tiktalk.knowledge.flows import format_flows
 from tiktalk.formats import FEATURES_VERSION

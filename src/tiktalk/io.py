@@ -70,6 +70,34 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return rows
 
 
+def jsonl_problems(path: str | os.PathLike, check_row, limit: int = 5) -> list[str]:
+    """``path:line: problem`` for the first ``limit`` bad lines of a JSON-lines file: a missing
+    file, a line that is not a JSON object, or one where ``check_row(row, seen)`` returns a
+    message (``seen``: a dict the checker may keep state in, e.g. the ids so far)."""
+    if not os.path.isfile(path):
+        return [f"{path}: no such file"]
+    problems: list[str] = []
+    seen: dict = {}
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                problem = f"not valid JSON ({exc.msg})"
+            else:
+                problem = (check_row(row, seen) if isinstance(row, dict)
+                           else f"expected a JSON object, got {type(row).__name__}")
+            if problem:
+                problems.append(f"{path}:{lineno}: {problem}")
+                if len(problems) >= limit:
+                    break
+    if not problems and not seen:
+        problems.append(f"{path}: no rows")
+    return problems
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (if importable) for deterministic runs."""
     random.seed(seed)
