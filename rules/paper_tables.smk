@@ -4,7 +4,7 @@
 # config `paper_tables:` (tiktalk.report.paper_settings).
 import sys
 
-from tiktalk.baselines.registry import SCORING_FAMILIES
+from tiktalk.workflow import is_ranked
 from tiktalk.report.efficiency import rows_of as efficiency_rows
 from tiktalk.report.paper_settings import paper_tables_outputs, paper_tables_settings
 from tiktalk.report.paper_settings import relevant_input_files
@@ -12,8 +12,10 @@ from tiktalk.report.paper_settings import relevant_input_files
 PT = paper_tables_settings(config.get("paper_tables"))
 PT_SOURCE = config["release"]["source"]
 PT_LABELS = {b: config["baselines"][b]["label"] for b in BASELINES}
-RANKED = [b for b in BASELINES if config["baselines"][b]["family"] in SCORING_FAMILIES]
-UNRANKED = {b: config["baselines"][b]["family"] for b in BASELINES if b not in RANKED}
+# rows that rank the candidates: families with a scorer, external rows with `scores`; a trained
+# row whose family has no scorer gets a "cannot score" row, an external one without no row
+RANKED = [b for b in BASELINES if is_ranked(config["baselines"][b])]
+UNRANKED = {b: config["baselines"][b]["family"] for b in TRAINED if b not in RANKED}
 T7_ROWS = efficiency_rows({b: config["baselines"][b] for b in BASELINES})
 INTEREST = PT.interest
 # Table 6 needs visually relevant responses: the demo's visual items, or filled Figure 2 sheets
@@ -66,6 +68,8 @@ rule rank:
                           "candidates": f"{R}/ranking/{w.split}.candidates.json"}),
     output:
         f"{R}/ranking/{{baseline}}/{{split}}.json",
+    wildcard_constraints:
+        baseline=one_of(TRAINED_RUNS),
     params:
         baseline=lambda w: baseline_cfg(w.baseline),
         tokenizer=config["tokenizer"],
@@ -88,6 +92,29 @@ rule rank:
         "../workflow/scripts/rank.py"
 
 
+rule external_ranking:
+    """A row of your own system (family external) with `scores`: its candidate scores ranked
+    exactly as a rank job ranks a model's (tiktalk.metrics.ranking.ranking_result)."""
+    input:
+        scores=lambda w: config["baselines"][w.baseline]["scores"][w.split],
+        candidates=f"{R}/ranking/{{split}}.candidates.json",
+        code=code("external_ranking.py"),
+    output:
+        f"{R}/ranking/{{baseline}}/{{split}}.json",
+    wildcard_constraints:
+        baseline=one_of(EXTERNAL),
+    params:
+        score=PT.ranking.score,
+    log:
+        f"{R}/logs/external_ranking/{{baseline}}_{{split}}.log",
+    benchmark:
+        f"{R}/benchmarks/external_ranking/{{baseline}}_{{split}}.tsv"
+    conda:
+        "../envs/evaluate.yaml"
+    script:
+        "../workflow/scripts/external_ranking.py"
+
+
 rule ranking_table:
     """Recall@1/5/10 and Mean Rank of every baseline on a split (a row says when one cannot score)."""
     input:
@@ -99,7 +126,7 @@ rule ranking_table:
         tex=f"{R}/tables/ranking_{{split}}.tex",
         png=report(f"{R}/plots/ranking_{{split}}.png", category="Ranking", caption="../workflow/report/ranking.rst"),
     params:
-        baselines=BASELINES,
+        baselines=[b for b in BASELINES if b in RANKED or b in UNRANKED],
         ranked=RANKED,
         unscored=UNRANKED,
         labels=PT_LABELS,

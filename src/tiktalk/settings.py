@@ -112,7 +112,10 @@ def json_schema(cls) -> dict:
     ``X | None``, ``tuple[...]`` / ``list[...]``, ``dict``, ``Literal[...]``, a nested settings
     dataclass); fields without a default are required. What the config check applies to the
     ``params:`` of a family that has no schema of its own (:mod:`tiktalk.families.family`)."""
-    hints = _field_types(cls)
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception as exc:
+        raise SettingsError(f"{cls.__qualname__}: cannot resolve its annotations ({exc})") from None
     props, required = {}, []
     for f in dataclasses.fields(cls):
         if not f.init:
