@@ -219,7 +219,7 @@ def family_problems(config: Mapping) -> list[str]:
             foreign = sorted({"params", "llm_from", "env"} & set(row)) + foreign
         elif "llm_from" in row and not fam.llm_from:
             foreign.append("llm_from")
-        lines += [f"{where}.{key}: a {fam.name} row takes no {key!r}" for key in foreign]
+        lines += [f"{where}.{key}: a row of family {fam.name!r} takes no {key!r}" for key in foreign]
         llm = row.get("llm_from")
         if fam.llm_from and llm is not None and (
                 llm not in baselines or not fams[baselines[llm]["family"]].trains):
