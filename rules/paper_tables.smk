@@ -44,7 +44,7 @@ rule ranking_candidates:
     """The shared candidate sets of a split: per dialogue its 5 references + 95 others (seeded)."""
     input:
         dialogues=f"{R}/data/{{split}}.jsonl",
-        code=code("ranking_candidates"),
+        code=code("ranking_candidates.py"),
     output:
         f"{R}/ranking/{{split}}.candidates.json",
     params:
@@ -119,7 +119,7 @@ rule ranking_table:
     """Recall@1/5/10 and Mean Rank of every baseline on a split (a row says when one cannot score)."""
     input:
         ranking=expand(f"{R}/ranking/{{baseline}}/{{{{split}}}}.json", baseline=RANKED),
-        code=code("ranking_table"),
+        code=code("ranking_table.py"),
     output:
         csv=f"{R}/tables/ranking_{{split}}.csv",
         md=report(f"{R}/tables/ranking_{{split}}.md", category="Ranking", caption="../workflow/report/ranking.rst"),
@@ -149,7 +149,7 @@ rule table2:
     input:
         dialogues=expand(f"{R}/data/{{split}}.jsonl", split=SPLITS),
         status=status_shards,
-        code=code("table2"),
+        code=code("table2.py"),
     output:
         csv=f"{R}/tables/table2.csv",
         md=report(f"{R}/tables/table2.md", category="Table 2", caption="../workflow/report/table2.rst"),
@@ -172,7 +172,7 @@ rule table7:
     (written beside each model.pt by the same job)."""
     input:
         models=[f"{R}/models/{b}/model.pt" for b in T7_ROWS.values()],
-        code=code("table7"),
+        code=code("table7.py"),
     output:
         csv=f"{R}/tables/table7.csv",
         md=report(f"{R}/tables/table7.md", category="Table 7", caption="../workflow/report/table7.rst"),
@@ -202,7 +202,7 @@ rule table5:
         manifest=f"{R}/data/videos.tsv",
         release=sorted({release_file(s) for s in SPLITS}),
         weights=weight_inputs({"similarity": PT.topics.similarity}),
-        code=code("table5"),
+        code=code("table5.py"),
     output:
         csv=f"{R}/tables/table5.csv",
         md=report(f"{R}/tables/table5.md", category="Table 5", caption="../workflow/report/table5.rst"),
@@ -239,7 +239,7 @@ if INTEREST is not None and INTEREST.demo_clip is not None:
             item_types=f"{R}/demo/item_types.json",
             attributes=f"{R}/demo/video_attributes.json",
             fetch=FETCH_TABLES,
-            code=code("interest_clip"),
+            code=code("interest_clip.py"),
         output:
             model=directory(CLIP_DIR),
         params:
@@ -268,7 +268,7 @@ if TABLE6_ON:
             weights=weight_inputs({"model": INTEREST.model}),
             attributes=[f"{R}/demo/video_attributes.json"] if PT_SOURCE == "demo" else [],
             fetch=FETCH_TABLES,
-            code=code("table6"),
+            code=code("table6.py"),
         output:
             csv=f"{R}/tables/table6.csv",
             md=report(f"{R}/tables/table6.md", category="Table 6", caption="../workflow/report/table6.rst"),
@@ -304,7 +304,7 @@ rule figure4_cases:
         dialogues=f"{R}/data/{PT.cases.split}.jsonl",
         predictions=expand(f"{R}/predictions/{{baseline}}/{PT.cases.split}.jsonl", baseline=BASELINES),
         fetch=FETCH_TABLES,
-        code=code("figure4"),
+        code=code("figure4_cases.py"),
     output:
         report(f"{R}/report/figure4.html", category="Figure 4", caption="../workflow/report/figure4.rst"),
     params:
