@@ -131,6 +131,20 @@ def test_an_external_row_takes_only_its_own_keys():
     assert "baselines.mine.predictions: required key is missing" in config_problems(cfg, load_schema(SCHEMA))
 
 
+def test_a_label_that_nearly_spells_a_paper_row_is_a_typo():
+    """Labels are free (your own rows), but one that nearly spells a paper row would silently
+    lose the paper's numbers beside it: a config error naming the row it means."""
+    cfg = _demo()
+    cfg["baselines"]["maria_c3kg"]["label"] = "Maria-C3KG"
+    cfg["baselines"]["text"]["label"] = "TEXT"
+    cfg["baselines"]["dialogpt"]["label"] = "My model"
+    assert workflow_config_problems(cfg, SCHEMA) == [
+        "baselines.maria_c3kg.label: 'Maria-C3KG' is not a row of the paper's Table 3; did you "
+        "mean 'Maria+C3KG'? (a label far from every paper row is a row of your own)",
+        "baselines.text.label: 'TEXT' is not a row of the paper's Table 3; did you mean 'text'? "
+        "(a label far from every paper row is a row of your own)"]
+
+
 def test_a_split_the_run_needs_is_required(tmp_path):
     preds = _write(tmp_path / "val.jsonl", [{"dialogue_id": "a", "response": "好"}])
     cfg = _external_config(tmp_path, predictions={"val": str(preds)}, scores={"val": str(preds)})

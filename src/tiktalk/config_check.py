@@ -200,12 +200,15 @@ def weight_keys(config: Mapping) -> tuple[str, ...]:
 
 
 def family_problems(config: Mapping) -> list[str]:
-    """What the schema cannot say about the baselines, one line each: the keys that belong to
+    """What the schema cannot say about the baselines, one line each: a label that nearly
+    spells a paper row (a typo would lose the paper's numbers beside it), the keys that belong to
     another family (``params`` on an ``external`` row, ``predictions`` on a trained one,
     ``llm_from`` where the family builds on no LLM), an ``llm_from`` that is no trained row,
     and for a row that brings its files (family ``external``), a split it lacks and the first
     bad lines of each file (missing, not JSON, not the format)."""
     from tiktalk.families.registry import families
+
+    from tiktalk.report.paper import TABLE3_ROWS
 
     fams = families()
     extra_keys = {k for f in fams.values() for k in (f.row or {}).get("properties", {})}
@@ -213,6 +216,11 @@ def family_problems(config: Mapping) -> list[str]:
     lines = []
     for name, row in baselines.items():
         fam, where = fams[row["family"]], f"baselines.{name}"
+        near = _near_paper_row(row["label"], TABLE3_ROWS)
+        if near:
+            lines.append(f"{where}.label: {row['label']!r} is not a row of the paper's Table 3; "
+                         f"did you mean {near!r}? (a label far from every paper row is a row of "
+                         f"your own)")
         own = set((fam.row or {}).get("properties", {}))
         foreign = sorted((extra_keys - own) & set(row))
         if not fam.trains:
@@ -227,6 +235,17 @@ def family_problems(config: Mapping) -> list[str]:
         if not fam.trains:
             lines += _brought_file_problems(where, row, config)
     return lines
+
+
+def _near_paper_row(label: str, rows) -> str | None:
+    """The paper row a label spells but for case and punctuation (a typo such as
+    ``Maria-C3KG`` or ``TEXT``), or None: one of the rows, or a label of your own."""
+    def key(text: str) -> str:
+        return re.sub(r"[\W_]+", "", text).casefold()
+
+    if label in rows:
+        return None
+    return next((r for r in rows if key(r) == key(label)), None)
 
 
 def _brought_file_problems(where: str, row: Mapping, config: Mapping) -> list[str]:
