@@ -229,3 +229,12 @@ def test_baseline_job_records_a_failure_in_building_the_inputs(tmp_path, monkeyp
     record = json.loads((tmp_path / "failures" / "predict" / "x_test.json").read_text())
     assert record["status"] == "failed" and record["rule"] == "predict"
     assert record["wildcards"] == {"baseline": "x", "split": "test"} and "tokenizer" in record["reason"]
+
+
+def test_a_descriptor_names_what_it_reads_exactly():
+    from tiktalk.families.family import Family
+
+    with pytest.raises(ValueError, match=r"reads \['frames'\]; known products"):
+        Family(name="x", reads={"frames": True})
+    with pytest.raises(ValueError, match=r"reads\['features'\] must be True or a tuple"):
+        Family(name="x", reads={"features": "model.use_visual"})   # a string is not a tuple

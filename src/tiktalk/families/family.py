@@ -78,6 +78,10 @@ class Family:
         unknown = sorted(set(self.reads) - set(PRODUCTS))
         if unknown:
             raise ValueError(f"family {self.name!r}: reads {unknown}; known products: {PRODUCTS}")
+        for product, when in self.reads.items():
+            if when is not True and not (isinstance(when, tuple) and all(isinstance(k, str) for k in when)):
+                raise ValueError(f"family {self.name!r}: reads[{product!r}] must be True or a tuple "
+                                 f"of params keys, got {when!r}")
 
 
 def param(params: Mapping | None, key: str, default=None):
