@@ -4,21 +4,27 @@ import os
 import re
 from pathlib import Path
 
-from tiktalk.workflow import baseline_needs, code_files, manifest_shard_ids
-from tiktalk.workflow import run_baseline, run_name, run_seed, seed_list, seed_runs
-from tiktalk.workflow import uses_pipeline_tokenizer
+from tiktalk.workflow import baseline_env_name, baseline_needs, code_files, is_trained
+from tiktalk.workflow import manifest_shard_ids, run_baseline, run_name, run_seed, seed_list
+from tiktalk.workflow import seed_runs, uses_pipeline_tokenizer
 from tiktalk.weights.spec import WeightsSpec
 
 R = "results"
 SPLITS = ["train", "val", "test"]
 EVAL_SPLITS = list(config["evaluation"]["splits"])
 BASELINES = list(config["baselines"])
+# rows with train/predict jobs, and rows that bring their predictions (family external)
+TRAINED = [b for b in BASELINES if is_trained(config["baselines"][b])]
+EXTERNAL = [b for b in BASELINES if b not in TRAINED]
 # Each Table 3 row is trained once per seed of `seeds` (default: [seed]); the run of the
 # config's `seed` keeps the baseline's name, another seed's run is `<baseline>.seed<S>`
-# (tiktalk.workflow.run_name): its train/predict/score jobs are the rules' usual jobs.
+# (tiktalk.workflow.run_name): its train/predict/score jobs are the rules' usual jobs. An
+# external row is one run.
 SEEDS = seed_list(config)
-SEED_RUNS = seed_runs(BASELINES, SEEDS, config["seed"])
+SEED_RUNS = {**seed_runs(TRAINED, SEEDS, config["seed"]), **{b: [b] for b in EXTERNAL}}
+SEED_RUNS = {b: SEED_RUNS[b] for b in BASELINES}
 RUNS = list(dict.fromkeys(BASELINES + [r for runs in SEED_RUNS.values() for r in runs]))
+TRAINED_RUNS = [r for r in RUNS if run_baseline(r) in TRAINED]
 SRC = Path(workflow.basedir) / "src" / "tiktalk"
 # The media jobs gate every training that reads features (the slowest rows), so among ready
 # jobs they go first; trainings then start by their config `priority` (longest first).
@@ -34,10 +40,15 @@ def weight_inputs(*blocks):
     return WEIGHTS.inputs_for(*blocks)
 
 
+def one_of(names):
+    """A wildcard constraint matching exactly ``names``."""
+    return "|".join(re.escape(n) for n in names) if names else "(?!)"
+
+
 wildcard_constraints:
     split="train|val|test",
     shard=r"s\d{5}",
-    baseline="|".join(re.escape(r) for r in RUNS) if RUNS else "NONE",
+    baseline=one_of(RUNS),
 
 
 def code(stage, family=None):
@@ -177,9 +188,9 @@ def llm_dir(wildcards):
 
 def baseline_env(wildcards):
     """The conda env of one baseline's train/predict/rank jobs: envs/<env>.yaml, `env:` in its
-    config block (default `train`). The rows that load ChatGLM-6B use `llm` (its remote code
-    needs transformers 4.33); every other row, the Qwen2 overlay's included, the main pins."""
-    return f"../envs/{config['baselines'][run_baseline(wildcards.baseline)].get('env', 'train')}.yaml"
+    config block, else its family's (tiktalk.families; `train`). The rows that load ChatGLM-6B
+    use `llm` (its remote code needs transformers 4.33); every other row the main pins."""
+    return f"../envs/{baseline_env_name(config['baselines'][run_baseline(wildcards.baseline)])}.yaml"
 
 
 def baseline_weights(b):

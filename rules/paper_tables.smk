@@ -4,7 +4,7 @@
 # config `paper_tables:` (tiktalk.report.paper_settings).
 import sys
 
-from tiktalk.baselines.registry import SCORING_FAMILIES
+from tiktalk.workflow import is_ranked
 from tiktalk.report.efficiency import rows_of as efficiency_rows
 from tiktalk.report.paper_settings import paper_tables_outputs, paper_tables_settings
 from tiktalk.report.paper_settings import relevant_input_files
@@ -12,8 +12,10 @@ from tiktalk.report.paper_settings import relevant_input_files
 PT = paper_tables_settings(config.get("paper_tables"))
 PT_SOURCE = config["release"]["source"]
 PT_LABELS = {b: config["baselines"][b]["label"] for b in BASELINES}
-RANKED = [b for b in BASELINES if config["baselines"][b]["family"] in SCORING_FAMILIES]
-UNRANKED = {b: config["baselines"][b]["family"] for b in BASELINES if b not in RANKED}
+# rows that rank the candidates: families with a scorer, external rows with `scores`; a trained
+# row whose family has no scorer gets a "cannot score" row, an external one without no row
+RANKED = [b for b in BASELINES if is_ranked(config["baselines"][b])]
+UNRANKED = {b: config["baselines"][b]["family"] for b in TRAINED if b not in RANKED}
 T7_ROWS = efficiency_rows({b: config["baselines"][b] for b in BASELINES})
 INTEREST = PT.interest
 # Table 6 needs visually relevant responses: the demo's visual items, or filled Figure 2 sheets
@@ -42,7 +44,7 @@ rule ranking_candidates:
     """The shared candidate sets of a split: per dialogue its 5 references + 95 others (seeded)."""
     input:
         dialogues=f"{R}/data/{{split}}.jsonl",
-        code=code("ranking_candidates"),
+        code=code("ranking_candidates.py"),
     output:
         f"{R}/ranking/{{split}}.candidates.json",
     params:
@@ -66,6 +68,8 @@ rule rank:
                           "candidates": f"{R}/ranking/{w.split}.candidates.json"}),
     output:
         f"{R}/ranking/{{baseline}}/{{split}}.json",
+    wildcard_constraints:
+        baseline=one_of(TRAINED_RUNS),
     params:
         baseline=lambda w: baseline_cfg(w.baseline),
         tokenizer=config["tokenizer"],
@@ -88,18 +92,41 @@ rule rank:
         "../workflow/scripts/rank.py"
 
 
+rule external_ranking:
+    """A row of your own system (family external) with `scores`: its candidate scores ranked
+    exactly as a rank job ranks a model's (tiktalk.metrics.ranking.ranking_result)."""
+    input:
+        scores=lambda w: config["baselines"][w.baseline]["scores"][w.split],
+        candidates=f"{R}/ranking/{{split}}.candidates.json",
+        code=code("external_ranking.py"),
+    output:
+        f"{R}/ranking/{{baseline}}/{{split}}.json",
+    wildcard_constraints:
+        baseline=one_of(EXTERNAL),
+    params:
+        score=PT.ranking.score,
+    log:
+        f"{R}/logs/external_ranking/{{baseline}}_{{split}}.log",
+    benchmark:
+        f"{R}/benchmarks/external_ranking/{{baseline}}_{{split}}.tsv"
+    conda:
+        "../envs/evaluate.yaml"
+    script:
+        "../workflow/scripts/external_ranking.py"
+
+
 rule ranking_table:
     """Recall@1/5/10 and Mean Rank of every baseline on a split (a row says when one cannot score)."""
     input:
         ranking=expand(f"{R}/ranking/{{baseline}}/{{{{split}}}}.json", baseline=RANKED),
-        code=code("ranking_table"),
+        code=code("ranking_table.py"),
     output:
         csv=f"{R}/tables/ranking_{{split}}.csv",
         md=report(f"{R}/tables/ranking_{{split}}.md", category="Ranking", caption="../workflow/report/ranking.rst"),
         tex=f"{R}/tables/ranking_{{split}}.tex",
         png=report(f"{R}/plots/ranking_{{split}}.png", category="Ranking", caption="../workflow/report/ranking.rst"),
     params:
-        baselines=BASELINES,
+        baselines=[b for b in BASELINES if b in RANKED or b in UNRANKED],
         ranked=RANKED,
         unscored=UNRANKED,
         labels=PT_LABELS,
@@ -122,7 +149,7 @@ rule table2:
     input:
         dialogues=expand(f"{R}/data/{{split}}.jsonl", split=SPLITS),
         status=status_shards,
-        code=code("table2"),
+        code=code("table2.py"),
     output:
         csv=f"{R}/tables/table2.csv",
         md=report(f"{R}/tables/table2.md", category="Table 2", caption="../workflow/report/table2.rst"),
@@ -145,7 +172,7 @@ rule table7:
     (written beside each model.pt by the same job)."""
     input:
         models=[f"{R}/models/{b}/model.pt" for b in T7_ROWS.values()],
-        code=code("table7"),
+        code=code("table7.py"),
     output:
         csv=f"{R}/tables/table7.csv",
         md=report(f"{R}/tables/table7.md", category="Table 7", caption="../workflow/report/table7.rst"),
@@ -175,7 +202,7 @@ rule table5:
         manifest=f"{R}/data/videos.tsv",
         release=sorted({release_file(s) for s in SPLITS}),
         weights=weight_inputs({"similarity": PT.topics.similarity}),
-        code=code("table5"),
+        code=code("table5.py"),
     output:
         csv=f"{R}/tables/table5.csv",
         md=report(f"{R}/tables/table5.md", category="Table 5", caption="../workflow/report/table5.rst"),
@@ -212,7 +239,7 @@ if INTEREST is not None and INTEREST.demo_clip is not None:
             item_types=f"{R}/demo/item_types.json",
             attributes=f"{R}/demo/video_attributes.json",
             fetch=FETCH_TABLES,
-            code=code("interest_clip"),
+            code=code("interest_clip.py"),
         output:
             model=directory(CLIP_DIR),
         params:
@@ -241,7 +268,7 @@ if TABLE6_ON:
             weights=weight_inputs({"model": INTEREST.model}),
             attributes=[f"{R}/demo/video_attributes.json"] if PT_SOURCE == "demo" else [],
             fetch=FETCH_TABLES,
-            code=code("table6"),
+            code=code("table6.py"),
         output:
             csv=f"{R}/tables/table6.csv",
             md=report(f"{R}/tables/table6.md", category="Table 6", caption="../workflow/report/table6.rst"),
@@ -277,7 +304,7 @@ rule figure4_cases:
         dialogues=f"{R}/data/{PT.cases.split}.jsonl",
         predictions=expand(f"{R}/predictions/{{baseline}}/{PT.cases.split}.jsonl", baseline=BASELINES),
         fetch=FETCH_TABLES,
-        code=code("figure4"),
+        code=code("figure4_cases.py"),
     output:
         report(f"{R}/report/figure4.html", category="Figure 4", caption="../workflow/report/figure4.rst"),
     params:

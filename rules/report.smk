@@ -2,7 +2,7 @@
 # claims table, the training curves, and the demo's per-item-type wiring table; after a run
 # with failed jobs, the partial Table 3 (onerror below).
 from tiktalk.metrics.bootstrap import BootstrapSettings
-from tiktalk.workflow import config_file
+from tiktalk.workflow import config_file, wiring_relations
 
 TABLE_SPLIT = config["evaluation"]["table_split"]
 TABLE3_FILES = {
@@ -22,7 +22,7 @@ REPLICATES = f"{R}/statistics/bootstrap_{TABLE_SPLIT}.npz"
 CLAIMS_CFG = config["evaluation"].get("claims") or {}
 CLAIM_FILES = [os.path.relpath(SRC / "resources" / "claims.yaml", os.getcwd()),
                *(config_file(f, workflow.basedir) for f in CLAIMS_CFG.get("files", []))]
-CURVES = {b: f"{R}/plots/training/{b}.png" for b in BASELINES}
+CURVES = {b: f"{R}/plots/training/{b}.png" for b in TRAINED}   # rows with a training
 
 
 rule bootstrap:
@@ -116,17 +116,17 @@ rule training_curves:
     """Train and validation loss against the step of every row (each seed's run), and all rows
     overlaid, from the trainings' train_log.jsonl."""
     input:
-        models=[f"{R}/models/{r}/model.pt" for b in BASELINES for r in TABLE3_RUNS.get(b, [b])],
+        models=[f"{R}/models/{r}/model.pt" for b in TRAINED for r in TABLE3_RUNS.get(b, [b])],
         code=code("training_curves"),
     output:
         rows=[report(CURVES[b], category="Training", subcategory="Per row",
-                     caption="../workflow/report/training.rst") for b in BASELINES],
+                     caption="../workflow/report/training.rst") for b in TRAINED],
         overlay=report(f"{R}/plots/training_curves.png", category="Training",
                        subcategory="All rows", caption="../workflow/report/training.rst"),
     params:
         runs={b: {f"seed {s}": r for s, r in zip(SEEDS if b in TABLE3_RUNS else [config["seed"]],
-                                                  TABLE3_RUNS.get(b, [b]))} for b in BASELINES},
-        labels=TABLE3_LABELS,
+                                                  TABLE3_RUNS.get(b, [b]))} for b in TRAINED},
+        labels={b: TABLE3_LABELS[b] for b in TRAINED},
     log:
         f"{R}/logs/training_curves.log",
     benchmark:
@@ -162,6 +162,7 @@ rule demo_item_types:
     params:
         baselines=BASELINES,
         labels=TABLE3_LABELS,
+        relations=[list(r) for r in wiring_relations(config["baselines"])],
     log:
         f"{R}/logs/demo_item_types.log",
     benchmark:

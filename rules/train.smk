@@ -1,4 +1,5 @@
-# Tokenizer, one training job and one inference job per baseline of Table 3.
+# Tokenizer, one training job and one inference job per baseline of Table 3; a row that brings
+# its own predictions (family external) gets them copied in instead.
 
 
 rule train_tokenizer:
@@ -28,6 +29,8 @@ rule train_baseline:
         unpack(train_inputs),
     output:
         model=f"{R}/models/{{baseline}}/model.pt",
+    wildcard_constraints:
+        baseline=one_of(TRAINED_RUNS),
     params:
         baseline=lambda w: baseline_cfg(w.baseline),
         tokenizer=config["tokenizer"],
@@ -51,6 +54,8 @@ rule predict:
         unpack(predict_inputs),
     output:
         f"{R}/predictions/{{baseline}}/{{split}}.jsonl",
+    wildcard_constraints:
+        baseline=one_of(TRAINED_RUNS),
     params:
         baseline=lambda w: baseline_cfg(w.baseline),
         tokenizer=config["tokenizer"],
@@ -65,3 +70,24 @@ rule predict:
         baseline_env
     script:
         "../workflow/scripts/predict.py"
+
+
+rule external_predictions:
+    """A row of your own system (family external): its predictions file, checked and copied to
+    where every row's predictions are scored from. Its one input is that file, so editing it
+    re-scores this row alone."""
+    input:
+        predictions=lambda w: config["baselines"][w.baseline]["predictions"][w.split],
+        code=code("external_predictions.py"),
+    output:
+        f"{R}/predictions/{{baseline}}/{{split}}.jsonl",
+    wildcard_constraints:
+        baseline=one_of(EXTERNAL),
+    log:
+        f"{R}/logs/external_predictions/{{baseline}}_{{split}}.log",
+    benchmark:
+        f"{R}/benchmarks/external_predictions/{{baseline}}_{{split}}.tsv"
+    conda:
+        "../envs/evaluate.yaml"
+    script:
+        "../workflow/scripts/external_predictions.py"

@@ -104,31 +104,47 @@ def _init_fields(cls) -> set[str]:
     return {f.name for f in dataclasses.fields(cls) if f.init}
 
 
+def _described_class(node):
+    """The settings dataclass a schema block names first in its description
+    (``tiktalk.models.maria.MariaConfig (...)``), or None."""
+    import importlib
+
+    words = str(node.get("description", "")).split()
+    if not words or not words[0].startswith("tiktalk."):
+        return None
+    module, _, name = words[0].rpartition(".")
+    cls = getattr(importlib.import_module(module), name, None)
+    return cls if dataclasses.is_dataclass(cls) else None
+
+
+def _settings_class(ref: str):
+    import importlib
+
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def test_schema_blocks_list_exactly_the_settings_fields():
-    """Read from the code, so a field added to (or renamed in) a settings dataclass fails here
-    until the schema follows."""
+    """The one place where the hand-written schema meets the code: every block whose
+    description names a settings dataclass lists exactly its init fields, and every baseline
+    family's params schema lists exactly its settings dataclass's (read from the code, so a
+    field added to or renamed in a dataclass fails here until the schema follows)."""
+    from tiktalk.config_check import params_schema
     from tiktalk.data.release import ReleaseFields, ValCarving
-    from tiktalk.media.config import MediaConfig
-    from tiktalk.media.download import DownloadConfig
-    from tiktalk.media.image_encoder import ImageEncoderConfig
-    from tiktalk.models.blip2 import Blip2Config, PretrainedQFormer, QFormerSettings
-    from tiktalk.models.causal_lm import CausalLMConfig, LoraSettings
-    from tiktalk.models.gpt2_chitchat import ChitchatConfig
-    from tiktalk.models.livebot import LivebotConfig
-    from tiktalk.models.maria import MariaConfig
-    from tiktalk.training.trainer import TrainConfig
+    from tiktalk.families.registry import families
 
     schema = load_schema(SCHEMA)
     defs = schema["$defs"]
-    blocks = {
-        "train_cfg": TrainConfig, "maria_model": MariaConfig, "chitchat_model": ChitchatConfig,
-        "causal_lm_model": CausalLMConfig, "lora": LoraSettings, "livebot_model": LivebotConfig,
-        "blip2_model": Blip2Config, "qformer": QFormerSettings, "pretrained_qformer": PretrainedQFormer,
-        "extract": MediaConfig,
-        "download": DownloadConfig, "image_encoder": ImageEncoderConfig,
-    }
-    for name, cls in blocks.items():
+    described = {name: _described_class(node) for name, node in defs.items()}
+    checked = {name: cls for name, cls in described.items() if cls is not None}
+    for name, cls in checked.items():
         assert set(defs[name]["properties"]) == _init_fields(cls), (name, cls.__name__)
+    # the settings of every stage and family model are among them
+    assert {c.__name__ for c in checked.values()} >= {
+        "TrainConfig", "MariaConfig", "MariaDecode", "MariaParams", "ChitchatConfig",
+        "DialoGPTParams", "CausalLMConfig", "LoraSettings", "CausalLMParams", "LivebotConfig",
+        "LivebotParams", "QFormerSettings", "PretrainedQFormer", "Blip2Config", "Blip2Params",
+        "MediaConfig", "DownloadConfig", "ImageEncoderConfig"}
     release = schema["properties"]["release"]["properties"]
     assert set(release["fields"]["properties"]) == _init_fields(ReleaseFields)
     assert set(release["val_from_train"]["properties"]) == _init_fields(ValCarving)
@@ -136,45 +152,60 @@ def test_schema_blocks_list_exactly_the_settings_fields():
     assert defs["causal_lm_model"]["properties"]["lora"] == {"$ref": "#/$defs/lora"}
     assert defs["blip2_model"]["properties"]["qformer"] == {"$ref": "#/$defs/qformer"}
     assert defs["blip2_model"]["properties"]["pretrained"] == {"$ref": "#/$defs/pretrained_qformer"}
-    # every family's params block is the one the schema applies to that family
-    families = schema["properties"]["baselines"]["additionalProperties"]["allOf"]
-    applied = {c["if"]["properties"]["family"]["const"]: c["then"]["properties"]["params"]["$ref"]
-               for c in families}
-    assert applied == {f: f"#/$defs/{f}_params" for f in ("maria", "dialogpt", "causal_lm",
-                                                          "livebot", "blip2")}
-    for family in applied:
-        params = defs[f"{family}_params"]["properties"]
-        assert params["train"] == {"$ref": "#/$defs/train_cfg"}
-
-
-def _params_class(module):
-    """The family's own ``params:`` dataclass (``MariaParams``...), None where it has none."""
-    found = [v for k, v in vars(module).items()
-             if k.endswith("Params") and dataclasses.is_dataclass(v) and v.__module__ == module.__name__]
-    assert len(found) <= 1, found
-    return found[0] if found else None
-
-
-def test_schema_params_blocks_match_the_families_own_keys():
-    import importlib
-
+    # every family's params schema is the one applied to its rows, and lists its settings' fields
+    rows = schema["properties"]["baselines"]["additionalProperties"]
+    applied = {c["if"]["properties"]["family"]["const"]: c["then"] for c in rows["allOf"]}
+    assert set(applied) == set(families()) == set(rows["properties"]["family"]["enum"])
+    for name, fam in families().items():
+        if not fam.trains:
+            assert applied[name] == fam.row
+            continue
+        assert applied[name]["properties"]["params"] == params_schema(fam)
+        block = params_schema(fam)
+        if "$ref" in block:
+            block = defs[block["$ref"].removeprefix("#/$defs/")]
+            assert block["properties"]["train"] == {"$ref": "#/$defs/train_cfg"}
+        cls = _settings_class(fam.settings) if isinstance(fam.settings, str) else fam.settings
+        assert set(block["properties"]) == _init_fields(cls), name
     from tiktalk.knowledge import retrieve
 
-    schema = load_schema(SCHEMA)
-    defs = schema["$defs"]
-    checked = []
-    for family in ("maria", "dialogpt", "causal_lm", "livebot", "blip2"):
-        cls = _params_class(importlib.import_module(f"tiktalk.baselines.{family}"))
-        if cls is not None:
-            assert set(defs[f"{family}_params"]["properties"]) == _init_fields(cls), family
-            checked.append(family)
-    assert checked == ["maria", "dialogpt", "causal_lm", "livebot", "blip2"]
-    from tiktalk.baselines.maria import MariaDecode
-
-    assert set(defs["maria_decode"]["properties"]) == _init_fields(MariaDecode)
     retriever = schema["properties"]["knowledge"]["properties"]["retriever"]
-    known = set(retrieve._COMMON_KEYS).union(*retrieve._KIND_KEYS.values())
-    assert set(retriever["properties"]) == known
+    assert set(retriever["properties"]) == set(retrieve._COMMON_KEYS).union(*retrieve._KIND_KEYS.values())
+
+
+@dataclasses.dataclass(frozen=True)
+class Inner:
+    width: int = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class ToyParams:
+    train: dict
+    lr: float = 0.1
+    name: str | None = None
+    layers: tuple[int, ...] = (1,)
+    inner: Inner = dataclasses.field(default_factory=Inner)
+
+
+def test_a_family_without_a_schema_gets_one_from_its_settings():
+    from tiktalk.config_check import params_schema
+    from tiktalk.families.family import Family
+
+    schema = params_schema(Family(name="toy", settings=ToyParams))
+    assert schema["required"] == ["train"] and schema["additionalProperties"] is False
+    assert schema["properties"]["lr"] == {"type": "number"}
+    assert schema["properties"]["name"] == {"type": ["string", "null"]}
+    assert schema["properties"]["layers"] == {"type": "array", "items": {"type": "integer"}}
+    assert schema["properties"]["inner"]["properties"] == {"width": {"type": "integer"}}
+    import jsonschema
+
+    ok = {"train": {}, "lr": 0.5, "layers": [2, 3], "inner": {"width": 2}}
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(ok)) == []
+    bad = [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(
+        {"lr": "fast", "inner": {"widht": 2}})]
+    assert len(bad) == 3, bad      # train missing, lr not a number, the typo in inner
+    with pytest.raises(TypeError, match="settings is not a dataclass"):
+        params_schema(Family(name="toy", settings="tiktalk.x:Y"))
 
 
 def _objects(node, path=()):

@@ -59,7 +59,7 @@ def test_demo_dag_dry_run_builds(tmp_path):
 @pytest.mark.parametrize("mutate, needle", [
     (lambda c: c.update(bogus_key=1), "bogus_key"),
     (lambda c: c["data"].update(shard_size=0), "shard_size"),
-    (lambda c: c["baselines"]["maria"].update(label="Not a row"), "Not a row"),
+    (lambda c: c["baselines"]["maria"].update(label="Maria-C3KG"), "Maria-C3KG"),   # a near miss
     (lambda c: c["baselines"]["maria"]["params"]["train"].update(epochz=3), "epochz"),
 ])
 def test_bad_config_fails_naming_the_key(tmp_path, mutate, needle):

@@ -170,12 +170,13 @@ def _wiring(demo: Path) -> pd.DataFrame:
 
 
 def test_wiring_every_relation_holds(demo):
-    from tiktalk.report.wiring import RELATIONS
+    from tiktalk.workflow import wiring_relations
 
     cfg = yaml.safe_load((demo / "config/config.yaml").read_text())
     t = _wiring(demo)
     got = {(r.item_type, r.row, r.counterpart) for r in t.itertuples() if r.relation != "text"}
-    assert got == {(r.item_type, r.row, r.counterpart) for r in RELATIONS}, t.to_string()
+    assert got == {(r[1], r[2], r[3]) for r in wiring_relations(cfg["baselines"])}, t.to_string()
+    assert len(got) == 9, t.to_string()      # the paper's Table 3 rows: 5 frames, 2 audio, 2 C3KG
     # every baseline but the best on text items is compared with the best one
     assert len(t[t.relation == "text"]) == len(cfg["baselines"]) - 1
     assert (t.n >= 30).all(), t[["relation", "row", "n"]].to_string()
@@ -191,12 +192,12 @@ def test_wiring_gains_vanish_with_permuted_video_features(demo, tmp_path):
     no better than chance (tiktalk.report.wiring.counterfactual_table): the gains come from
     the right video's features, not from a leak."""
     from tiktalk.baselines.inputs import BaselineInputs
-    from tiktalk.baselines.registry import get_family
+    from tiktalk.families.registry import get_family
     from tiktalk.io import read_jsonl
     from tiktalk.media.counterfactual import permute_feature_shards
-    from tiktalk.report.wiring import (VIDEO_RELATIONS, ItemScores, counterfactual_table,
-                                       wiring_table)
-    from tiktalk.workflow import baseline_needs, family_params
+    from tiktalk.report.wiring import (VIDEO_RELATIONS, ItemScores, Relation,
+                                       counterfactual_table, wiring_table)
+    from tiktalk.workflow import baseline_needs, family_params, wiring_relations
 
     cfg = yaml.safe_load((demo / "config/config.yaml").read_text())
     r = demo / "results"
@@ -224,7 +225,8 @@ def test_wiring_gains_vanish_with_permuted_video_features(demo, tmp_path):
                                         permuted[name])
     refs, types = r / "data" / "test_references.jsonl", r / "demo" / "item_types.json"
     real_scores, permuted_scores = ItemScores(real, refs, types), ItemScores(permuted, refs, types)
-    cf = counterfactual_table(real_scores, permuted_scores)
+    relations = [Relation(*x) for x in wiring_relations(cfg["baselines"])]
+    cf = counterfactual_table(real_scores, permuted_scores, relations)
     print("\n" + cf.to_string(index=False))
     assert len(cf) == 7, cf.to_string()     # 5 frames rows, 2 audio rows
     held = {(x.item_type, x.row) for x in _wiring(demo).itertuples()
@@ -235,7 +237,7 @@ def test_wiring_gains_vanish_with_permuted_video_features(demo, tmp_path):
     kept = checked[~checked.vanishes]
     assert kept.empty, f"gains that survive permuted features:\n{kept.to_string(index=False)}"
     # the knowledge relations do not read the videos: they still hold
-    t = wiring_table(permuted_scores)
+    t = wiring_table(permuted_scores, relations)
     knowledge = t[t.relation == "knowledge"]
     assert len(knowledge) == 2 and knowledge.holds.all(), knowledge.to_string()
 

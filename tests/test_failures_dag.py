@@ -42,8 +42,8 @@ def _config(tmp_path: Path, videos: Path, empty_pretrained: Path) -> dict:
         "maria": {**demo["maria"], "params": {
             **maria, "train": {**maria["train"], **train},
             "model": {**maria["model"], "hidden_size": 16, "num_hidden_layers": 1,
-                      "intermediate_size": 32, "max_text_len": 48, "max_frames": 4,
-                      "beam_size": 2, "max_decode_len": 6}}},
+                      "intermediate_size": 32, "max_text_len": 48, "max_frames": 4},
+            "decode": {**maria["decode"], "beam_size": 2, "max_len": 6}}},
         "livebot": {**demo["livebot"], "params": {
             **demo["livebot"]["params"], "train": train, "max_frames": 4, "max_len": 8,
             "model": {"hidden": 16, "ff": 32, "heads": 2, "blocks": 1, "dropout": 0.0}}},

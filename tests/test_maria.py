@@ -12,14 +12,14 @@ import pytest
 import torch
 
 from tiktalk.baselines.inputs import BaselineInputs
-from tiktalk.baselines.registry import get_family
+from tiktalk.families.registry import get_family
 from tiktalk.data.dialogues import read_dialogues
 from tiktalk.knowledge.flows import format_flows
 from tiktalk.formats import FEATURES_VERSION
 from tiktalk.io import read_jsonl, write_jsonl
 from tiktalk.models.beam import beam_search, expand_for_beams, greedy_search, sample_top_k
 from tiktalk.models.maria import (
-    TYPE_CONTEXT, TYPE_KNOWLEDGE, TYPE_RESPONSE, Maria, MariaConfig,
+    TYPE_CONTEXT, TYPE_KNOWLEDGE, TYPE_RESPONSE, Maria, MariaConfig, MariaDecode,
     build_backbone, build_example, collate, tokenizer_fields,
 )
 from tiktalk.settings import SettingsError, from_mapping
@@ -168,7 +168,7 @@ def world(tmp_path_factory):
 
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
             max_response_len=8, max_text_len=40, max_knowledge_len=12, max_frames=4,
-            max_audio_frames=3, visual_dim=VIS_DIM, audio_dim=AUD_DIM, beam_size=2,
+            max_audio_frames=3, visual_dim=VIS_DIM, audio_dim=AUD_DIM,
             hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 
 SIX = {  # Table 3: Maria, Maria+Audio, Maria+C3KG, text, Audio+text, C3KG+text
@@ -216,7 +216,7 @@ def test_six_configs_forward_backward(world, name):
         assert model.visual_proj.weight.grad.abs().sum() > 0
     if model.audio_proj is not None:
         assert model.audio_proj.weight.grad.abs().sum() > 0
-    out = model.generate(batch, beam_size=2, max_len=4)
+    out = model.generate(batch, MariaDecode(beam_size=2, max_len=4))
     assert len(out) == 6 and all(len(s) <= 4 for s in out)
 
 
@@ -331,7 +331,7 @@ def test_save_load_round_trip(world, tmp_path):
     assert again.cfg == model.cfg
     model.eval()
     assert torch.equal(model.encode(batch), again.encode(batch))
-    assert model.generate(batch) == again.generate(batch)
+    assert model.generate(batch, MariaDecode(beam_size=2)) == again.generate(batch, MariaDecode(beam_size=2))
 
 
 def test_initializer_range_scales_every_random_matrix_of_a_scratch_model(world, tmp_path):
@@ -365,11 +365,8 @@ def test_resized_token_types_initialised_from_row_1():
 
     with tempfile.TemporaryDirectory() as d:
         src.save_pretrained(d)
-        cfg = MariaConfig(init=d, vocab_size=60, max_response_len=8, max_text_len=40,
-                          visual_dim=VIS_DIM)
-        with pytest.raises(ValueError, match="build_backbone"):
-            Maria(cfg)  # a pretrained encoder is built by build_backbone, not silently random
-        mlm, filled = build_backbone(cfg)
+        cfg = MariaConfig(vocab_size=60, max_response_len=8, max_text_len=40, visual_dim=VIS_DIM)
+        mlm, filled = build_backbone(cfg, d)
         m = Maria(filled, mlm)
     assert cfg.bert_config is None and cfg.hidden_size == 768  # the given config is unchanged
     w = m.mlm.bert.embeddings.token_type_embeddings.weight
@@ -384,9 +381,9 @@ def test_resized_token_types_initialised_from_row_1():
 
 def _params(use_visual, epochs=30, **train):
     return {"family": "maria", "init": "scratch",
-            "model": {**TINY, "use_visual": use_visual, "beam_size": 1, "max_decode_len": 3},
+            "model": {**TINY, "use_visual": use_visual},
             "train": {"epochs": epochs, "batch_size": 10, "lr": 2e-3, "log_every": 10, **train},
-            "decode": {"batch_size": 8}}
+            "decode": {"batch_size": 8, "beam_size": 1, "max_len": 3}}
 
 
 def test_baseline_train_predict_learns_visual_only_with_frames(world, tmp_path):

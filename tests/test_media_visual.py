@@ -34,6 +34,25 @@ def test_resnet101_is_2048d():
         assert model.eval()(torch.zeros(1, 3, 64, 64)).shape == (1, 2048)
 
 
+def test_any_torchvision_classifier_is_a_backbone(tmp_path):
+    """Swapping the encoder is a config value: the last linear layer goes, whatever its name
+    (``fc``, ``classifier.3``), and the features are its input; a checkpoint's head keys are
+    ignored; a model without a linear head, or an unknown name, is an error naming it."""
+    torch.manual_seed(3)
+    ref = torchvision.models.mobilenet_v3_small(weights=None).eval()
+    torch.save(ref.state_dict(), tmp_path / "mnv3.pth")
+    model, dim, source = build_backbone("mobilenet_v3_small", tmp_path / "mnv3.pth")
+    assert dim == ref.classifier[3].in_features == 1024 and "sha256:" in source
+    ref.classifier[3] = torch.nn.Identity()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), ref(x))
+    with pytest.raises(ValueError, match="no nn.Linear classifier head"):
+        build_backbone("squeezenet1_0", random_init=True)
+    with pytest.raises(ValueError, match="unknown backbone 'resnet7'.*resnet101"):
+        build_backbone("resnet7", random_init=True)
+
+
 def test_weights_from_local_state_dict(tmp_path, caplog):
     torch.manual_seed(123)
     ref = torchvision.models.resnet18(weights=None).eval()
@@ -67,7 +86,7 @@ def test_random_init_only_when_asked_for_seeded_and_logged(caplog):
     np.testing.assert_array_equal(a.encode(f), b.encode(f))
     assert not np.allclose(a.encode(f), c.encode(f))
     with pytest.raises(ValueError, match="unknown backbone"):
-        build_backbone("vit_b_16")
+        build_backbone("resnet1O1")
 
 
 def test_random_resnet101_fits_float16():

@@ -267,9 +267,13 @@ def test_livebot_and_blip2_scores_equal_their_training_loss(tmp_path):
 
 
 def test_scoring_families_are_the_ones_with_a_scorer():
-    from tiktalk.baselines.registry import FAMILIES, SCORING_FAMILIES, get_family
+    """A descriptor's ``scores`` says whether its code has score_candidates (the ranking jobs)."""
+    from tiktalk.families.registry import families, get_family
 
-    assert SCORING_FAMILIES == {f for f in FAMILIES if hasattr(get_family(f), "score_candidates")}
+    trained = {f: d for f, d in families().items() if d.trains}
+    assert trained
+    for name, desc in trained.items():
+        assert desc.scores is hasattr(get_family(name), "score_candidates"), name
 
 
 class _SeqFirstLM(torch.nn.Module):

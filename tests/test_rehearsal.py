@@ -74,7 +74,7 @@ def test_tiny_weights_load_through_the_real_code_paths(weights):
     tok = load_tokenizer(weights / "bert-base-chinese")
     ids = tok("你好，世界")["input_ids"]
     assert tok.unk_token_id not in ids and len(ids) == 2 + 5          # one token per character
-    mlm, filled = build_backbone(MariaConfig(init=str(weights / "bert-base-chinese"), vocab_size=len(tok)))
+    mlm, filled = build_backbone(MariaConfig(vocab_size=len(tok)), str(weights / "bert-base-chinese"))
     assert type(mlm).__name__ == "BertForMaskedLM" and filled.hidden_size == 32
 
     res = weights / "resnet101-imagenet" / "resnet101-rehearsal.pth"

@@ -27,7 +27,7 @@ import yaml
 
 from tiktalk.data.manifest import shards_of
 from tiktalk.formats import SPLITS, STATUS_COLUMNS
-from tiktalk.workflow import baseline_needs
+from tiktalk.workflow import baseline_needs, is_trained
 
 ROOT = Path(__file__).resolve().parents[1]
 COPIED = ("Snakefile", "rules", "workflow", "config", "src", "envs")
@@ -166,6 +166,9 @@ class Demo:
     def of_family(self, *families: str) -> set[str]:
         return {b for b, c in self.baselines.items() if c["family"] in families}
 
+    def trained(self) -> set[str]:
+        return {b for b, c in self.baselines.items() if is_trained(c)}
+
     def with_followers(self, names: set[str]) -> set[str]:
         """``names`` and every baseline built on one of them (``llm_from``), transitively."""
         out = set(names)
@@ -198,10 +201,10 @@ class Demo:
         return jobs
 
     # -- the report level: derived from the DAG ------------------------------------------------
-    def with_reports(self, stage_jobs: set, module: str) -> set[tuple[str, str]]:
-        """``stage_jobs`` plus the report-level jobs that import ``module`` (their code input)
-        or read what a re-run job writes, transitively."""
-        code = f"src/tiktalk/{module}"       # code inputs are relative to the working directory
+    def with_reports(self, stage_jobs: set, module: str | None) -> set[tuple[str, str]]:
+        """``stage_jobs`` plus the report-level jobs that import ``module`` (their code input;
+        None: a data file, no module) or read what a re-run job writes, transitively."""
+        code = f"src/tiktalk/{module}" if module else None   # relative to the working directory
         reports = {k: j for k, j in self.jobs.items() if k[0] in self.report_rules}
         out = set(stage_jobs) | {k for k, j in reports.items() if code in j["inputs"]}
         while True:
@@ -220,12 +223,32 @@ EDITS = {
     "media/decode.py": lambda d: d.media_jobs() | d.baseline_jobs(d.needing("features",
                                                                             "image_features")),
     "models/maria.py": lambda d: d.baseline_jobs(d.of_family("maria")),
+    # a family's descriptor: that family's jobs only
+    "families/maria.py": lambda d: d.baseline_jobs(d.of_family("maria")),
+    "families/blip2.py": lambda d: d.baseline_jobs(d.of_family("blip2")),
     "models/causal_lm.py": lambda d: d.baseline_jobs(d.of_family("causal_lm")),
     "media/image_tokens.py": lambda d: d.baseline_jobs(d.of_family("blip2")),
     "models/livebot.py": lambda d: d.baseline_jobs(d.of_family("livebot")),
     "metrics/evaluate.py": lambda d: d.scoring(set(d.baselines)),
-    "training/trainer.py": lambda d: d.baseline_jobs(set(d.baselines)),
+    "training/trainer.py": lambda d: d.baseline_jobs(d.trained()),
 }
+
+
+# a row of your own system (family external): its files, read by its own jobs only
+EXTERNAL_FILES = {"predictions": "mine/test.jsonl", "scores": "mine/scores.jsonl"}
+
+
+def add_external_row(root: Path) -> None:
+    """The demo config plus ``mine``, an external row with predictions and candidate scores
+    (well-formed; its jobs never read them here: every job after the manifest is marked done)."""
+    (root / "mine").mkdir()
+    (root / EXTERNAL_FILES["predictions"]).write_text('{"dialogue_id": "d1", "response": "好"}\n')
+    (root / EXTERNAL_FILES["scores"]).write_text('{"dialogue_id": "d1", "loglik": [0.0, -1.0]}\n')
+    path = root / "config" / "config.yaml"
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    cfg["baselines"]["mine"] = {"label": "My model", "family": "external",
+                                **{k: {"test": v} for k, v in EXTERNAL_FILES.items()}}
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -237,17 +260,19 @@ def demo(tmp_path_factory) -> Demo:
             shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         elif src.exists():
             shutil.copy2(src, root / name)
+    add_external_row(root)
     snakemake(root, "results/data/videos.tsv")        # real jobs up to the checkpoint
     jobs = mark_finished(root)
     assert "Nothing to be done" in snakemake(root, "-n")
     return Demo(root, jobs)
 
 
-def rerun_after_edit(d: Demo, module: str) -> set[tuple[str, str]]:
-    path = d.root / "src" / "tiktalk" / module
+def rerun_after_edit(d: Demo, module: str, edit: bytes = b"\n# a content edit\n",
+                     path: Path | None = None) -> set[tuple[str, str]]:
+    path = path or d.root / "src" / "tiktalk" / module
     original, stat = path.read_bytes(), path.stat()
     try:
-        path.write_bytes(original + b"\n# a content edit\n")
+        path.write_bytes(original + edit)
         return job_keys(dry_run_jobs(d.root))
     finally:
         path.write_bytes(original)
@@ -260,6 +285,20 @@ def test_an_edit_reruns_exactly_its_dependents(demo, module):
     want = demo.with_reports(EDITS[module](demo), module)
     assert got == want, (f"{module}: re-runs {sorted(got - want)} that do not depend on it; "
                          f"misses {sorted(want - got)}")
+
+
+@pytest.mark.parametrize("kind", sorted(EXTERNAL_FILES))
+def test_editing_an_external_rows_file_reruns_that_row_only(demo, kind):
+    """The predictions file re-copies and re-scores that row (then the tables that read it),
+    the scores file re-ranks it; no other row's job."""
+    line = {"predictions": b'{"dialogue_id": "d2", "response": "x"}\n',
+            "scores": b'{"dialogue_id": "d2", "loglik": [0.0, -2.0]}\n'}[kind]
+    got = rerun_after_edit(demo, "", line, demo.root / EXTERNAL_FILES[kind])
+    stage = ({("external_predictions", "baseline=mine, split=test")} | demo.scoring({"mine"})
+             if kind == "predictions" else {("external_ranking", "baseline=mine, split=test")})
+    want = demo.with_reports(stage, None)
+    assert got == want, f"re-runs {sorted(got - want)} that do not read it; misses {sorted(want - got)}"
+    assert {baseline_of(w) for _, w in got} <= {"mine", None}
 
 
 def test_edits_put_back_leave_nothing_to_do(demo):

@@ -34,7 +34,7 @@ def _config(tmp: Path) -> Path:
     for b in ROWS:
         p = cfg["baselines"][b]["params"]
         p["train"].update(max_steps=3, log_every=1)
-    cfg["baselines"]["maria_audio_c3kg"]["params"]["model"].update(beam_size=1, max_decode_len=4)
+    cfg["baselines"]["maria_audio_c3kg"]["params"]["decode"].update(beam_size=1, max_len=4)
     cfg["baselines"]["livebot"]["params"]["max_len"] = 4
     cfg["knowledge"]["retriever"] = {"kind": "char_tfidf", "top_k": 5}   # no Sentence-BERT to load
     # only the pipeline's BERT is built (Table 6's Chinese-CLIP is named but never loaded)

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tiktalk.weights.fetch import WeightsError, fetch_file, verify_artifact, write_manifest
+from tiktalk.config_check import weight_keys
 from tiktalk.weights.spec import Artifact, WeightsSpec, hash_prefix, offline_problems
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,8 +80,11 @@ def test_pretrained_models_must_be_local_because_jobs_run_offline(tmp_path):
     local.mkdir()
     config = {"tokenizer": {"kind": "pretrained", "name": "weights/bert"},
               "knowledge": {"retriever": {"kind": "sbert", "model": str(local)}},
-              "baselines": {"m": {"params": {"init": "scratch", "model": {"base_model": "THUDM/chatglm-6b"}}}}}
-    assert offline_problems(config, spec) == [
+              "baselines": {"m": {"family": "causal_lm",
+                                  "params": {"init": "scratch", "model": {"base_model": "THUDM/chatglm-6b"}}}}}
+    assert offline_problems(config, spec) == []       # the stages' keys are fine
+    # a baseline's keys are its family's weight_keys (tiktalk.families)
+    assert offline_problems(config, spec, keys=weight_keys(config)) == [
         "baselines.m.params.model.base_model: 'THUDM/chatglm-6b' is not a local path; compute jobs "
         "run offline (HF_HUB_OFFLINE=1): list it under weights.artifacts and give its path here "
         "(weights/<name>)"]
@@ -89,7 +93,8 @@ def test_pretrained_models_must_be_local_because_jobs_run_offline(tmp_path):
 def test_the_paper_config_names_every_pretrained_artifact():
     paper = yaml.safe_load((ROOT / "config/tiktalk.yaml").read_text(encoding="utf-8"))
     spec = WeightsSpec.from_config(paper)
-    assert spec.problems(paper) == [] and offline_problems(paper, spec, exists=lambda p: False) == []
+    assert spec.problems(paper) == []
+    assert offline_problems(paper, spec, exists=lambda p: False, keys=weight_keys(paper)) == []
     assert set(spec.artifacts) == {"bert-base-chinese", "resnet101-imagenet", "vggish", "gpt2-chitchat",
                                    "chatglm-6b", "blip2-opt-2.7b", "sbert-chinese", "chinese-clip"}
     # every artifact is named by the config block of some rule (Chinese-CLIP: Table 6's)

@@ -5,9 +5,10 @@ import pytest
 
 from tiktalk.baselines.inputs import BaselineInputs
 from tiktalk.baselines.launch import fingerprint, prepare_out_dir
-from tiktalk.baselines.registry import FAMILIES
+from tiktalk.families.registry import families
 from tiktalk.workflow import (
-    baseline_needs, canonical, canonicalise_config, code_files, manifest_shard_ids,
+    baseline_needs, canonical, canonicalise_config, code_files, is_ranked, manifest_shard_ids,
+    uses_pipeline_tokenizer, wiring_relations,
 )
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "tiktalk"
@@ -60,9 +61,15 @@ def test_stage_closures_hold_only_what_the_stage_uses():
     assert not tokenizer & {"knowledge/retrieve.py", "models/causal_lm.py"}
     assert not any(n.startswith(("baselines/", "training/")) for n in tokenizer)
     assert "knowledge/retrieve.py" not in names(code_files(SRC, "c3kg"))
-    for family in FAMILIES:
+    trained = [f for f, d in families().items() if d.trains]
+    assert {"maria", "blip2"} <= set(trained)
+    for family in trained:
         train = names(code_files(SRC, "train", family))
         assert f"baselines/{family}.py" in train and "baselines/launch.py" in train
+        # its descriptor, and no other family's: editing a descriptor re-runs its family only
+        assert {n for n in train if n.startswith("families/")} == {
+            "families/__init__.py", "families/family.py", "families/registry.py",
+            f"families/{family}.py"}, family
         # retrieval, scoring and the tokenizer corpus are other stages: their edits re-run
         # those stages (and what reads their outputs), not this family's code input
         assert not train & {"knowledge/retrieve.py", "metrics/evaluate.py",
@@ -87,6 +94,35 @@ def test_baseline_needs():
     assert baseline_needs(m(use_audio=True, use_knowledge=True)) == {"features", "knowledge"}
     assert baseline_needs({"family": "blip2"}) == {"image_features"}
     assert baseline_needs({"family": "dialogpt"}) == set()
+    assert baseline_needs({"family": "livebot"}) == {"features"}
+    assert baseline_needs({"family": "external", "predictions": {"test": "x"}}) == set()
+    with pytest.raises(ValueError, match="unknown baseline family 'nope'; known: .*'maria'"):
+        baseline_needs({"family": "nope"})
+
+
+def test_uses_pipeline_tokenizer_and_ranking_from_the_descriptors():
+    assert uses_pipeline_tokenizer({"family": "maria", "params": {"tokenizer": "weights/bert"}})
+    assert uses_pipeline_tokenizer({"family": "dialogpt", "params": {}})
+    assert not uses_pipeline_tokenizer({"family": "dialogpt", "params": {"tokenizer": "weights/g"}})
+    assert uses_pipeline_tokenizer({"family": "causal_lm", "params": {"model": {}}})
+    assert not uses_pipeline_tokenizer({"family": "causal_lm", "params": {"model": {"base_model": "w"}}})
+    assert not uses_pipeline_tokenizer({"family": "blip2", "params": {}})
+    assert not uses_pipeline_tokenizer({"family": "external"})
+    assert is_ranked({"family": "livebot"}) and not is_ranked({"family": "external"})
+    assert is_ranked({"family": "external", "scores": {"test": "s.jsonl"}})
+
+
+def test_wiring_relations_come_from_the_families():
+    """A +modality row against the row of its family that lacks only that modality; BLIP-2
+    against its LLM; rows not in Table 3 stay out."""
+    m = lambda v, a, k, **kw: {"family": "maria", **kw, "params": {"model": {  # noqa: E731
+        "use_visual": v, "use_audio": a, "use_knowledge": k}}}
+    rows = {"mv": m(True, False, False), "t": m(False, False, False), "mva": m(True, True, False),
+            "mvak": m(True, True, True, table3=False), "llm": {"family": "causal_lm"},
+            "b": {"family": "blip2", "llm_from": "llm"}, "d": {"family": "dialogpt"}}
+    assert wiring_relations(rows) == [("frames", "visual", "mv", "t"),
+                                      ("frames", "visual", "b", "llm"),
+                                      ("audio", "audio", "mva", "mv")]
 
 
 def test_manifest_shard_ids(tmp_path):
@@ -193,3 +229,12 @@ def test_baseline_job_records_a_failure_in_building_the_inputs(tmp_path, monkeyp
     record = json.loads((tmp_path / "failures" / "predict" / "x_test.json").read_text())
     assert record["status"] == "failed" and record["rule"] == "predict"
     assert record["wildcards"] == {"baseline": "x", "split": "test"} and "tokenizer" in record["reason"]
+
+
+def test_a_descriptor_names_what_it_reads_exactly():
+    from tiktalk.families.family import Family
+
+    with pytest.raises(ValueError, match=r"reads \['frames'\]; known products"):
+        Family(name="x", reads={"frames": True})
+    with pytest.raises(ValueError, match=r"reads\['features'\] must be True or a tuple"):
+        Family(name="x", reads={"features": "model.use_visual"})   # a string is not a tuple

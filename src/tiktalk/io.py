@@ -53,9 +53,8 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
     return n
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read a JSON-lines file; a bad line raises ValueError naming file and line number."""
-    rows = []
+def _jsonl_rows(path: str | os.PathLike):
+    """(line number, its JSON object or None, the problem or None) of each non-blank line."""
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -63,11 +62,41 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+                yield lineno, None, f"not valid JSON ({exc.msg})"
+                continue
             if not isinstance(row, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
+                yield lineno, None, f"expected a JSON object, got {type(row).__name__}"
+                continue
+            yield lineno, row, None
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Read a JSON-lines file; a bad line raises ValueError naming file and line number."""
+    rows = []
+    for lineno, row, problem in _jsonl_rows(path):
+        if problem:
+            raise ValueError(f"{path}:{lineno}: {problem}")
+        rows.append(row)
     return rows
+
+
+def jsonl_problems(path: str | os.PathLike, check_row, limit: int = 5) -> list[str]:
+    """``path:line: problem`` for the first ``limit`` bad lines of a JSON-lines file: a missing
+    file, a line that is not a JSON object, or one where ``check_row(row, seen)`` returns a
+    message (``seen``: a dict the checker may keep state in, e.g. the ids so far)."""
+    if not os.path.isfile(path):
+        return [f"{path}: no such file"]
+    problems: list[str] = []
+    seen: dict = {}
+    for lineno, row, problem in _jsonl_rows(path):
+        problem = problem or check_row(row, seen)
+        if problem:
+            problems.append(f"{path}:{lineno}: {problem}")
+            if len(problems) >= limit:
+                break
+    if not problems and not seen:
+        problems.append(f"{path}: no rows")
+    return problems
 
 
 def seed_everything(seed: int) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import types
 import typing
 from typing import Any, Mapping, TypeVar
 
@@ -99,3 +100,58 @@ def to_mapping(obj) -> dict:
             return {k: plain(x) for k, x in v.items()}
         return v
     return plain(dataclasses.asdict(obj))
+
+
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string",
+               dict: "object", list: "array", tuple: "array"}
+
+
+def json_schema(cls) -> dict:
+    """The JSON schema of a settings dataclass's config block: one closed object whose keys are
+    its init fields, each typed from its annotation (``int``, ``float``, ``bool``, ``str``,
+    ``X | None``, ``tuple[...]`` / ``list[...]``, ``dict``, ``Literal[...]``, a nested settings
+    dataclass); fields without a default are required. What the config check applies to the
+    ``params:`` of a family that has no schema of its own (:mod:`tiktalk.families.family`)."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception as exc:
+        raise SettingsError(f"{cls.__qualname__}: cannot resolve its annotations ({exc})") from None
+    props, required = {}, []
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        props[f.name] = _type_schema(hints.get(f.name, Any), f"{cls.__name__}.{f.name}")
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            required.append(f.name)
+    out = {"description": f"{cls.__module__}.{cls.__qualname__}", "type": "object",
+           "additionalProperties": False, "properties": props}
+    if required:
+        out["required"] = required
+    return out
+
+
+def _type_schema(tp, where: str) -> dict:
+    if tp is Any:
+        return {}
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return json_schema(tp)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Literal:
+        return {"enum": list(args)}
+    if origin in (typing.Union, types.UnionType):
+        subs = [_type_schema(a, where) for a in args if a is not type(None)]
+        nullable = type(None) in args
+        if len(subs) == 1 and set(subs[0]) == {"type"}:
+            kinds = subs[0]["type"] if isinstance(subs[0]["type"], list) else [subs[0]["type"]]
+            return {"type": kinds + (["null"] if nullable else [])}
+        return {"anyOf": subs + ([{"type": "null"}] if nullable else [])}
+    base = origin or tp
+    if base in (list, tuple):
+        items = [a for a in args if a is not Ellipsis]
+        out = {"type": "array"}
+        if len(items) == 1 or (base is tuple and len(set(items)) == 1 and items):
+            out["items"] = _type_schema(items[0], where)
+        return out
+    if base in _JSON_TYPES:
+        return {"type": _JSON_TYPES[base]}
+    raise SettingsError(f"{where}: no JSON schema for the annotation {tp!r}")

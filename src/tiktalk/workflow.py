@@ -5,7 +5,9 @@
   them as inputs: Snakemake tracks a ``script:`` file but not the modules it imports
   (docs/architecture.md). Editing the Maria model then re-trains the Maria family only, and
   editing the metrics code only re-scores.
-* :func:`baseline_needs` tells which upstream products a baseline reads, from its config.
+* :func:`baseline_needs`, :func:`uses_pipeline_tokenizer`, :func:`is_trained`,
+  :func:`is_ranked`, :func:`wiring_relations`: what the DAG makes of a baseline, read from its
+  family's descriptor (:mod:`tiktalk.families`) and its config block.
 * :func:`baseline_job`: the common start of the train/predict/rank scripts (the baseline env's
   interpreter, logging with a failure record, the family's params and inputs).
 """
@@ -19,13 +21,16 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from tiktalk.logs import script_logging
 
 PACKAGE = "tiktalk"
 
-# Entry modules of each stage; ``{family}`` is replaced by the baseline's family.
+# Entry modules of each stage; ``{family}`` stands for the baseline family's descriptor and code
+# modules (tiktalk.families). A rule may instead name its workflow script (code("table2.py")):
+# then the script's own imports are the entries and nothing needs adding here.
+FAMILY_ENTRY = "{family}"
 STAGE_ENTRIES: dict[str, tuple[str, ...]] = {
     "demo": ("tiktalk.demo.generate",),
     "data": ("tiktalk.data.build", "tiktalk.data.release"),
@@ -36,8 +41,8 @@ STAGE_ENTRIES: dict[str, tuple[str, ...]] = {
     "c3kg": ("tiktalk.knowledge.c3kg",),
     "knowledge": ("tiktalk.knowledge.retrieve",),
     "tokenizer": ("tiktalk.models.tokenizer_corpus",),
-    "train": ("tiktalk.baselines.{family}", "tiktalk.baselines.launch"),
-    "predict": ("tiktalk.baselines.{family}",),
+    "train": (FAMILY_ENTRY, "tiktalk.baselines.launch"),
+    "predict": (FAMILY_ENTRY,),
     "score": ("tiktalk.metrics.evaluate",),
     "report": ("tiktalk.report.table3", "tiktalk.report.tables", "tiktalk.report.plots",
                "tiktalk.report.items"),
@@ -50,16 +55,8 @@ STAGE_ENTRIES: dict[str, tuple[str, ...]] = {
                    "tiktalk.report.clips"),
     "human_eval_frames": ("tiktalk.report.frames",),
     "human_eval_clips": ("tiktalk.report.clips",),
-    # the paper's other outputs (rules/paper_tables.smk)
-    "ranking_candidates": ("tiktalk.metrics.ranking",),
-    "rank": ("tiktalk.baselines.{family}", "tiktalk.baselines.ranking"),
-    "ranking_table": ("tiktalk.report.ranking_table",),
-    "table2": ("tiktalk.report.data_division",),
-    "table5": ("tiktalk.report.topics",),
-    "table7": ("tiktalk.report.efficiency",),
-    "interest_clip": ("tiktalk.report.interest", "tiktalk.media.clip"),
-    "table6": ("tiktalk.report.interest", "tiktalk.media.clip"),
-    "figure4": ("tiktalk.report.cases", "tiktalk.report.interest"),
+    "rank": (FAMILY_ENTRY, "tiktalk.baselines.ranking"),
+    # the paper's other outputs (rules/paper_tables.smk) name their scripts: code("table2.py")
 }
 
 
@@ -128,20 +125,43 @@ def _closure(src: str, entries: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(sorted(str(p) for p in seen.values()))
 
 
+def _stage_entries(src: Path, stage: str, family: str | None) -> tuple[str, ...]:
+    """The entry modules of ``stage``: its :data:`STAGE_ENTRIES` (``{family}``: the family's
+    descriptor and code modules), or for ``<script>.py`` the package modules that the workflow
+    script imports (``workflow/scripts/<script>.py`` beside ``src``'s ``src/`` directory)."""
+    if stage.endswith(".py"):
+        script = Path(src).resolve().parents[1] / "workflow" / "scripts" / stage
+        if not script.is_file():
+            raise ValueError(f"stage {stage!r}: no script {script}")
+        return tuple(m for m in sorted(imports_of(script, "__main__")) if _module_file(src, m))
+    try:
+        entries = STAGE_ENTRIES[stage]
+    except KeyError:
+        raise ValueError(f"unknown stage {stage!r}; known: {sorted(STAGE_ENTRIES)} or a "
+                         f"workflow script (name.py)") from None
+    if FAMILY_ENTRY in entries and not family:
+        raise ValueError(f"stage {stage!r} needs a baseline family")
+    out: list[str] = []
+    for entry in entries:
+        if entry == FAMILY_ENTRY:
+            from tiktalk.families.registry import code_module, family_module
+
+            out += [family_module(family), code_module(family)]
+        else:
+            out.append(entry)
+    return tuple(dict.fromkeys(out))
+
+
 def code_files(src: str | Path, stage: str, family: str | None = None,
                relative_to: str | Path | None = None) -> list[str]:
-    """Package files imported by ``stage`` (and the baseline ``family`` for train/predict).
+    """Package files imported by ``stage`` (and the baseline ``family`` for train/predict/rank);
+    ``stage`` is a name of :data:`STAGE_ENTRIES` or a workflow script (``table2.py``), whose
+    own imports are then the entries, so a new rule needs no entry here.
 
     Absolute paths, or with ``relative_to`` (the workflow's working directory) relative to it:
     Snakemake records the set of a job's input paths, so absolute ones would make a finished
     run re-run every job once its directory is moved or mounted elsewhere."""
-    try:
-        entries = STAGE_ENTRIES[stage]
-    except KeyError:
-        raise ValueError(f"unknown stage {stage!r}; known: {sorted(STAGE_ENTRIES)}") from None
-    if any("{family}" in e for e in entries) and not family:
-        raise ValueError(f"stage {stage!r} needs a baseline family")
-    resolved = tuple(e.format(family=family) for e in entries)
+    resolved = _stage_entries(Path(src), stage, family)
     missing = [e for e in resolved if _module_file(Path(src), e) is None]
     if missing:
         raise ValueError(f"stage {stage!r}: no module file for {missing} under {src}")
@@ -151,21 +171,68 @@ def code_files(src: str | Path, stage: str, family: str | None = None,
     return [os.path.relpath(f, Path(relative_to).resolve()) for f in files]
 
 
-def baseline_needs(baseline: dict) -> set[str]:
-    """Upstream products a baseline reads: 'features', 'image_features', 'knowledge'."""
-    family = baseline["family"]
-    model = baseline.get("params", {}).get("model", {})
-    needs: set[str] = set()
-    if family == "maria":
-        if model.get("use_visual") or model.get("use_audio"):
-            needs.add("features")
-        if model.get("use_knowledge"):
-            needs.add("knowledge")
-    elif family == "livebot":
-        needs.add("features")
-    elif family == "blip2":
-        needs.add("image_features")
-    return needs
+def _family(baseline: Mapping):
+    from tiktalk.families.registry import get
+
+    return get(baseline["family"])
+
+
+def baseline_needs(baseline: Mapping) -> set[str]:
+    """Upstream products a baseline reads ('features', 'image_features', 'knowledge'): its
+    family's ``reads``, each always or when one of its params keys is true."""
+    from tiktalk.families.family import param
+
+    params = baseline.get("params") or {}
+    return {product for product, when in _family(baseline).reads.items()
+            if when is True or any(param(params, key) for key in when)}
+
+
+def is_trained(baseline: Mapping) -> bool:
+    """Whether the baseline has train/predict jobs (an ``external`` row brings predictions)."""
+    return _family(baseline).trains
+
+
+def is_ranked(baseline: Mapping) -> bool:
+    """Whether the baseline ranks the candidate sets: its family scores candidates (or, for a
+    family whose ``scores`` names a row key, such as ``external``'s, the row sets it)."""
+    scores = _family(baseline).scores
+    return bool(baseline.get(scores)) if isinstance(scores, str) else bool(scores)
+
+
+def baseline_env_name(baseline: Mapping) -> str:
+    """The conda env of a baseline's jobs: its ``env:``, else its family's."""
+    return baseline.get("env") or _family(baseline).env
+
+
+def wiring_relations(baselines: Mapping[str, Mapping]) -> list[tuple[str, str, str, str]]:
+    """(relation, item type, row, counterpart) of the demo's wiring table, from the families'
+    ``relations`` (:class:`tiktalk.families.family.WiringRelation`) over the Table 3 rows of
+    ``baselines`` (name -> config block, in the config's order); ordered by item type
+    (visual, audio, knowledge), then by row."""
+    from tiktalk.families.family import param
+
+    rows = {b: c for b, c in baselines.items() if c.get("table3", True)}
+    found = []
+    for name, cfg in rows.items():
+        fam = _family(cfg)
+        keys = [r.key for r in fam.relations if r.key]
+        flags = {k: bool(param(cfg.get("params"), k)) for k in keys}
+        for rel in fam.relations:
+            if rel.key is None:
+                other = cfg.get("llm_from")
+                if other in rows:
+                    found.append((rel.relation, rel.item_type, name, other))
+                continue
+            if not flags[rel.key]:
+                continue
+            want = {**flags, rel.key: False}
+            for other, ocfg in rows.items():
+                if (ocfg["family"] == cfg["family"]
+                        and {k: bool(param(ocfg.get("params"), k)) for k in keys} == want):
+                    found.append((rel.relation, rel.item_type, name, other))
+                    break
+    order = ("visual", "audio", "knowledge")
+    return sorted(found, key=lambda r: order.index(r[1]) if r[1] in order else len(order))
 
 
 # ------------------------------------------------------------------ seeds and runs
@@ -218,18 +285,19 @@ def config_file(path: str, basedir: str | Path) -> str:
     return os.path.relpath(inside, os.getcwd()) if inside.exists() else path
 
 
-def uses_pipeline_tokenizer(baseline: dict) -> bool:
+def uses_pipeline_tokenizer(baseline: Mapping) -> bool:
     """Whether a baseline reads the pipeline's tokenizer (config ``tokenizer``) rather than one
-    of its own: DialoGPT with ``params.tokenizer``, a causal LM with a ``base_model`` and BLIP-2
-    (its LLM's) bring their own."""
-    family = baseline["family"]
-    params = baseline.get("params", {})
-    model = params.get("model", {})
-    if family == "dialogpt":
-        return not params.get("tokenizer")
-    if family == "causal_lm":
-        return not model.get("base_model")
-    return family != "blip2"
+    of its own: its family's ``pipeline_tokenizer`` (a params key: unless that key is set; for
+    example DialoGPT with ``params.tokenizer`` or a causal LM with a ``base_model`` bring their
+    own, and BLIP-2 uses its LLM's)."""
+    from tiktalk.families.family import param
+
+    fam = _family(baseline)
+    if not fam.trains:
+        return False
+    if isinstance(fam.pipeline_tokenizer, str):
+        return not param(baseline.get("params"), fam.pipeline_tokenizer)
+    return bool(fam.pipeline_tokenizer)
 
 
 _MANIFEST_CACHE: dict[tuple[str, int, int], dict[str, list[str]]] = {}

@@ -1,7 +1,7 @@
 """Rule predict: decode one response per dialogue of a split."""
 from pathlib import Path
 
-from tiktalk.baselines.registry import get_family
+from tiktalk.families.registry import get_family
 from tiktalk.workflow import baseline_job
 
 sm = snakemake  # noqa: F821

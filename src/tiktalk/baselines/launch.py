@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from tiktalk.baselines.inputs import BaselineInputs
-from tiktalk.baselines.registry import get_family
+from tiktalk.families.registry import get_family
 from tiktalk.io import write_json
 from tiktalk.runtime import rank
 

@@ -4,16 +4,15 @@
 
     family: maria
     tokenizer: dir or hub name   # optional, else inputs.tokenizer (e.g. bert-base-chinese)
-    init: scratch | bert-base-chinese | <dir>   # encoder initialisation (MariaConfig.init)
+    init: scratch | <dir>        # the encoder's initialisation: random, or a BERT checkpoint
     model:  {MariaConfig fields}   # use_visual, use_audio, use_knowledge, hidden_size,
                                    # num_hidden_layers, num_attention_heads, intermediate_size
                                    # (scratch only), max_response_len (40), max_text_len (180),
                                    # max_knowledge_len, max_flows, max_frames (50),
-                                   # max_audio_frames (50), mask_prob_* (0.7/0.15/0.15),
-                                   # beam_size (5), length_penalty (0.3),
-                                   # repetition_penalty (3), max_decode_len (40)
+                                   # max_audio_frames (50), mask_prob_* (0.7/0.15/0.15)
     train:  {TrainConfig fields}   # epochs (20), batch_size, lr (3e-5), weight_decay (0.05)...
-    decode: {batch_size: 16, beam_size, length_penalty, repetition_penalty, max_len, min_len}
+    decode: {MariaDecode fields}   # batch_size (16), beam_size (5), length_penalty (0.3),
+                                   # repetition_penalty (3), max_len (40), min_len (1)
 
 The model config is built once (:func:`model_config`): the ``model:`` block, the tokenizer's
 vocabulary and special ids, and the feature dims of the shards (visual_dim / audio_dim, unless
@@ -42,8 +41,8 @@ from tiktalk.knowledge.flows import format_flows, iter_knowledge
 from tiktalk.logs import batch_starts
 from tiktalk.media.store import FeatureStore
 from tiktalk.data.predictions import write_predictions
-from tiktalk.models.maria import (Maria, MariaConfig, build_backbone, build_example, cap_frames,
-                                  collate, tokenizer_fields)
+from tiktalk.models.maria import (Maria, MariaConfig, MariaDecode, build_backbone, build_example,
+                                  cap_frames, collate, tokenizer_fields)
 from tiktalk.models.packed import PackedExamples
 from tiktalk.models.tokenizer import decode_tokens, load_tokenizer
 from tiktalk.settings import from_mapping, to_mapping
@@ -51,19 +50,7 @@ from tiktalk.training.trainer import TrainConfig, train as run_training
 
 log = logging.getLogger("tiktalk.baselines.maria")
 FAMILY = "maria"
-VERSION = 1
-
-
-@dataclass(frozen=True)
-class MariaDecode:
-    """Decoding settings of ``predict``; None keeps the model config's value."""
-
-    batch_size: int = 16
-    beam_size: int | None = None
-    length_penalty: float | None = None
-    repetition_penalty: float | None = None
-    max_len: int | None = None
-    min_len: int | None = None
+VERSION = 2   # 2: the encoder's init and the decoding settings left the model config
 
 
 @dataclass(frozen=True)
@@ -74,7 +61,7 @@ class MariaParams:
     name: str | None = None
     description: str | None = None
     tokenizer: str | None = None
-    init: str | None = None            # overrides model.init
+    init: str = "scratch"              # the encoder: "scratch" or a BERT checkpoint dir
     model: dict | None = None          # MariaConfig fields (see model_config)
     train: dict | None = None          # TrainConfig fields
     decode: MariaDecode = field(default_factory=MariaDecode)
@@ -166,11 +153,9 @@ class MariaDataset(torch.utils.data.Dataset):
 
 
 def model_config(p: MariaParams, tokenizer, store: FeatureStore | None) -> MariaConfig:
-    """The MariaConfig of a baseline: its ``model:`` block (and ``init``), the feature dims of
-    the shards where the block leaves them out, and the tokenizer's vocabulary and ids."""
+    """The MariaConfig of a baseline: its ``model:`` block, the feature dims of the shards
+    where the block leaves them out, and the tokenizer's vocabulary and ids."""
     fields = dict(p.model or {})
-    if p.init is not None:
-        fields["init"] = p.init
     if store is not None:
         if store.visual_dim and "visual_dim" not in fields:
             fields["visual_dim"] = store.visual_dim
@@ -197,10 +182,10 @@ def train(params: dict, inputs: BaselineInputs, out_dir: Path) -> None:
     cfg = model_config(p, tokenizer, store)
     tcfg = TrainConfig.from_dict({"seed": inputs.seed, **(p.train or {})}, where="maria params.train")
     torch.manual_seed(tcfg.seed)
-    pretrained = cfg.bert_config is None and cfg.init != "scratch"
-    loaded = provenance([cfg.init if pretrained else None, p.tokenizer or inputs.tokenizer],
+    pretrained = cfg.bert_config is None and p.init != "scratch"
+    loaded = provenance([p.init if pretrained else None, p.tokenizer or inputs.tokenizer],
                         random_init=not pretrained)
-    mlm, cfg = build_backbone(cfg)
+    mlm, cfg = build_backbone(cfg, p.init)
     model = Maria(cfg, mlm)
     train_set = MariaDataset(cfg, tokenizer, training_pairs(table(inputs, "train")), store,
                              _knowledge(cfg, inputs, "train"))
@@ -242,9 +227,7 @@ def predict(params: dict, model_dir: Path, inputs: BaselineInputs, split: str, o
     for start in batch_starts(len(data), dec.batch_size, f"{FAMILY} predict {split}"):
         batch = data.collate([data[i] for i in range(start, min(len(data), start + dec.batch_size))])
         batch = {k: v.to(device) for k, v in batch.items()}
-        for ids in model.generate(batch, beam_size=dec.beam_size, max_len=dec.max_len,
-                                  length_penalty=dec.length_penalty,
-                                  repetition_penalty=dec.repetition_penalty, min_len=dec.min_len):
+        for ids in model.generate(batch, dec):
             responses.append(decode_tokens(tokenizer, ids))
     write_predictions(out_path, rows, responses)
 

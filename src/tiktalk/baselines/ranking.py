@@ -4,7 +4,7 @@ The family's ``score_candidates(params, model_dir, inputs, split, candidates, ba
 returns the summed log-likelihood and the token count of every candidate (each a
 (dialogues, candidates) array, in the candidate file's order); the ranking score (``mean``:
 length-normalised, or ``sum``) and the metrics come from :mod:`tiktalk.metrics.ranking`.
-Families without a scorer are not ranked (:data:`tiktalk.baselines.registry.SCORING_FAMILIES`).
+Families without a scorer are not ranked (a descriptor with ``scores=False``, :mod:`tiktalk.families.family`).
 
 Output (``results/ranking/{baseline}/{split}.json``)::
 
@@ -20,13 +20,10 @@ import logging
 import os
 from pathlib import Path
 
-import numpy as np
-
 from tiktalk.baselines.inputs import BaselineInputs
-from tiktalk.baselines.registry import get_family
+from tiktalk.families.registry import get_family
 from tiktalk.io import write_json
-from tiktalk.metrics.ranking import (best_rank, candidate_scores, chance_metrics, ranking_metrics,
-                                     read_candidates, reference_ranks)
+from tiktalk.metrics.ranking import ranking_result, read_candidates
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +39,9 @@ def rank_split(family: str, params: dict, model_dir: str | os.PathLike, inputs: 
         raise ValueError(f"baseline family {family!r} cannot score a given response (no "
                          f"score_candidates); it is not ranked")
     loglik, n_tokens = scorer(params, Path(model_dir), inputs, split, candidates, batch_size=batch_size)
-    dialogues = candidates["dialogues"]
-    if loglik.shape != (len(dialogues), candidates["n_candidates"]):
-        raise ValueError(f"{family}.score_candidates returned {loglik.shape}, expected "
-                         f"({len(dialogues)}, {candidates['n_candidates']})")
-    scores = candidate_scores(loglik, n_tokens, score)
-    refs = [d["references"] for d in dialogues]
-    metrics = {**ranking_metrics(scores, refs), "score": score, "split": split}
-    per_dialogue = [{"dialogue_id": d["dialogue_id"],
-                     "reference_ranks": [float(r) for r in reference_ranks(row, d["references"])],
-                     "best_rank": float(best_rank(row, d["references"]))}
-                    for d, row in zip(dialogues, scores)]
-    write_json(out_path, {"metrics": metrics,
-                          "chance": chance_metrics(candidates["n_candidates"], len(refs[0])),
-                          "mean_tokens": float(np.mean(n_tokens)), "dialogues": per_dialogue})
+    result = ranking_result(candidates, loglik, n_tokens, score, split)
+    write_json(out_path, result)
+    metrics = result["metrics"]
     log.info("%s on %s: %s", family, split, {k: round(v, 2) if isinstance(v, float) else v
                                             for k, v in metrics.items()})
     return metrics

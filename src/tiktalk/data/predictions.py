@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from tiktalk.io import read_jsonl, write_jsonl
+from tiktalk.io import jsonl_problems, read_jsonl, write_jsonl
 
 
 def write_predictions(path: str | os.PathLike, dialogues: Sequence[dict],
@@ -31,3 +31,33 @@ def write_predictions(path: str | os.PathLike, dialogues: Sequence[dict],
 def read_predictions(path: str | os.PathLike) -> list[dict]:
     """The rows of a predictions file (a line that is not a JSON object names file and line)."""
     return read_jsonl(path)
+
+
+def _check_prediction(row: dict, seen: dict) -> str | None:
+    did, response = row.get("dialogue_id"), row.get("response")
+    if not isinstance(did, str) or not did:
+        return f"no dialogue_id string in {sorted(row)}"
+    if not isinstance(response, str):
+        return f"dialogue {did!r}: no response string"
+    if did in seen:
+        return f"dialogue {did!r} again (first on line {seen[did]})"
+    seen[did] = len(seen) + 1
+    return None
+
+
+def predictions_problems(path: str | os.PathLike, limit: int = 5) -> list[str]:
+    """``path:line: problem`` for the first bad lines of a predictions file (a row brought by
+    the config, family ``external``): each line one JSON object with a non-empty string
+    ``dialogue_id`` (each once) and a string ``response``. Whether its ids are the split's
+    dialogues is checked when it is scored (:func:`tiktalk.metrics.evaluate.align`)."""
+    return jsonl_problems(path, _check_prediction, limit)
+
+
+def copy_predictions(src: str | os.PathLike, out: str | os.PathLike) -> int:
+    """The rows of a predictions file brought by the config, checked, written to ``out`` in the
+    pipeline's own form (``dialogue_id`` and ``response`` only); their count."""
+    problems = predictions_problems(src)
+    if problems:
+        raise ValueError("\n".join(problems))
+    return write_jsonl(out, ({"dialogue_id": r["dialogue_id"], "response": r["response"]}
+                             for r in read_jsonl(src)))

@@ -15,7 +15,7 @@ class MediaConfig:
     max_frames: int = 50                 # frames kept per video, uniformly spaced (paper: 50)
     frame_size: int = 224                # decoded frames are resized to frame_size x frame_size
     input_size: int = 224                # backbone input (frames are resized again if different)
-    backbone: str = "resnet101"          # torchvision ResNet name (demo: resnet18)
+    backbone: str = "resnet101"          # torchvision classification model (demo: resnet18)
     backbone_weights: str | None = None  # local state_dict path (init: pretrained)
     vggish_weights: str | None = None    # local torchvggish state_dict (init: pretrained)
     vggish_pca: str | None = None        # local PCA params (.npz or torch); None -> no PCA

@@ -23,6 +23,12 @@ Scores
     makes the ranking score, ``mean`` = length-normalised, the sum divided by the tokens, or
     ``sum``). Higher is better.
 
+    Candidate scores file (:func:`read_candidate_scores`; a row of family ``external`` brings
+    one, the ranking jobs compute the same arrays): one line per dialogue of the candidate
+    file, ``{"dialogue_id": str, "loglik": [float, ...], "n_tokens": [int, ...]}``, a value
+    per candidate in the candidate file's order (``n_tokens`` optional: 1 each, so ``mean``
+    equals ``sum``).
+
 Metrics (:func:`ranking_metrics`); ties between candidates are broken uniformly at random and
 every number is its EXPECTATION under that tie-breaking, so a model that scores every
 candidate alike gets exactly the chance values, not a lucky order:
@@ -44,7 +50,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from tiktalk.io import read_json, write_json
+from tiktalk.io import jsonl_problems, read_json, read_jsonl, write_json
 
 CANDIDATES_VERSION = 1
 DEFAULT_KS = (1, 5, 10)
@@ -192,3 +198,73 @@ def chance_metrics(n_candidates: int, n_references: int, ks: Sequence[int] = DEF
     """What a model that scores all candidates alike gets (the same expectations)."""
     flat = [0.0] * n_candidates
     return ranking_metrics([flat], [list(range(n_references))], ks)
+
+
+def ranking_result(candidates: Mapping, loglik, n_tokens, score: str, split: str) -> dict:
+    """The ranking file of a model (``results/ranking/{baseline}/{split}.json``): its metrics,
+    the chance metrics, the mean token count and each dialogue's reference ranks, from its
+    candidate scores (arrays of (dialogues, candidates), the candidate file's order)."""
+    dialogues = candidates["dialogues"]
+    loglik = np.asarray(loglik, dtype=np.float64)
+    if loglik.shape != (len(dialogues), candidates["n_candidates"]):
+        raise ValueError(f"candidate scores of shape {loglik.shape}, expected "
+                         f"({len(dialogues)}, {candidates['n_candidates']})")
+    scores = candidate_scores(loglik, n_tokens, score)
+    refs = [d["references"] for d in dialogues]
+    metrics = {**ranking_metrics(scores, refs), "score": score, "split": split}
+    per_dialogue = [{"dialogue_id": d["dialogue_id"],
+                     "reference_ranks": [float(r) for r in reference_ranks(row, d["references"])],
+                     "best_rank": float(best_rank(row, d["references"]))}
+                    for d, row in zip(dialogues, scores)]
+    return {"metrics": metrics, "chance": chance_metrics(candidates["n_candidates"], len(refs[0])),
+            "mean_tokens": float(np.mean(n_tokens)), "dialogues": per_dialogue}
+
+
+def _numbers(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+
+
+def _check_scores(row: dict, seen: dict) -> str | None:
+    did = row.get("dialogue_id")
+    if not isinstance(did, str) or not did:
+        return f"no dialogue_id string in {sorted(row)}"
+    if not _numbers(row.get("loglik")):
+        return f"dialogue {did!r}: loglik must be a non-empty list of numbers"
+    n = len(row["loglik"])
+    if "n_tokens" in row and (not _numbers(row["n_tokens"]) or len(row["n_tokens"]) != n):
+        return f"dialogue {did!r}: n_tokens must be a list of {n} numbers, as loglik"
+    if seen.setdefault("#n", n) != n:
+        return f"dialogue {did!r}: {n} candidate scores, the first line has {seen['#n']}"
+    if did in seen:
+        return f"dialogue {did!r} again (first on line {seen[did]})"
+    seen[did] = len(seen)
+    return None
+
+
+def candidate_scores_problems(path: str | os.PathLike, limit: int = 5) -> list[str]:
+    """``path:line: problem`` for the first bad lines of a candidate scores file (see the
+    module doc); whether it covers the candidate file is checked when it is read."""
+    return jsonl_problems(path, _check_scores, limit)
+
+
+def read_candidate_scores(path: str | os.PathLike, candidates: Mapping) -> tuple[np.ndarray, np.ndarray]:
+    """(loglik, n_tokens), each (dialogues, candidates) in the order of ``candidates`` (the
+    candidate file), from a candidate scores file; an error names the file and what is off."""
+    problems = candidate_scores_problems(path)
+    if problems:
+        raise ValueError("\n".join(problems))
+    rows = {r["dialogue_id"]: r for r in read_jsonl(path)}
+    want = [d["dialogue_id"] for d in candidates["dialogues"]]
+    missing = [d for d in want if d not in rows]
+    extra = sorted(set(rows) - set(want))
+    if missing or extra:
+        raise ValueError(f"{path}: the scores do not cover the candidate file's dialogues "
+                         f"(missing {missing[:3]}, not in it {extra[:3]})")
+    n = candidates["n_candidates"]
+    if len(rows[want[0]]["loglik"]) != n:
+        raise ValueError(f"{path}: {len(rows[want[0]]['loglik'])} scores a dialogue; the "
+                         f"candidate file has {n} candidates each")
+    loglik = np.array([rows[d]["loglik"] for d in want], dtype=np.float64)
+    n_tokens = np.array([rows[d].get("n_tokens", [1] * n) for d in want], dtype=np.float64)
+    return loglik, n_tokens

@@ -55,6 +55,19 @@ N_TYPES = 5
 
 
 @dataclass(frozen=True)
+class MariaDecode:
+    """Decoding settings (a Maria baseline's ``decode:`` block): beam search with Maria's
+    length and repetition penalties; they may change between training and decoding."""
+
+    batch_size: int = 16
+    beam_size: int = 5
+    length_penalty: float = 0.3
+    repetition_penalty: float = 3.0
+    max_len: int = 40                  # capped at max_response_len - 2 tokens (+ [SEP])
+    min_len: int = 1
+
+
+@dataclass(frozen=True)
 class MariaConfig:
     """Everything that defines one Maria model; immutable.
 
@@ -64,8 +77,7 @@ class MariaConfig:
     architecture (:func:`build_backbone` returns the config completed with ``bert_config``).
     """
 
-    # --- backbone ---
-    init: str = "scratch"              # "scratch" | hub name ("bert-base-chinese") | local dir
+    # --- backbone (its initialisation is the baseline's ``init``: build_backbone) ---
     vocab_size: int = 21128            # len(tokenizer): see tokenizer_fields
     hidden_size: int = 768             # scratch only (pretrained: taken from its config)
     num_hidden_layers: int = 12
@@ -91,12 +103,6 @@ class MariaConfig:
     mask_prob_response: float = 0.7    # MRP
     mask_prob_context: float = 0.15    # MCP
     mask_prob_knowledge: float = 0.15  # MKP
-    # --- decoding ---
-    beam_size: int = 5
-    length_penalty: float = 0.3
-    repetition_penalty: float = 3.0
-    max_decode_len: int = 40           # capped at max_response_len - 2 tokens (+ [SEP])
-    min_decode_len: int = 1
     # --- special token ids (from the tokenizer: tokenizer_fields) ---
     pad_token_id: int = 0
     cls_token_id: int = 101
@@ -149,9 +155,6 @@ def _bert_from_config(cfg: MariaConfig):
 
     if cfg.bert_config is not None:  # the architecture is known (a trained model, a resume)
         return BertForMaskedLM(BertConfig(**cfg.bert_config))
-    if cfg.init != "scratch":
-        raise ValueError(f"MariaConfig(init={cfg.init!r}) has no bert_config: build the "
-                         f"pretrained encoder with build_backbone(cfg) and pass it to Maria")
     bc = BertConfig(
         vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size,
         num_hidden_layers=cfg.num_hidden_layers, num_attention_heads=cfg.num_attention_heads,
@@ -166,22 +169,22 @@ def _bert_from_config(cfg: MariaConfig):
     return BertForMaskedLM(bc)
 
 
-def _pretrained_bert(cfg: MariaConfig):
-    """``cfg.init``'s pretrained encoder, resized to the vocabulary, with 5 token types (the
+def _pretrained_bert(cfg: MariaConfig, init: str):
+    """``init``'s pretrained encoder, resized to the vocabulary, with 5 token types (the
     new rows initialised from row 1)."""
     from transformers import BertForMaskedLM
 
     try:
         try:
-            mlm = BertForMaskedLM.from_pretrained(cfg.init, local_files_only=True,
+            mlm = BertForMaskedLM.from_pretrained(init, local_files_only=True,
                                                   attn_implementation="sdpa")
         except OSError:
             if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
                 raise
-            mlm = BertForMaskedLM.from_pretrained(cfg.init, attn_implementation="sdpa")
+            mlm = BertForMaskedLM.from_pretrained(init, attn_implementation="sdpa")
     except OSError as exc:
         raise RuntimeError(
-            f"could not load the pretrained encoder {cfg.init!r} (offline and not cached? "
+            f"could not load the pretrained encoder {init!r} (offline and not cached? "
             f"set HF_HOME to a cache holding it, or use init: scratch): {exc}") from exc
     if mlm.config.vocab_size != cfg.vocab_size:
         mlm.resize_token_embeddings(cfg.vocab_size)
@@ -201,11 +204,12 @@ _BACKBONE_DIMS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "in
                   "max_position_embeddings", "initializer_range")
 
 
-def build_backbone(cfg: MariaConfig):
-    """(encoder, config): the BERT encoder ``cfg`` asks for (pretrained weights for a hub/dir
-    ``init``, random for scratch or a known ``bert_config``) and a new MariaConfig completed
-    with its architecture (``bert_config`` and the dims), which is what a trained model saves."""
-    mlm = _pretrained_bert(cfg) if (cfg.bert_config is None and cfg.init != "scratch") \
+def build_backbone(cfg: MariaConfig, init: str = "scratch"):
+    """(encoder, config): the BERT encoder of ``init`` (``scratch``, or a checkpoint dir / hub
+    name: its pretrained weights) unless ``cfg`` already has a ``bert_config`` (random weights of
+    that architecture), and a new MariaConfig completed with its architecture (``bert_config``
+    and the dims), which is what a trained model saves."""
+    mlm = _pretrained_bert(cfg, init) if (cfg.bert_config is None and init != "scratch") \
         else _bert_from_config(cfg)
     bc = mlm.config
     filled = dataclasses.replace(cfg, bert_config=bc.to_dict(),
@@ -352,14 +356,14 @@ class Maria(nn.Module):
     # ---- decoding ------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def generate(self, batch: dict, beam_size: int | None = None, max_len: int | None = None,
-                 length_penalty: float | None = None, repetition_penalty: float | None = None,
-                 min_len: int | None = None) -> list[list[int]]:
-        """Response token ids (no [CLS]/[SEP]) for every row of ``batch``."""
+    def generate(self, batch: dict, decode: MariaDecode | None = None) -> list[list[int]]:
+        """Response token ids (no [CLS]/[SEP]) for every row of ``batch``, by beam search with
+        the ``decode`` settings (default :class:`MariaDecode`)."""
         cfg = self.cfg
-        K = beam_size or cfg.beam_size
+        decode = decode or MariaDecode()
+        K = decode.beam_size
         R = cfg.max_response_len
-        max_len = min(max_len or cfg.max_decode_len, R - 2)
+        max_len = min(decode.max_len, R - 2)
         B = batch["input_ids"].shape[0]
         was = self.training
         self.eval()
@@ -379,10 +383,8 @@ class Maria(nn.Module):
             return self.mlm.cls(hidden[:, 1 + t]), st
 
         out = beam_search(step, state, B, K, max_len + 1, cfg.sep_token_id,
-                          min_len=cfg.min_decode_len if min_len is None else min_len,
-                          length_penalty=cfg.length_penalty if length_penalty is None else length_penalty,
-                          repetition_penalty=(cfg.repetition_penalty if repetition_penalty is None
-                                              else repetition_penalty),
+                          min_len=decode.min_len, length_penalty=decode.length_penalty,
+                          repetition_penalty=decode.repetition_penalty,
                           banned_ids=cfg.banned_token_ids, device=device)
         self.train(was)
         return [seq[:max_len] for seq in out]

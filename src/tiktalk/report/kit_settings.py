@@ -103,11 +103,12 @@ def human_eval_settings(block: Mapping | None) -> HumanEvalSettings:
     return from_mapping(HumanEvalSettings, data, "human_eval")
 
 
-def rated_baselines(settings: HumanEvalSettings, labels: Mapping[str, str]) -> list[str]:
+def rated_baselines(settings: HumanEvalSettings, labels: Mapping[str, str], own=()) -> list[str]:
     """The runs to rate: ``settings.baselines`` (each must be a run), else every run whose
-    label is a row of the paper's Table 4, in the config's order."""
+    label is a row of the paper's Table 4 and every run of ``own`` (your own systems' rows),
+    in the config's order."""
     if settings.baselines is None:
-        chosen = [name for name, label in labels.items() if label in TABLE4_ROWS]
+        chosen = [name for name, label in labels.items() if label in TABLE4_ROWS or name in own]
         if not chosen:
             raise SettingsError("human_eval: no baseline is labelled as a row of the paper's "
                                 f"Table 4 ({', '.join(TABLE4_ROWS)}); name them in human_eval.baselines")

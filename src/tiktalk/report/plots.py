@@ -57,7 +57,7 @@ def plot_table3(metrics_by_baseline: Mapping[str, Mapping], labels: Mapping[str,
     for ax, key in zip(axes, metrics):
         col = COLUMN_FOR_KEY[key]
         ours_v = np.array([r[col] for r in ours])
-        paper_v = np.array([paper[r["paper_row"]][col] if r["paper_row"] else np.nan for r in ours])
+        paper_v = np.array([paper[r["paper_row"]][col] if r["paper_row"] in paper else np.nan for r in ours])
         yerr = None
         if all(r[f"{col}_low"] is not None for r in ours):
             yerr = np.array([[max(0.0, v - r[f"{col}_low"]) for v, r in zip(ours_v, ours)],

@@ -25,8 +25,9 @@ A relation **holds** when ``ci_low > threshold``. For the modality relations the
 that both answer the prompt differ by the paraphrase they pick, a few points; a row that does
 not read the prompt loses tens of points).
 
-The relations (:data:`RELATIONS`) are those of the paper's Table 3 rows, by their config keys;
-a relation whose rows are not in the run is left out.
+The relations come from the baseline families' descriptors over the config's Table 3 rows
+(:func:`tiktalk.workflow.wiring_relations`, passed in by the rule); a relation whose rows are
+not in the run is left out.
 """
 
 from __future__ import annotations
@@ -64,20 +65,6 @@ class Relation:
     counterpart: str
 
 
-# Table 3 rows by their config keys (config/config.yaml): every row that sees frames against
-# the same inputs without them, +Audio rows against the same without audio, +C3KG rows against
-# the same without knowledge.
-RELATIONS: tuple[Relation, ...] = (
-    Relation("frames", "visual", "maria", "text"),
-    Relation("frames", "visual", "maria_audio", "audio_text"),
-    Relation("frames", "visual", "maria_c3kg", "c3kg_text"),
-    Relation("frames", "visual", "blip2_img", "chatglm"),
-    Relation("frames", "visual", "blip2_video", "chatglm"),
-    Relation("audio", "audio", "maria_audio", "maria"),
-    Relation("audio", "audio", "audio_text", "text"),
-    Relation("knowledge", "knowledge", "maria_c3kg", "maria"),
-    Relation("knowledge", "knowledge", "c3kg_text", "text"),
-)
 TEXT_RELATION = "text"        # every row against the best row on text items
 MODALITY_TYPES = ("visual", "audio", "knowledge")
 
@@ -146,7 +133,7 @@ def _row(scores: ItemScores, relation: str, item_type: str, row: str, counterpar
             "threshold": threshold, "holds": bool(low > threshold)}
 
 
-def wiring_table(scores: ItemScores, relations: Sequence[Relation] = RELATIONS,
+def wiring_table(scores: ItemScores, relations: Sequence[Relation],
                  text_tolerance: float = TEXT_TOLERANCE, n_resamples: int = N_RESAMPLES,
                  seed: int = SEED) -> pd.DataFrame:
     """One row per relation whose two rows and item type are in ``scores``, then one per
@@ -200,7 +187,7 @@ def chance_level(item_type: str) -> float:
 
 
 def counterfactual_table(real: ItemScores, permuted: ItemScores,
-                         relations: Sequence[Relation] = RELATIONS,
+                         relations: Sequence[Relation],
                          n_resamples: int = N_RESAMPLES, seed: int = SEED) -> pd.DataFrame:
     """For each frames/audio relation of ``relations`` whose row is in both score sets: how the
     row does on its items with the right video's features (``real``) and with another video's

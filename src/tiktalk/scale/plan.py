@@ -26,6 +26,7 @@ from pathlib import Path
 
 import yaml
 
+from tiktalk.families.registry import get as family
 from tiktalk.scale.generate import (AUDIO_DIM, AUDIO_HOP_S, IMAGE_DIM, IMAGE_TOKENS, MAX_AUDIO,
                                     MAX_FRAMES, VISUAL_DIM, paper_counts)
 
@@ -109,8 +110,9 @@ def build_plan(config: dict, profile: dict, costs: dict, measured: list[dict],
     shard_size = int(config.get("data", {}).get("shard_size", 256))
     shards = math.ceil(videos / shard_size)
     media, lines = costs["media"], []
-    rows = {b: v for b, v in config["baselines"].items()}
-    image_rows = {b for b, v in rows.items() if v["family"] == "blip2"}
+    # rows with jobs to plan (an external row brings its predictions: no training, no decoding)
+    rows = {b: v for b, v in config["baselines"].items() if family(v["family"]).trains}
+    image_rows = {b for b, v in rows.items() if "image_features" in family(v["family"]).reads}
     n_views = len({rows[b]["params"]["model"].get("mode", "img") for b in image_rows})
     img_frames = int(config["media"]["image_encoder"].get("n_frames", 8)) if image_rows else 0
 

@@ -37,7 +37,7 @@ import dataclasses
 import posixpath
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 DEFAULT_DIR = "weights"
 RECORD_DIR = ".verified"
@@ -225,14 +225,12 @@ def describe_missing(rule: str, path: str, key: str | None = None) -> str:
             f"access with `{FETCH_COMMAND}` (or `snakemake --cores 1 {path}`), or put the file there")
 
 
-# Config keys that name a pretrained model (``*``: any baseline). Compute jobs run with the hub
-# offline, so each must be a path under the weights dir (an artifact) or an existing local path.
+# Config keys that name a pretrained model. Compute jobs run with the hub offline, so each must
+# be a path under the weights dir (an artifact) or an existing local path. A baseline's keys
+# are its family's ``weight_keys`` (tiktalk.families), added by the config check.
 WEIGHT_KEYS = (
     "media.extract.backbone_weights", "media.extract.vggish_weights", "media.extract.vggish_pca",
     "media.image_encoder.name_or_path", "knowledge.retriever.model", "tokenizer.name",
-    "baselines.*.params.init", "baselines.*.params.tokenizer", "baselines.*.params.model.init",
-    "baselines.*.params.model.pretrained", "baselines.*.params.model.base_model",
-    "baselines.*.params.model.pretrained.name_or_path",      # BLIP-2: the Q-Former's checkpoint
     "paper_tables.topics.similarity.model", "paper_tables.interest.model",
 )
 NOT_A_WEIGHT = ("scratch", "random")
@@ -253,14 +251,16 @@ def _values_at(config: Mapping, pattern: str) -> Iterator[tuple[str, Any]]:
     yield from walk(config, pattern.split("."), "")
 
 
-def offline_problems(config: Mapping, spec: WeightsSpec, exists=None) -> list[str]:
-    """One line per pretrained-model key whose value is neither an artifact path nor an
-    existing local path (a hub name would be looked up inside an offline compute job)."""
+def offline_problems(config: Mapping, spec: WeightsSpec, exists=None,
+                     keys: Iterable[str] = WEIGHT_KEYS) -> list[str]:
+    """One line per pretrained-model key (``keys``, dotted paths; ``*`` matches any key) whose
+    value is neither an artifact path nor an existing local path (a hub name would be looked
+    up inside an offline compute job)."""
     import os
 
     exists = exists or os.path.exists
     lines = []
-    for pattern in WEIGHT_KEYS:
+    for pattern in keys:
         for path, value in _values_at(config, pattern):
             if not isinstance(value, str) or value in NOT_A_WEIGHT or spec.reference(value):
                 continue

@@ -1,0 +1,1 @@
+"""The baseline families, one torch-free descriptor module each (:mod:`tiktalk.families.family`)."""
