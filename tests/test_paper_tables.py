@@ -187,7 +187,7 @@ def test_relevant_responses_from_the_figure2_sheets(tmp_path):
     from annotation_sim import fill_sheets
     from kit_fixtures import write_split
 
-    from tiktalk.report.context_sources import make_sheets
+    from tiktalk.report.kit.context_sources import make_sheets
     from tiktalk.report.interest import relevant_from_annotations
 
     write_split(tmp_path / "test.jsonl", n_videos=4)

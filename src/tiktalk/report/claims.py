@@ -307,7 +307,7 @@ def ratings_replicates(scores: Mapping[str, np.ndarray], criteria: Sequence[str]
 def item_scores(ratings_dir: str | os.PathLike, key_path: str | os.PathLike) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
     """``({system: (items, criteria) mean rating over the annotators}, criteria)`` of the
     filled Table 4 sheets (checked as Table 4 checks them)."""
-    from tiktalk.report import annotation, human_eval
+    from tiktalk.report.kit import annotation, human_eval
 
     key = annotation.read_key(key_path, human_eval.TASK)
     scale = human_eval.scale_of_key(key)

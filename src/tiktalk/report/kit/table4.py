@@ -1,4 +1,4 @@
-"""Table 4 (human evaluation) from a scores JSON (:mod:`tiktalk.report.human_eval`), beside the
+"""Table 4 (human evaluation) from a scores JSON (:mod:`tiktalk.report.kit.human_eval`), beside the
 paper's numbers: CSV, Markdown and LaTeX.
 
 Rows (CSV columns :data:`TABLE4_COLUMNS`): ``statistic = "mean"`` rows of our systems (in the

@@ -1,4 +1,4 @@
-"""Figure 2(b)/(c) from a context-sources scores JSON (:mod:`tiktalk.report.context_sources`):
+"""Figure 2(b)/(c) from a context-sources scores JSON (:mod:`tiktalk.report.kit.context_sources`):
 tables (CSV, Markdown) and the bar plot, with the paper's TikTalk bars beside ours in (b).
 
 Figure 2(b) table columns: source, ours (% of non-skipped judgements), yes, n, paper (%),
