@@ -225,6 +225,7 @@ EDITS = {
     "models/livebot.py": lambda d: d.baseline_jobs(d.of_family("livebot")),
     "metrics/evaluate.py": lambda d: d.scoring(set(d.baselines)),
     "training/trainer.py": lambda d: d.baseline_jobs(set(d.baselines)),
+    "training/checkpoint.py": lambda d: d.baseline_jobs(set(d.baselines)),
 }
 
 
