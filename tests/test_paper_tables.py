@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,6 @@ from tiktalk.report.efficiency import build_table7, epoch_times, row_of, rows_of
 from tiktalk.report.render import Block, Column, best_cells, to_latex
 
 torch.set_num_threads(1)
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 # -- rendering ---------------------------------------------------------------------------------
