@@ -17,16 +17,8 @@ from typing import Mapping, Sequence
 
 from tiktalk.io import write_text_atomic
 from tiktalk.report.paper import TABLE4, TABLE4_ANNOTATORS, TABLE4_DIALOGUES, TABLE4_KAPPA, TABLE4_ROWS
-from tiktalk.report.render import (
-    Column,
-    best_cells,
-    data_source_name,
-    latex_bold,
-    latex_escape,
-    latex_table,
-    markdown_table,
-    to_csv,
-)
+from tiktalk.report.render import (Column, best_cells, data_source_name, latex_bold, latex_escape,
+                                   latex_table, markdown_table, to_csv)
 
 SOURCE_OURS = "ours"
 SOURCE_PAPER = "paper"
