@@ -20,9 +20,9 @@ from tiktalk.report.paper import (
     TABLE3_TYPES,
     paper_row,
 )
-from tiktalk.report.plots import PAPER_COLOR, plot_histogram, plot_ours_vs_paper, plot_table3
+from tiktalk.report.plots import PAPER_COLOR, plot_histogram, plot_ours_vs_paper
 from tiktalk.report.render import latex_escape, markdown_table
-from tiktalk.report.tables import RowSpread, build_table3, load_metrics, table3_caption
+from tiktalk.report.tables import RowSpread, build_table3, load_metrics, plot_table3, table3_caption
 
 PAPER_TXT = Path(__file__).parent / "data" / "tiktalk_table3.txt"  # the paper text around Table 3
 NUMBER = r"\d+\.\d\d"
