@@ -2,9 +2,9 @@
 # (context-source labelling). The blank sheets, their HTML pages and the keys are always made
 # (cheap); Table 4 and Figure 2 are scored and drawn once the config names the directories of
 # the filled sheets (human_eval.ratings_dir, human_eval.context_sources_dir). Settings:
-# tiktalk.report.kit_settings; files: tiktalk.report.annotation.
-from tiktalk.report.annotation import annotator_names
-from tiktalk.report.kit_settings import (
+# tiktalk.report.kit.settings; files: tiktalk.report.kit.annotation.
+from tiktalk.report.kit.annotation import annotator_names
+from tiktalk.report.kit.settings import (
     clip_videos_dir,
     filled_sheet_files,
     human_eval_settings,

@@ -1,6 +1,6 @@
 """Model directories for the LLM-row tests, written the way the real models ship (no hub here).
 
-* :func:`write_chatglm_double`: a ChatGLM-6B interface double (``tiktalk.weights.chatglm_double``:
+* :func:`write_chatglm_double`: a ChatGLM-6B interface double (``tiktalk.rehearsal.chatglm_double``:
   remote code registered through ``auto_map``, a sentencepiece tokenizer trained on a few
   sentences, random fp16 weights in .bin shards), loaded by the pipeline with
   ``trust_remote_code`` from the directory;
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from tiktalk.weights.rehearsal_llm import VISION as VIT
+from tiktalk.rehearsal.llm import VISION as VIT
 
 
 def transformers_before(major: int, minor: int) -> bool:
@@ -42,8 +42,8 @@ def corpus_texts(extra=()) -> list[str]:
 # -- ChatGLM-6B double ----------------------------------------------------------------------
 def write_chatglm_double(root: Path, texts=None, weights: bool = True, seed: int = 0, **sizes) -> Path:
     """A local model directory with ChatGLM-6B's layout and contract (the package's builder,
-    tiktalk.weights.rehearsal_llm.write_chatglm, on the tests' texts)."""
-    from tiktalk.weights.rehearsal_llm import write_chatglm
+    tiktalk.rehearsal.llm.write_chatglm, on the tests' texts)."""
+    from tiktalk.rehearsal.llm import write_chatglm
 
     return write_chatglm(Path(root) / "chatglm-double", texts or corpus_texts(), weights=weights, seed=seed,
                          **sizes)
@@ -94,8 +94,8 @@ def write_native_llm(root: Path, texts=None, seed: int = 0) -> Path:
 # -- BLIP-2 checkpoint ----------------------------------------------------------------------
 def write_blip2_checkpoint(root: Path, seed: int = 0, num_query_tokens: int = 3) -> Path:
     """A tiny BLIP-2 (vision 12-d, 17 tokens a frame; Q-Former 16-d) saved as safetensors (the
-    package's builder, tiktalk.weights.rehearsal_llm.write_blip2)."""
-    from tiktalk.weights.rehearsal_llm import write_blip2
+    package's builder, tiktalk.rehearsal.llm.write_blip2)."""
+    from tiktalk.rehearsal.llm import write_blip2
 
     return write_blip2(Path(root) / "tiny-blip2", seed=seed, num_query_tokens=num_query_tokens)
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from tiktalk.report.agreement import KappaUndefined, count_table, fleiss_kappa, kappa_of
+from tiktalk.report.kit.agreement import KappaUndefined, count_table, fleiss_kappa, kappa_of
 
 # Worked example of the Wikipedia article "Fleiss' kappa" (section "Worked example"): 10
 # subjects, 14 raters each, 5 categories; the article gives P = 0.378, P_e = 0.213 and

@@ -4,7 +4,6 @@ family end to end. Tests marked ``llm_env`` also run under the LLM env's pins (t
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,6 @@ from tiktalk.models.embedding_injection import EmbeddingInjector
 from tiktalk.settings import from_mapping
 
 torch.set_num_threads(1)
-sys.path.insert(0, str(Path(__file__).parent))
 
 QF = dict(num_queries=4, hidden_size=16, num_layers=3, num_heads=2, intermediate_size=32,
           dropout=0.0, attention_dropout=0.0)

@@ -17,8 +17,8 @@ from tiktalk.report.claims import (
     HOLDS, NEEDS_RATINGS, NOT_RUN, REVERSED, UNDECIDED, across_seeds, default_claims_path,
     evaluate_claims, item_scores, load_claims, paper_check, ratings_replicates, seed_families,
     write_claims_table)
-from tiktalk.report.human_eval import make_sheets
-from tiktalk.report.kit_settings import Scale
+from tiktalk.report.kit.human_eval import make_sheets
+from tiktalk.report.kit.settings import Scale
 from tiktalk.report.paper import TABLE3, TABLE3_METRIC_KEYS, TABLE3_ROWS, TABLE4, TABLE4_ROWS
 
 B = 400

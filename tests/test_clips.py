@@ -1,4 +1,4 @@
-"""The playable copies of the videos beside the rating pages (tiktalk.report.clips)."""
+"""The playable copies of the videos beside the rating pages (tiktalk.report.kit.clips)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from kit_fixtures import SYSTEMS, write_predictions, write_split
 from media_utils import write_video
-from tiktalk.report.clips import MAX_FPS, clip_links, template_links, transcode, write_clips
+from tiktalk.report.kit.clips import MAX_FPS, clip_links, template_links, transcode, write_clips
 
 
 def probe(path):

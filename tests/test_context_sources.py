@@ -9,10 +9,10 @@ import pytest
 
 from annotation_sim import fill_sheets, read_blank, write_filled
 from kit_fixtures import write_split
-from tiktalk.report import context_sources as cs
-from tiktalk.report.annotation import SheetError
-from tiktalk.report.figure2 import build_figure2
-from tiktalk.report.human_eval import read_scores as read_human_eval_scores
+from tiktalk.report.kit import context_sources as cs
+from tiktalk.report.kit.annotation import SheetError
+from tiktalk.report.kit.figure2 import build_figure2
+from tiktalk.report.kit.human_eval import read_scores as read_human_eval_scores
 from tiktalk.report.paper import FIGURE2B_TIKTALK
 
 SOURCES = ("vision", "audio", "text", "knowledge")

@@ -4,6 +4,7 @@ the counterfactual (permuted) feature shards."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from tiktalk.io import write_jsonl
 from tiktalk.media.counterfactual import derangement, permute_feature_shards
 from tiktalk.media.store import FeatureStore, write_feature_shard
 from tiktalk.report.wiring import (ItemScores, Relation, chance_level, counterfactual_table,
-                                   paired_bootstrap, wiring_table)
+                                   markdown, paired_bootstrap, wiring_table)
 
 
 # ---------------------------------------------------------------- answer keys
@@ -145,6 +146,19 @@ def test_wiring_table_margins_thresholds_and_text_rows(tmp_path):
     assert text.loc["deaf", "margin"] == 0 and text.loc["deaf", "holds"]
     assert text.loc["mute", "margin"] < -50 and not text.loc["mute", "holds"]
 
+
+
+def test_wiring_markdown_escapes_row_names(tmp_path):
+    """A label holding '|' stays inside its cell (the rows are named by Table 3's labels)."""
+    n = 12
+    refs = [[f"是{p}的嘀嘀声。"] for p in ("低音", "中音", "高音") * (n // 3)]
+    right = [r[0] for r in refs]
+    scores = _write_case(tmp_path, {"hears": right, "deaf": ["是低音的嘀嘀声。"] * n}, refs, ["audio"] * n)
+    table = wiring_table(scores, (Relation("audio", "audio", "hears", "deaf"),), n_resamples=50)
+    lines = markdown(table, {"hears": "A|B"}).splitlines()
+    assert len(lines) == 3 and lines[1] == "|" + "---|" * 10
+    assert len(re.split(r"(?<!\\)\|", lines[2])) == len(re.split(r"(?<!\\)\|", lines[0])) == 12
+    assert r"| A\|B | deaf |" in lines[2]
 
 
 def test_counterfactual_a_row_that_follows_its_video_loses_the_gain(tmp_path):

@@ -13,11 +13,11 @@ import pytest
 
 from annotation_sim import fill_sheets, offset_rater, read_blank, write_filled
 from kit_fixtures import SYSTEMS, write_predictions, write_split
-from tiktalk.report.annotation import SheetError
-from tiktalk.report.human_eval import make_sheets, read_scores, score, write_pages
-from tiktalk.report.kit_settings import HumanEvalSettings, Scale, human_eval_settings, rated_baselines
+from tiktalk.report.kit.annotation import SheetError
+from tiktalk.report.kit.human_eval import make_sheets, read_scores, score, write_pages
+from tiktalk.report.kit.settings import HumanEvalSettings, Scale, human_eval_settings, rated_baselines
 from tiktalk.report.paper import TABLE4, TABLE4_KAPPA
-from tiktalk.report.table4 import build_table4, table4_rows
+from tiktalk.report.kit.table4 import build_table4, table4_rows
 from tiktalk.settings import SettingsError
 
 N_ITEMS = 10
@@ -428,7 +428,7 @@ def test_cli_round_trip(tmp_path):
 
 
 def test_workflow_helpers_of_the_kits(tmp_path):
-    from tiktalk.report.kit_settings import filled_sheet_files, kit_outputs, thumbnail_videos_dir
+    from tiktalk.report.kit.settings import filled_sheet_files, kit_outputs, thumbnail_videos_dir
 
     local = {"kind": "local_dir", "root": "results/demo/videos"}
     assert thumbnail_videos_dir(HumanEvalSettings(), local) == "results/demo/videos"

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from media_utils import write_video
-from tiktalk.report.frames import extract_thumbnails, load_strips
+from tiktalk.report.kit.frames import extract_thumbnails, load_strips
 from tiktalk.report.paper import (
     FIGURE2B_RESPONSES,
     FIGURE2B_TIKTALK,
@@ -65,7 +65,7 @@ def test_thumbnails_from_videos_and_back(tmp_path):
 
 
 def test_page_embeds_the_strip_of_its_videos(tmp_path):
-    from tiktalk.report.rating_page import render_page
+    from tiktalk.report.kit.rating_page import render_page
 
     strip = ["data:image/jpeg;base64,AAAA", "data:image/jpeg;base64,BBBB"]
     row = {"annotator": "a", "item": "i001", "video": "111", "level": "2", "slot": "A",

@@ -20,7 +20,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "tiktalk"
 LAYERS: list[set[str]] = [
     {"", "io", "formats", "logs", "runtime", "settings"},  # "" is the root tiktalk/__init__.py
     {"data"},                         # the tables every later stage reads, keyed by dialogue
-    {"knowledge", "media", "metrics", "demo", "weights"},  # one stage each
+    {"knowledge", "media", "metrics", "demo", "weights",  # one stage each
+     "rehearsal"},                    # the rehearsal's tiny weights (apart from the real ones')
     {"models"},
     {"training"},
     {"families"},                     # one torch-free descriptor per baseline family
@@ -31,12 +32,14 @@ LAYERS: list[set[str]] = [
 ]
 # Modules placed apart from their package: a package's command line is an entry point just
 # below tiktalk.cli (which assembles the subcommands); nothing in its package may import it.
-MODULE_LAYERS = {"tiktalk.weights.cli": len(LAYERS) - 2, "tiktalk.media.cli": len(LAYERS) - 2}
+MODULE_LAYERS = {"tiktalk.weights.cli": len(LAYERS) - 2, "tiktalk.media.cli": len(LAYERS) - 2,
+                 "tiktalk.report.kit.cli": len(LAYERS) - 2}
 # The highest layer a unit may import, where lower than "everything below its own".
 CEILING = {"report": 2}
 # Imports between two packages of one layer that are allowed (importer, imported).
 ALLOWED_SIBLINGS = {
     ("weights", "media"),  # pretrained weights are fetched with the media downloader
+    ("rehearsal", "media"),  # the rehearsal's tiny VGGish is the media stage's class
 }
 
 
@@ -192,6 +195,45 @@ def test_checks_catch_upward_hidden_sibling_and_cyclic_imports(tmp_path):
     assert graph["tiktalk.media.store"] == {"tiktalk", "tiktalk.io"}  # relative imports resolve
     assert cycles(graph) == [["tiktalk.baselines.common", "tiktalk.models.tokenizer",
                               "tiktalk.baselines.common"]]
+
+
+# Subpackages that are packages of their own inside their unit: the modules of the unit outside
+# the subpackage that it may import (the rest of the unit may import it).
+SUBPACKAGES = {
+    # the human-evaluation kits: the paper's numbers, the renderer and the plot helpers
+    "tiktalk.report.kit": {"tiktalk.report", "tiktalk.report.paper", "tiktalk.report.render",
+                           "tiktalk.report.plots"},
+}
+
+
+def subpackage_violations(graph: dict[str, set[str]]) -> list[str]:
+    problems = []
+    for sub, allowed in SUBPACKAGES.items():
+        unit_prefix = sub.rsplit(".", 1)[0] + "."
+        for src_mod in sorted(m for m in graph if m == sub or m.startswith(sub + ".")):
+            for dst in sorted(graph[src_mod]):
+                inside = dst == sub or dst.startswith(sub + ".")
+                if not inside and dst.startswith(unit_prefix) and dst not in allowed:
+                    problems.append(f"{src_mod} -> {dst}: {sub} may import only {sorted(allowed)} "
+                                    f"of its unit")
+    return problems
+
+
+def test_subpackages_import_only_what_they_may():
+    problems = subpackage_violations(import_graph())
+    assert not problems, "\n".join(problems)
+
+
+def test_subpackage_check_catches_an_import_of_its_unit(tmp_path):
+    pkg = _write(tmp_path, {
+        "report/paper.py": "", "report/tables.py": "",
+        "report/kit/table4.py": "from tiktalk.report import paper\nfrom tiktalk.report.tables import x\n",
+        "report/claims.py": "from tiktalk.report.kit import table4\n",     # the unit may use it
+    })
+    assert subpackage_violations(import_graph(pkg)) == [
+        "tiktalk.report.kit.table4 -> tiktalk.report.tables: tiktalk.report.kit may import only "
+        "['tiktalk.report', 'tiktalk.report.paper', 'tiktalk.report.plots', "
+        "'tiktalk.report.render'] of its unit"]
 
 
 # Modules whose edits must re-run one stage only: who may import them.

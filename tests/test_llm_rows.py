@@ -5,19 +5,16 @@ only loads under the LLM env's transformers 4.33; test_llm_env.py runs these the
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from llm_fixtures import (LLM_ENV, blip2_image_tokens, write_blip2_checkpoint, write_chatglm_double,  # noqa: E402
+from llm_fixtures import (LLM_ENV, blip2_image_tokens, write_blip2_checkpoint, write_chatglm_double,
                           write_image_shard, write_native_llm)
-from test_baselines_text import TRAIN, check_predictions, make_dataset, read_lines  # noqa: E402
+from test_baselines_text import TRAIN, check_predictions, make_dataset, read_lines
 
-from tiktalk.io import fingerprint  # noqa: E402
+from tiktalk.io import fingerprint
 
 torch.set_num_threads(1)
 needs_llm_env = pytest.mark.skipif(not LLM_ENV, reason="ChatGLM-6B's remote code needs transformers <= 4.33: "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,6 @@ from tiktalk.report.efficiency import build_table7, epoch_times, row_of, rows_of
 from tiktalk.report.render import Block, Column, best_cells, to_latex
 
 torch.set_num_threads(1)
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -187,7 +185,7 @@ def test_relevant_responses_from_the_figure2_sheets(tmp_path):
     from annotation_sim import fill_sheets
     from kit_fixtures import write_split
 
-    from tiktalk.report.context_sources import make_sheets
+    from tiktalk.report.kit.context_sources import make_sheets
     from tiktalk.report.interest import relevant_from_annotations
 
     write_split(tmp_path / "test.jsonl", n_videos=4)

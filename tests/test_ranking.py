@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import itertools
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +14,6 @@ from tiktalk.metrics.ranking import (best_rank, build_candidates, candidate_scor
                                      recall_at_k, reference_ranks, write_candidates)
 
 torch.set_num_threads(1)
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 # -- maths ------------------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 
 The kits are built with the package's own functions on a small generated split (the whole
 demo DAG would add its training time for nothing: the pages depend only on the sheets and
-the videos): sheets and key (:mod:`tiktalk.report.human_eval` / ``context_sources``), playable
-clips (:mod:`tiktalk.report.clips`), thumbnails, pages, exactly as the rules write them. An
+the videos): sheets and key (:mod:`tiktalk.report.kit.human_eval` / ``context_sources``), playable
+clips (:mod:`tiktalk.report.kit.clips`), thumbnails, pages, exactly as the rules write them. An
 annotator session then rates with the mouse and the keyboard, reloads, downloads the CSV, and
 ``tiktalk human-eval score`` must give exactly the ratings that were given.
 """
@@ -24,11 +24,11 @@ from annotation_sim import fill_sheets
 from kit_fixtures import SYSTEMS, write_predictions, write_split
 from media_utils import write_video
 from tiktalk.cli import main as tiktalk
-from tiktalk.report import context_sources as cs
-from tiktalk.report import human_eval as he
-from tiktalk.report.clips import clip_links, write_clips
-from tiktalk.report.frames import extract_thumbnails, load_strips
-from tiktalk.report.kit_settings import Scale
+from tiktalk.report.kit import context_sources as cs
+from tiktalk.report.kit import human_eval as he
+from tiktalk.report.kit.clips import clip_links, write_clips
+from tiktalk.report.kit.frames import extract_thumbnails, load_strips
+from tiktalk.report.kit.settings import Scale
 
 FRAMES = 4
 

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from tiktalk.config_check import workflow_config_problems
-from tiktalk.weights.rehearsal import BUILDERS, build_rehearsal_weights
+from tiktalk.rehearsal.weights import BUILDERS, build_rehearsal_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)

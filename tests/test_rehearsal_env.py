@@ -1,6 +1,6 @@
 """The LLM rows without conda: ``TIKTALK_PYTHON_<ENV>`` runs a baseline's job script under its env's
 interpreter (tiktalk.workflow.run_in_baseline_env), and the rehearsal's ChatGLM-6B (the interface
-double, built by tiktalk.weights.rehearsal) loads there through the pipeline's loading code."""
+double, built by tiktalk.rehearsal.weights) loads there through the pipeline's loading code."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tiktalk.weights.rehearsal import build_rehearsal_weights
+from tiktalk.rehearsal.weights import build_rehearsal_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 LLM_PYTHON = ROOT / ".venv-llm" / "bin" / "python"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from tiktalk.io import provenance
-from tiktalk.weights.rehearsal import build_rehearsal_weights
+from tiktalk.rehearsal.weights import build_rehearsal_weights
 
 
 def _sha(data: bytes) -> str:

@@ -20,8 +20,9 @@ from tiktalk.report.paper import (
     TABLE3_TYPES,
     paper_row,
 )
-from tiktalk.report.plots import PAPER_COLOR, plot_histogram, plot_ours_vs_paper, plot_table3
-from tiktalk.report.tables import RowSpread, build_table3, latex_escape, load_metrics
+from tiktalk.report.plots import PAPER_COLOR, plot_histogram, plot_ours_vs_paper
+from tiktalk.report.render import latex_escape, markdown_table
+from tiktalk.report.tables import RowSpread, build_table3, load_metrics, plot_table3, table3_caption
 
 PAPER_TXT = Path(__file__).parent / "data" / "tiktalk_table3.txt"  # the paper text around Table 3
 NUMBER = r"\d+\.\d\d"
@@ -177,6 +178,29 @@ def test_latex_escaping(tmp_path):
     # the best value of every column is bold, in our block and in the paper's
     assert body.count(r"\textbf{") >= 2 * len(TABLE3_COLUMNS)
     assert latex_escape("a~b^c\\") == r"a\textasciitilde{}b\textasciicircum{}c\textbackslash{}"
+
+
+def test_latex_caption_is_escaped(tmp_path):
+    """The caption is plain text: its '%' (the interval's level) must not comment out the rest
+    of the line, and a missing row's note is escaped too."""
+    caption = table3_caption("test", "demo", resamples=200, seeds=2)
+    assert "95%" in caption
+    _, (_, md, tex) = _build(tmp_path, caption=caption, missing={"livebot": "out of memory_1"})
+    text = tex.read_text(encoding="utf-8")
+    line = next(ln for ln in text.splitlines() if ln.startswith(r"\caption{"))
+    assert r"95\% bootstrap" in line and line.endswith("}")
+    assert not re.search(r"(?<!\\)[%_&#]", line)
+    assert r"livebot: out of memory\_1." in line
+    assert md.read_text(encoding="utf-8").startswith(caption + "\n")   # Markdown: as written
+
+
+def test_markdown_table_escapes_cells_and_checks_its_shape():
+    text = markdown_table(["a|b", "n"], [["x|y\nz", 1]], "lr")
+    assert text.splitlines() == [r"| a\|b | n |", "|---|---:|", r"| x\|y z | 1 |"]
+    with pytest.raises(ValueError, match="one 'l' or 'r' per column"):
+        markdown_table(["a", "b"], [], "l")
+    with pytest.raises(ValueError, match="1 cells for 2 columns"):
+        markdown_table(["a", "b"], [["x"]], "ll")
 
 
 def test_missing_metric_names_the_baseline(tmp_path):

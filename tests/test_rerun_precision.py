@@ -231,6 +231,7 @@ EDITS = {
     "models/livebot.py": lambda d: d.baseline_jobs(d.of_family("livebot")),
     "metrics/evaluate.py": lambda d: d.scoring(set(d.baselines)),
     "training/trainer.py": lambda d: d.baseline_jobs(d.trained()),
+    "training/checkpoint.py": lambda d: d.baseline_jobs(d.trained()),
 }
 
 

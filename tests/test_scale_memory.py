@@ -59,7 +59,7 @@ def _run(workdir: Path, config: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def peaks(tmp_path_factory):
-    from tiktalk.weights.rehearsal import build_rehearsal_weights
+    from tiktalk.rehearsal.weights import build_rehearsal_weights
 
     tmp = tmp_path_factory.mktemp("scale-memory")
     build_rehearsal_weights(tmp / "weights", names=["bert-base-chinese"])

@@ -22,10 +22,10 @@ import pytest
 from annotation_sim import fill_sheets, offset_rater
 from kit_fixtures import SYSTEMS, write_split
 from tiktalk.io import write_jsonl
-from tiktalk.report.annotation import SheetError
-from tiktalk.report.human_eval import make_sheets, score
-from tiktalk.report.kit_settings import Scale
-from tiktalk.report.sheet_io import read_table, separator_of
+from tiktalk.report.kit.annotation import SheetError
+from tiktalk.report.kit.human_eval import make_sheets, score
+from tiktalk.report.kit.settings import Scale
+from tiktalk.report.kit.sheet_io import read_table, separator_of
 
 # Responses that spreadsheet programs rewrite when they open a CSV.
 TRICKY = ("1/2", "+1", "=1+1", "007", "TRUE", "1e5", "-3", "12:30", "@home")
@@ -119,7 +119,7 @@ def test_the_simulated_excel_rewrites_the_cells_that_trouble_real_sheets(kit):
 def test_csv_filled_in_excel_saved_as_xlsx_and_as_csv(kit, tmp_path, caplog):
     """The filled CSV opened in Excel: saved as .xlsx, as CSV, and as CSV with ';' (a
     decimal-comma locale, named in the log); each scores as the sheets meant."""
-    caplog.set_level(logging.INFO, logger="tiktalk.report.sheet_io")
+    caplog.set_level(logging.INFO, logger="tiktalk.report.kit.sheet_io")
     for name, sep in (("xlsx", None), ("csv", ","), ("csv_semicolon", ";")):
         out = tmp_path / name
         out.mkdir()
@@ -194,7 +194,7 @@ def test_files_of_the_ratings_folder_that_are_not_read_are_named(kit, tmp_path, 
         (folder / name).write_bytes((kit["typed"] / f"{annotator}.csv").read_bytes())
     (folder / "notes.txt").write_text("done", encoding="utf-8")
     (folder / "~$annotator_2.xlsx").write_bytes(b"lock")
-    with caplog.at_level(logging.WARNING, logger="tiktalk.report.annotation"):
+    with caplog.at_level(logging.WARNING, logger="tiktalk.report.kit.annotation"):
         assert score(folder, kit["key"]) == kit["expected"]              # .CSV is read
     assert "notes.txt (not a sheet (.csv or .xlsx))" in caplog.text
     assert "~$annotator_2.xlsx (the lock file of a sheet open in a spreadsheet program)" in caplog.text

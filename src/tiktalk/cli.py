@@ -77,7 +77,7 @@ register("evaluate", "BLEU/METEOR/ROUGE-L/CIDEr/Dist-n of predictions against re
          _evaluate_arguments, _evaluate_run)
 
 # ---------------------------------------------------------------- annotation kits (Table 4, Fig. 2)
-from tiktalk.report import kit_cli  # noqa: E402  (light: argparse only)
+from tiktalk.report.kit import cli as kit_cli  # noqa: E402  (light: argparse only)
 
 register("human-eval", "Table 4 kit: blinded rating sheets, scores + Fleiss' kappa, the table",
          kit_cli.human_eval_arguments, kit_cli.human_eval_run)

@@ -50,11 +50,11 @@ STAGE_ENTRIES: dict[str, tuple[str, ...]] = {
     "claims": ("tiktalk.report.claims",),
     "training_curves": ("tiktalk.report.curves",),
     "demo_wiring": ("tiktalk.report.items", "tiktalk.report.wiring"),
-    "human_eval": ("tiktalk.report.human_eval", "tiktalk.report.context_sources",
-                   "tiktalk.report.table4", "tiktalk.report.figure2", "tiktalk.report.frames",
-                   "tiktalk.report.clips"),
-    "human_eval_frames": ("tiktalk.report.frames",),
-    "human_eval_clips": ("tiktalk.report.clips",),
+    "human_eval": ("tiktalk.report.kit.human_eval", "tiktalk.report.kit.context_sources",
+                   "tiktalk.report.kit.table4", "tiktalk.report.kit.figure2",
+                   "tiktalk.report.kit.frames", "tiktalk.report.kit.clips"),
+    "human_eval_frames": ("tiktalk.report.kit.frames",),
+    "human_eval_clips": ("tiktalk.report.kit.clips",),
     "rank": (FAMILY_ENTRY, "tiktalk.baselines.ranking"),
     # the paper's other outputs (rules/paper_tables.smk) name their scripts: code("table2.py")
 }

@@ -1,7 +1,7 @@
 """Rule annotation_clips: playable copies of one kit's videos beside its pages (PyAV)."""
 from tiktalk.io import read_json
 from tiktalk.logs import script_logging
-from tiktalk.report.clips import write_clips
+from tiktalk.report.kit.clips import write_clips
 
 sm = snakemake  # noqa: F821
 with script_logging(sm.log[0], sm.threads) as log:

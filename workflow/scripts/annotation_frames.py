@@ -1,7 +1,7 @@
 """Rule annotation_frames: thumbnails of the videos on the annotation sheets (PyAV)."""
 from tiktalk.io import read_json
 from tiktalk.logs import script_logging
-from tiktalk.report.frames import extract_thumbnails
+from tiktalk.report.kit.frames import extract_thumbnails
 
 sm = snakemake  # noqa: F821
 with script_logging(sm.log[0], sm.threads) as log:

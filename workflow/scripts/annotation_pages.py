@@ -3,9 +3,9 @@ from pathlib import Path
 
 from tiktalk.io import read_json
 from tiktalk.logs import script_logging
-from tiktalk.report import context_sources, human_eval
-from tiktalk.report.clips import clip_links, template_links
-from tiktalk.report.frames import load_strips
+from tiktalk.report.kit import context_sources, human_eval
+from tiktalk.report.kit.clips import clip_links, template_links
+from tiktalk.report.kit.frames import load_strips
 
 sm = snakemake  # noqa: F821
 with script_logging(sm.log[0], sm.threads) as log:

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from tiktalk.logs import script_logging
-from tiktalk.report.context_sources import make_sheets
+from tiktalk.report.kit.context_sources import make_sheets
 
 sm = snakemake  # noqa: F821
 with script_logging(sm.log[0], sm.threads) as log:

@@ -1,7 +1,7 @@
 """Rule figure2: score the filled context-source sheets; Figure 2(b)/(c) tables and plot."""
 from tiktalk.logs import script_logging
-from tiktalk.report.context_sources import score
-from tiktalk.report.figure2 import build_figure2
+from tiktalk.report.kit.context_sources import score
+from tiktalk.report.kit.figure2 import build_figure2
 
 sm = snakemake  # noqa: F821
 with script_logging(sm.log[0], sm.threads) as log:

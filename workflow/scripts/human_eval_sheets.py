@@ -2,8 +2,8 @@
 from pathlib import Path
 
 from tiktalk.logs import script_logging
-from tiktalk.report.human_eval import make_sheets
-from tiktalk.report.kit_settings import Scale
+from tiktalk.report.kit.human_eval import make_sheets
+from tiktalk.report.kit.settings import Scale
 
 sm = snakemake  # noqa: F821
 with script_logging(sm.log[0], sm.threads) as log:

@@ -1,7 +1,7 @@
 """Rule table4: score the filled Table 4 sheets; Table 4 (csv/md/tex) and its chart."""
 from tiktalk.logs import script_logging
-from tiktalk.report.human_eval import score
-from tiktalk.report.table4 import build_table4, plot_table4
+from tiktalk.report.kit.human_eval import score
+from tiktalk.report.kit.table4 import build_table4, plot_table4
 
 sm = snakemake  # noqa: F821
 with script_logging(sm.log[0], sm.threads) as log:

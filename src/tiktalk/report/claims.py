@@ -50,7 +50,7 @@ from tiktalk.metrics.bootstrap import (
     DEFAULT_LEVEL, Comparison, Replicates, compare, holm, resample_indices)
 from tiktalk.report.paper import (
     COLUMN_FOR_KEY, TABLE3, TABLE3_METRIC_KEYS, TABLE4, TABLE4_CRITERIA)
-from tiktalk.report.render import md_escape, split_phrase, to_csv
+from tiktalk.report.render import markdown_table, split_phrase, to_csv
 from tiktalk.report.seeds import seed_mean, seed_mean_replicates
 
 HOLDS, REVERSED, UNDECIDED = "holds", "reversed", "not distinguishable"
@@ -307,7 +307,7 @@ def ratings_replicates(scores: Mapping[str, np.ndarray], criteria: Sequence[str]
 def item_scores(ratings_dir: str | os.PathLike, key_path: str | os.PathLike) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
     """``({system: (items, criteria) mean rating over the annotators}, criteria)`` of the
     filled Table 4 sheets (checked as Table 4 checks them)."""
-    from tiktalk.report import annotation, human_eval
+    from tiktalk.report.kit import annotation, human_eval
 
     key = annotation.read_key(key_path, human_eval.TASK)
     scale = human_eval.scale_of_key(key)
@@ -410,16 +410,15 @@ def to_markdown(rows: Sequence[Mapping], caption: str, level: float = DEFAULT_LE
     pct = round(100 * level)
     head = ("Claim", "§", "The paper says", "Rows", "Metrics", "Verdict", "Deciding comparison",
             f"Difference [{pct}% CI]", "p (Holm)", "Comparisons holding", "Seeds", "Paper's numbers")
-    out = [caption, "", READING, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    cells = []
     for r in rows:
         diff = (f"{_fmt(r['difference'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
                 if r["difference"] is not None else r["note"])
-        cells = (r["claim"], r["section"], f"\"{r['statement']}\"", r["rows"], r["metrics"],
-                 f"**{r['verdict']}**", r["comparison"], diff,
-                 _p(r["p_holm"]) if r["p_holm"] is not None else "", r["parts_holding"], r["seeds"],
-                 r["paper"])
-        out.append("| " + " | ".join(md_escape(c) for c in cells) + " |")
-    return "\n".join(out) + "\n"
+        cells.append((r["claim"], r["section"], f"\"{r['statement']}\"", r["rows"], r["metrics"],
+                      f"**{r['verdict']}**", r["comparison"], diff,
+                      _p(r["p_holm"]) if r["p_holm"] is not None else "", r["parts_holding"],
+                      r["seeds"], r["paper"]))
+    return "\n".join([caption, "", READING, "", markdown_table(head, cells, "l" * len(head))]) + "\n"
 
 
 def write_claims(rows: Sequence[Mapping], comparisons: Sequence[Mapping], out_csv: str | os.PathLike,

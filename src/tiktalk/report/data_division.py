@@ -33,7 +33,15 @@ from tiktalk.data.dialogues import read_dialogues
 from tiktalk.formats import SPLITS
 from tiktalk.io import write_text_atomic
 from tiktalk.media.tables import read_status
-from tiktalk.report.render import Block, Column, data_source_name, to_csv, to_latex, to_markdown
+from tiktalk.report.render import (
+    Block,
+    Column,
+    data_source_name,
+    markdown_table,
+    to_csv,
+    to_latex,
+    to_markdown,
+)
 
 PAPER_CITATION = "TikTalk, arXiv 2301.05880, Table 2"
 # Split: videos, dialogues, turns, Avg-v (s), Avg-t, Avg-l
@@ -164,10 +172,10 @@ def build_table2(dialogue_paths: Mapping[str, str | os.PathLike], status_paths: 
     checks = paper_checks()
     md = to_markdown(COLUMNS, blocks, caption(data_source), "Split")
     md += "".join(f"\n{n}\n" for n in notes)
-    md += ("\n### How the paper counts (checked on its own numbers)\n\n| Check | Paper | Computed | OK |\n"
-           "|---|---:|---:|---|\n" + "".join(
-               f"| {c['claim']} | {c['expected']} | {c['got']} | {'yes' if c['ok'] else 'NO'} |\n"
-               for c in checks))
+    md += ("\n### How the paper counts (checked on its own numbers)\n\n"
+           + markdown_table(["Check", "Paper", "Computed", "OK"],
+                            ([c["claim"], c["expected"], c["got"], "yes" if c["ok"] else "NO"]
+                             for c in checks), "lrrl") + "\n")
     write_text_atomic(out_md, md)
     write_text_atomic(out_tex, to_latex(COLUMNS, blocks, caption(data_source), "tab:table2", "Split", notes))
     return ours

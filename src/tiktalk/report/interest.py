@@ -65,8 +65,8 @@ def relevant_from_item_types(dialogues_path, item_types_path, split: str,
 def relevant_from_annotations(key_path, ratings_dir) -> list[dict]:
     """Responses of the Figure 2 sheets that most of their (non-skipping) annotators could not
     understand without the vision context."""
-    from tiktalk.report.annotation import read_filled_sheets, read_key
-    from tiktalk.report.context_sources import SKIP, TASK, parse_labels
+    from tiktalk.report.kit.annotation import read_filled_sheets, read_key
+    from tiktalk.report.kit.context_sources import SKIP, TASK, parse_labels
 
     key = read_key(key_path, TASK)
     votes: dict[tuple[str, str], list[bool]] = {}

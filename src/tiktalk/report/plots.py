@@ -1,5 +1,6 @@
-"""Figures for the report: Table 3 as grouped bars (ours vs paper), a one-panel ours-vs-paper
-bar chart (Tables 5 and 6) and a histogram helper.
+"""Figure helpers for the report: the colours, :func:`save_figure`, a one-panel ours-vs-paper
+bar chart (Tables 5 and 6) and a histogram. Table 3's chart is Table 3's
+(:func:`tiktalk.report.tables.plot_table3`), so that editing Table 3 re-runs no other figure.
 
 Figures are drawn on matplotlib's Agg canvas directly (no pyplot, no GUI backend, no global
 state) and written atomically as PNG.
@@ -8,15 +9,13 @@ state) and written atomically as PNG.
 from __future__ import annotations
 
 import os
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from tiktalk.io import atomic_path
-from tiktalk.report.paper import COLUMN_FOR_KEY, TABLE3_METRIC_KEYS
-from tiktalk.report.tables import SOURCE_OURS, RowSpread, table3_rows
 
 OURS_COLOR = "#1f77b4"
 PAPER_COLOR = "#bbbbbb"
@@ -27,56 +26,6 @@ def save_figure(fig: Figure, out_png: str | os.PathLike, dpi: int = 120) -> None
     FigureCanvasAgg(fig)
     with atomic_path(out_png) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-
-
-def plot_table3(metrics_by_baseline: Mapping[str, Mapping], labels: Mapping[str, str],
-                out_png: str | os.PathLike, metrics: Sequence[str] = TABLE3_METRIC_KEYS,
-                title: str | None = None, dpi: int = 120,
-                spread: Mapping[str, RowSpread] | None = None) -> None:
-    """Grouped bar chart: one panel per metric, per baseline run a bar for ours and one for the
-    paper's Table 3 row it is labelled with (no paper bar for an unlabelled run); with
-    ``spread``, our bars carry their bootstrap intervals as error bars.
-
-    Same validation as :func:`tiktalk.report.tables.build_table3` (missing metric keys raise
-    errors naming the baseline).
-    """
-    unknown = [m for m in metrics if m not in COLUMN_FOR_KEY]
-    if unknown:
-        raise ValueError(f"metrics {unknown} are not Table 3 metrics ({', '.join(TABLE3_METRIC_KEYS)})")
-    rows = table3_rows(metrics_by_baseline, labels, spread=spread)
-    ours = [r for r in rows if r["source"] == SOURCE_OURS]
-    paper = {r["paper_row"]: r for r in rows if r["source"] != SOURCE_OURS}
-    names = [r["paper_row"] or r["baseline"] for r in ours]   # the paper's labels
-    x = np.arange(len(names))
-    width = 0.4
-
-    ncols = min(4, len(metrics))
-    nrows = int(np.ceil(len(metrics) / ncols))
-    fig = Figure(figsize=(3.2 * ncols + 0.5, 2.9 * nrows + 0.6), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax, key in zip(axes, metrics):
-        col = COLUMN_FOR_KEY[key]
-        ours_v = np.array([r[col] for r in ours])
-        paper_v = np.array([paper[r["paper_row"]][col] if r["paper_row"] in paper else np.nan for r in ours])
-        yerr = None
-        if all(r[f"{col}_low"] is not None for r in ours):
-            yerr = np.array([[max(0.0, v - r[f"{col}_low"]) for v, r in zip(ours_v, ours)],
-                             [max(0.0, r[f"{col}_high"] - v) for v, r in zip(ours_v, ours)]])
-        ax.bar(x - width / 2, ours_v, width, label="ours", color=OURS_COLOR, yerr=yerr,
-               error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333333"})
-        ax.bar(x + width / 2, paper_v, width, label="paper", color=PAPER_COLOR, edgecolor="#555555",
-               linewidth=0.5)
-        ax.set_title(col)
-        ax.set_xticks(x, names, rotation=45, ha="right", fontsize=8)
-        ax.tick_params(axis="y", labelsize=8)
-        ax.grid(axis="y", alpha=0.3)
-        ax.set_axisbelow(True)
-    for ax in axes[len(metrics):]:
-        ax.set_axis_off()
-    handles, legend_labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, legend_labels, loc="outside upper right", ncols=2, fontsize=9)
-    fig.suptitle(title or "Table 3: ours vs paper (x100)", fontsize=11)
-    save_figure(fig, out_png, dpi=dpi)
 
 
 def plot_ours_vs_paper(labels: Sequence[str], ours: Sequence[float | None],

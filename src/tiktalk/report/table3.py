@@ -32,9 +32,8 @@ import pandas as pd
 from tiktalk.io import read_json
 from tiktalk.logs import failure_record_path
 from tiktalk.metrics.bootstrap import DEFAULT_LEVEL, read_replicates
-from tiktalk.report.plots import plot_table3
 from tiktalk.report.seeds import rows_over_seeds
-from tiktalk.report.tables import build_table3, load_metrics
+from tiktalk.report.tables import build_table3, load_metrics, plot_table3
 
 PARTIAL = "partial"
 _SHOWN_BLOCKERS = 2

@@ -1,4 +1,4 @@
-"""Table 3 of our runs next to the paper's numbers: CSV, Markdown and LaTeX.
+"""Table 3 of our runs next to the paper's numbers: CSV, Markdown and LaTeX, and its chart.
 
 ``metrics_by_baseline`` maps a baseline run name to its metrics json (formats "Metrics":
 keys bleu_1..bleu_4, meteor, rouge_l, cider, dist_1..dist_3, all x100, and n). ``labels`` maps
@@ -27,17 +27,28 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import pandas as pd
 
 from tiktalk.io import read_json, write_text_atomic
 from tiktalk.report.paper import (
+    COLUMN_FOR_KEY,
     ROW_TYPE,
     TABLE3,
     TABLE3_COLUMNS,
     TABLE3_METRIC_KEYS,
     TABLE3_ROWS,
+)
+from tiktalk.report.render import (
+    MISSING,
+    Column,
+    best_cells,
+    latex_bold,
+    latex_escape,
+    latex_table,
+    markdown_table,
+    to_csv,
 )
 
 SOURCE_OURS = "ours"
@@ -46,7 +57,11 @@ PAPER_CITATION = "TikTalk, arXiv 2301.05880, Table 3"
 UNCERTAINTY_COLUMNS = tuple(f"{c}_{part}" for part in ("low", "high", "sd") for c in TABLE3_COLUMNS)
 TABLE_COLUMNS = (("source", "type", "baseline", "paper_row") + TABLE3_COLUMNS + ("n", "note")
                  + UNCERTAINTY_COLUMNS + ("seeds",))
-MISSING_CELL = {"md": "—", "tex": "--"}
+# every metric: higher is better (the best of each column is bold in LaTeX)
+METRIC_COLUMNS = tuple(Column(c, c, better="high") for c in TABLE3_COLUMNS)
+DEFAULT_LATEX_CAPTION = (
+    "Automatic metrics: our runs, and the numbers reported in the paper's Table 3 (the TikTalk "
+    "test set). All values $\\times$100.")
 
 
 @dataclass(frozen=True)
@@ -161,17 +176,7 @@ def cell_text(row: Mapping, col: str, missing: str = "", pm: str = "±") -> str:
 
 
 def to_csv_text(rows: list[dict]) -> str:
-    frame = pd.DataFrame(
-        [{**r, **{c: _fmt(r[c]) for c in TABLE3_COLUMNS + UNCERTAINTY_COLUMNS},
-          "n": "" if r["n"] is None else str(r["n"]),
-          "seeds": "" if r["seeds"] is None else str(r["seeds"])} for r in rows],
-        columns=list(TABLE_COLUMNS),
-    )
-    return frame.to_csv(index=False, lineterminator="\n")
-
-
-def _md_escape(text: str) -> str:
-    return str(text).replace("\\", "\\\\").replace("|", "\\|")
+    return to_csv(TABLE_COLUMNS, rows, dict.fromkeys(TABLE3_COLUMNS + UNCERTAINTY_COLUMNS, "{:.2f}"))
 
 
 def to_markdown(rows: list[dict], caption: str | None = None) -> str:
@@ -180,79 +185,48 @@ def to_markdown(rows: list[dict], caption: str | None = None) -> str:
     ours = [r for r in rows if r["source"] == SOURCE_OURS]
     paper = [r for r in rows if r["source"] == SOURCE_PAPER]
     notes = any(r["note"] for r in ours)   # a Note column only when a row is missing
-    head = ("Type", "Baseline", "Paper row") + TABLE3_COLUMNS + (("Note",) if notes else ())
+    metrics = "r" * len(TABLE3_COLUMNS)
     out.append("### Ours\n")
-    out.append("| " + " | ".join(head) + " |")
-    out.append("|" + "|".join(["---"] * 3 + ["---:"] * len(TABLE3_COLUMNS) + ["---"] * notes) + "|")
-    for r in ours:
-        cells = [r["type"], r["baseline"], r["paper_row"]] + [cell_text(r, c, MISSING_CELL["md"]) for c in TABLE3_COLUMNS]
-        cells += [r["note"]] if notes else []
-        out.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
+    out.append(markdown_table(
+        ("Type", "Baseline", "Paper row") + TABLE3_COLUMNS + (("Note",) if notes else ()),
+        ([r["type"], r["baseline"], r["paper_row"], *(cell_text(r, c, MISSING["md"]) for c in TABLE3_COLUMNS),
+          *([r["note"]] if notes else [])] for r in ours),
+        "lll" + metrics + "l" * notes))
     if paper:
-        head = ("Type", "Method") + TABLE3_COLUMNS
-        out.append("")
-        out.append(f"### Paper (reported: {PAPER_CITATION})\n")
-        out.append("| " + " | ".join(head) + " |")
-        out.append("|" + "|".join(["---"] * 2 + ["---:"] * len(TABLE3_COLUMNS)) + "|")
-        for r in paper:
-            cells = [r["type"], r["paper_row"]] + [_fmt(r[c]) for c in TABLE3_COLUMNS]
-            out.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
+        out += ["", f"### Paper (reported: {PAPER_CITATION})\n",
+                markdown_table(("Type", "Method") + TABLE3_COLUMNS,
+                               ([r["type"], r["paper_row"], *(_fmt(r[c]) for c in TABLE3_COLUMNS)]
+                                for r in paper), "ll" + metrics)]
     return "\n".join(out) + "\n"
 
 
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-}
-
-
-def latex_escape(text: str) -> str:
-    """Escape LaTeX's special characters for text mode ('+' and '-' need nothing)."""
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
-
-
 def to_latex(rows: list[dict], caption: str | None = None, label: str = "tab:table3") -> str:
-    """A booktabs ``table`` with our runs, then a block of the paper's numbers."""
-    ncols = 2 + len(TABLE3_COLUMNS)
-    lines = [
-        r"\begin{table}[t]",
-        r"\centering",
-        r"\small",
-        r"\begin{tabular}{ll" + "r" * len(TABLE3_COLUMNS) + "}",
-        r"\toprule",
-        "Type & Method & " + " & ".join(latex_escape(c) for c in TABLE3_COLUMNS) + r" \\",
-        r"\midrule",
-        rf"\multicolumn{{{ncols}}}{{l}}{{\textit{{Ours}}}} \\",
-    ]
-    for source, title in ((SOURCE_OURS, None), (SOURCE_PAPER, f"Paper (reported: {PAPER_CITATION})")):
+    """A booktabs ``table`` with our runs, then a block of the paper's numbers; ``caption`` is
+    plain text (escaped here)."""
+    sections = []
+    for source, title in ((SOURCE_OURS, "Ours"), (SOURCE_PAPER, f"Paper (reported: {PAPER_CITATION})")):
         block = [r for r in rows if r["source"] == source]
         if not block:
             continue
-        if title:
-            lines += [r"\midrule", rf"\multicolumn{{{ncols}}}{{l}}{{\textit{{{latex_escape(title)}}}}} \\"]
         # the best value of each column is bold, in our block and in the paper's separately
-        best = {c: max((_fmt(r[c]) for r in block if r[c] is not None), key=float, default=None)
-                for c in TABLE3_COLUMNS}
+        best = best_cells(METRIC_COLUMNS, block)
+        cells = []
         for r in block:
             # the paper's row name (its label), not the run's config key
-            method = r["paper_row"] or r["baseline"]
-            cells = [latex_escape(r["type"]), latex_escape(method)]
+            line = [latex_escape(r["type"]), latex_escape(r["paper_row"] or r["baseline"])]
             for c in TABLE3_COLUMNS:
-                text = _fmt(r[c], MISSING_CELL["tex"])
+                text = _fmt(r[c], MISSING["tex"])
                 more = cell_text(r, c, pm="$\\pm$")[len(text):]
-                cells.append((rf"\textbf{{{text}}}" if r[c] is not None and text == best[c] else text) + more)
-            lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    caption = caption or (
-        "Automatic metrics: our runs, and the numbers reported in the paper's Table 3 (the "
-        "TikTalk test set). All values $\\times$100."
-    )
+                line.append((latex_bold(text) if r[c] is not None and text == best.get(c) else text) + more)
+            cells.append(line)
+        sections.append((title, cells))
+    text = latex_escape(caption) if caption else DEFAULT_LATEX_CAPTION
     missing = [r for r in rows if r["source"] == SOURCE_OURS and r["note"]]
     if missing:
-        caption += " Missing rows: " + "; ".join(
+        text += " Missing rows: " + "; ".join(
             f"{latex_escape(r['baseline'])}: {latex_escape(r['note'])}" for r in missing) + "."
-    lines += [rf"\caption{{{caption}}}", rf"\label{{{label}}}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
+    header = ["Type", "Method"] + [latex_escape(c) for c in TABLE3_COLUMNS]
+    return latex_table(header, sections, "ll" + "r" * len(TABLE3_COLUMNS), text, label)
 
 
 def table3_caption(split: str, data_source: str, resamples: int = 0, level: float = 0.95,
@@ -291,3 +265,58 @@ def build_table3(metrics_by_baseline: Mapping[str, Mapping], labels: Mapping[str
     write_text_atomic(out_md, to_markdown(rows, caption))
     write_text_atomic(out_tex, to_latex(rows, caption=caption))
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+
+
+def plot_table3(metrics_by_baseline: Mapping[str, Mapping], labels: Mapping[str, str],
+                out_png: str | os.PathLike, metrics: Sequence[str] = TABLE3_METRIC_KEYS,
+                title: str | None = None, dpi: int = 120,
+                spread: Mapping[str, RowSpread] | None = None) -> None:
+    """Grouped bar chart: one panel per metric, per baseline run a bar for ours and one for the
+    paper's Table 3 row it is labelled with (no paper bar for an unlabelled run); with
+    ``spread``, our bars carry their bootstrap intervals as error bars.
+
+    Same validation as :func:`build_table3` (missing metric keys raise errors naming the
+    baseline).
+    """
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from tiktalk.report.plots import OURS_COLOR, PAPER_COLOR, save_figure
+
+    unknown = [m for m in metrics if m not in COLUMN_FOR_KEY]
+    if unknown:
+        raise ValueError(f"metrics {unknown} are not Table 3 metrics ({', '.join(TABLE3_METRIC_KEYS)})")
+    rows = table3_rows(metrics_by_baseline, labels, spread=spread)
+    ours = [r for r in rows if r["source"] == SOURCE_OURS]
+    paper = {r["paper_row"]: r for r in rows if r["source"] != SOURCE_OURS}
+    names = [r["paper_row"] or r["baseline"] for r in ours]   # the paper's labels
+    x = np.arange(len(names))
+    width = 0.4
+
+    ncols = min(4, len(metrics))
+    nrows = int(np.ceil(len(metrics) / ncols))
+    fig = Figure(figsize=(3.2 * ncols + 0.5, 2.9 * nrows + 0.6), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, key in zip(axes, metrics):
+        col = COLUMN_FOR_KEY[key]
+        ours_v = np.array([r[col] for r in ours])
+        paper_v = np.array([paper[r["paper_row"]][col] if r["paper_row"] in paper else np.nan for r in ours])
+        yerr = None
+        if all(r[f"{col}_low"] is not None for r in ours):
+            yerr = np.array([[max(0.0, v - r[f"{col}_low"]) for v, r in zip(ours_v, ours)],
+                             [max(0.0, r[f"{col}_high"] - v) for v, r in zip(ours_v, ours)]])
+        ax.bar(x - width / 2, ours_v, width, label="ours", color=OURS_COLOR, yerr=yerr,
+               error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333333"})
+        ax.bar(x + width / 2, paper_v, width, label="paper", color=PAPER_COLOR, edgecolor="#555555",
+               linewidth=0.5)
+        ax.set_title(col)
+        ax.set_xticks(x, names, rotation=45, ha="right", fontsize=8)
+        ax.tick_params(axis="y", labelsize=8)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+    for ax in axes[len(metrics):]:
+        ax.set_axis_off()
+    handles, legend_labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, legend_labels, loc="outside upper right", ncols=2, fontsize=9)
+    fig.suptitle(title or "Table 3: ours vs paper (x100)", fontsize=11)
+    save_figure(fig, out_png, dpi=dpi)

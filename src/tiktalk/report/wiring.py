@@ -44,6 +44,7 @@ from tiktalk.demo.keys import KEY_GROUPS, key_hits
 from tiktalk.io import atomic_path
 from tiktalk.metrics.tokenize import char_tokenize
 from tiktalk.report.items import item_type_subsets
+from tiktalk.report.render import markdown_table
 
 N_RESAMPLES = 2000
 SEED = 0
@@ -161,14 +162,12 @@ def write_wiring_table(table: pd.DataFrame, out_csv: str | os.PathLike) -> None:
 def markdown(table: pd.DataFrame, labels: Mapping[str, str] | None = None) -> str:
     """The wiring table as a Markdown table (rows named by ``labels``, e.g. Table 3's)."""
     labels = labels or {}
-    lines = ["| relation | items | row | counterpart | metric | n | row | counterpart | margin "
-             "[95% CI] | holds |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in table.itertuples(index=False):
-        lines.append(f"| {r.relation} | {r.item_type} | {labels.get(r.row, r.row)} | "
-                     f"{labels.get(r.counterpart, r.counterpart)} | {r.metric} | {r.n} | "
-                     f"{r.row_score:.1f} | {r.counterpart_score:.1f} | {r.margin:+.1f} "
-                     f"[{r.ci_low:+.1f}, {r.ci_high:+.1f}] | {'yes' if r.holds else 'NO'} |")
-    return "\n".join(lines) + "\n"
+    cells = ([r.relation, r.item_type, labels.get(r.row, r.row),
+              labels.get(r.counterpart, r.counterpart), r.metric, r.n, f"{r.row_score:.1f}",
+              f"{r.counterpart_score:.1f}", f"{r.margin:+.1f} [{r.ci_low:+.1f}, {r.ci_high:+.1f}]",
+              "yes" if r.holds else "NO"] for r in table.itertuples(index=False))
+    return markdown_table(["relation", "items", "row", "counterpart", "metric", "n", "row",
+                           "counterpart", "margin [95% CI]", "holds"], cells, "l" * 10) + "\n"
 
 
 COUNTERFACTUAL_COLUMNS = ("relation", "item_type", "row", "n", "real_score", "permuted_score",

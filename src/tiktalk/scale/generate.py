@@ -295,7 +295,7 @@ def make_scale_rehearsal(out_dir: str | Path, spec: ScaleSpec, weights: bool = T
     """Everything config/scale.yaml reads, under ``out_dir`` (its working directory):
     ``release/``, ``features/``, ``c3kg.tsv`` and (``weights``) the rehearsal's tiny models in
     ``weights/``. Returns a summary, also written to ``out_dir/scale.json``."""
-    from tiktalk.weights.rehearsal import build_rehearsal_weights
+    from tiktalk.rehearsal.weights import build_rehearsal_weights
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,32 +10,28 @@ the optimizer, :func:`restore` the last checkpoint, then per epoch :func:`run_ep
 :func:`evaluate_loss` on the validation set, :func:`end_epoch` (history and log line) and
 :func:`checkpoint`. Three small state objects carry what moves between them: :class:`Plan`
 (batches and optimizer steps, fixed for the run), :class:`Optim` (optimizer, scheduler, grad
-scaler) and :class:`Progress` (epoch, position inside it, global step, history: exactly what a
-checkpoint restores).
+scaler) and :class:`~tiktalk.training.checkpoint.Progress` (epoch, position inside it, global
+step, history: exactly what a checkpoint restores).
 
-Robustness:
+Two modules beside this one hold what the loop leans on:
 
-* a checkpoint is written atomically to ``out_dir/checkpoints/last.pt`` at the end of every
-  epoch (model, optimizer, scheduler, grad scaler, epoch, position inside the epoch, global step,
-  RNG states, history);
-* on start, ``last.pt`` is loaded when present and finished epochs are skipped;
-* SIGTERM / SIGUSR1 (SLURM pre-emption, ``--signal``) make the loop finish the current optimizer
-  step, save a mid-epoch checkpoint (with the number of batches already consumed in the epoch)
-  and raise :class:`TrainingInterrupted` (a ``SystemExit`` with code 128+signum), so the process
-  exits non-zero and a requeued job resumes the same epoch in the same sample order.
-
-Determinism: the sample order of epoch ``e`` is a permutation drawn from a
-``torch.Generator`` seeded with ``seed + e``; resuming skips the batches already consumed.
-Randomness inside ``model(batch)`` (dropout, token masking) uses torch's global RNG, whose
-CPU/CUDA states are checkpointed, so a resumed run reproduces an uninterrupted one exactly when
-``collate_fn`` itself is deterministic and ``num_workers == 0`` (with workers, order is still
-exact but per-worker RNG in collate is not).
-
-DDP: under ``torchrun`` (``WORLD_SIZE > 1``) the process group is initialised (nccl on CUDA,
-gloo on CPU), the model is wrapped in DistributedDataParallel, each rank reads its own slice
-of the epoch's permutation (the DistributedSampler scheme: pad to a multiple of the world size,
-take ``rank::world``), and only rank 0 writes checkpoints and logs. The stop signal is agreed on
-by all ranks (all-reduce) so every rank stops at the same step.
+* :mod:`tiktalk.training.checkpoint`: ``out_dir/checkpoints/last.pt``, written atomically at
+  the end of every epoch (model, optimizer, scheduler, grad scaler, epoch, position inside the
+  epoch, global step, RNG states, history) and loaded on start, so finished epochs are
+  skipped; and the sample order (:class:`EpochSampler`: epoch ``e`` is a permutation seeded
+  with ``seed + e``, resuming skips the batches already consumed). Randomness inside
+  ``model(batch)`` (dropout, token masking) uses torch's global RNG, whose CPU/CUDA states are
+  checkpointed, so a resumed run reproduces an uninterrupted one exactly when ``collate_fn``
+  itself is deterministic and ``num_workers == 0`` (with workers, order is still exact but
+  per-worker RNG in collate is not).
+* :mod:`tiktalk.training.distributed`: DDP under ``torchrun`` (``WORLD_SIZE > 1``: the process
+  group, nccl on CUDA, gloo on CPU; each rank reads its own slice of the epoch's permutation;
+  only rank 0 writes checkpoints and logs) and the stop signals: SIGTERM / SIGUSR1 (SLURM
+  pre-emption, ``--signal``) make the loop finish the current optimizer step, save a mid-epoch
+  checkpoint (with the number of batches already consumed in the epoch) and raise
+  :class:`TrainingInterrupted` (a ``SystemExit`` with code 128+signum), so the process exits
+  non-zero and a requeued job resumes the same epoch in the same sample order. All ranks agree
+  on the signal (all-reduce), so every rank stops at the same step.
 
 Monitoring: every ``log_every`` optimizer steps and at the end of every epoch, one log line
 ``epoch i/N, step s/S: loss 0.6671, lr 3e-05, ETA 4m12s`` (S: optimizer steps of the whole run;
@@ -48,12 +44,13 @@ says what its time depends on: ``samples``, ``batch_size``, ``grad_accum_steps``
 ``world_size``, ``device`` ("cuda" | "cpu"), ``device_name`` and ``threads``; and ``started``,
 the Unix time at which this process's loop started (records of one process share it).
 
-Public API::
+Public API (importable from here)::
 
     TrainConfig(...); TrainConfig.from_dict(d)       # frozen; unknown keys are an error
     train(model, train_set, collate_fn, cfg, out_dir, val_set=None, params=None) -> list[dict]
     move_to_device(obj, device)
     EpochSampler(n, seed, epoch, shuffle=True, rank=0, world_size=1, skip=0)  # for own loaders
+    load_checkpoint(path); TrainingInterrupted
 """
 
 from __future__ import annotations
@@ -66,24 +63,33 @@ import math
 import os
 import random
 import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
-from tiktalk.io import atomic_path
 from tiktalk.logs import format_duration
-from tiktalk.runtime import resolve_device
 from tiktalk.settings import from_mapping
+from tiktalk.training.checkpoint import (
+    CHECKPOINT_NAME,
+    EpochSampler,
+    Progress,
+    load_checkpoint,
+    loader_generator,
+    restore_checkpoint,
+    save_checkpoint,
+)
+from tiktalk.training.distributed import Dist, SignalFlag, TrainingInterrupted, unwrap, wrap_ddp
+
+__all__ = ["TrainConfig", "train", "move_to_device", "EpochSampler", "load_checkpoint",
+           "TrainingInterrupted", "evaluate_loss", "LOG_NAME", "CHECKPOINT_NAME"]
 
 log = logging.getLogger("tiktalk.training")
 
-CHECKPOINT_NAME = "last.pt"
 LOG_NAME = "train_log.jsonl"
 
 
@@ -132,15 +138,6 @@ class TrainConfig:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 
 
-class TrainingInterrupted(SystemExit):
-    """Raised after a mid-epoch checkpoint was saved on SIGTERM/SIGUSR1; exit code 128+signum."""
-
-    def __init__(self, signum: int, checkpoint: Path | None):
-        super().__init__(128 + int(signum))
-        self.signum = int(signum)
-        self.checkpoint = checkpoint
-
-
 # --------------------------------------------------------------------------------------------
 # the loop
 
@@ -158,7 +155,7 @@ def train(model: nn.Module, train_set, collate_fn: Callable | None, cfg: TrainCo
     if not isinstance(cfg, TrainConfig):
         cfg = TrainConfig.from_dict(cfg)
     out_dir = Path(out_dir)
-    dist_ = _Dist(cfg.device)
+    dist_ = Dist(cfg.device)
     try:
         if dist_.is_main:
             (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -177,10 +174,10 @@ def _train(run: "_Run", model: nn.Module, train_set, val_set) -> list[dict]:
     plan = Plan.for_run(len(train_set), dist_.world, cfg)
     optim = Optim.build(model, cfg, plan.total_steps, dist_.device)
     progress = restore(run, model, optim)
-    train_model = _wrap_ddp(model, cfg, dist_)
+    train_model = wrap_ddp(model, dist_, cfg.find_unused_parameters)
     pace = _Pace(progress.global_step, plan.total_steps)
     run.setup.update(_setup(cfg, dist_, len(train_set)), started=round(pace.t0, 3))
-    with _SignalFlag() as stop:
+    with SignalFlag() as stop:
         for epoch in range(progress.epoch, plan.epochs):
             train_loss = run_epoch(run, plan, train_model, optim, progress, pace, epoch, train_set, stop)
             val_loss = None
@@ -197,31 +194,19 @@ def _train(run: "_Run", model: nn.Module, train_set, val_set) -> list[dict]:
     return progress.history
 
 
-def restore(run: "_Run", model: nn.Module, optim: "Optim") -> "Progress":
+def restore(run: "_Run", model: nn.Module, optim: "Optim") -> Progress:
     """Load ``last.pt`` into the model and optimizer when it exists; where to continue from."""
-    path = run.checkpoint_path
-    if not path.exists():
+    if not run.checkpoint_path.exists():
         # a fresh run starts a fresh train_log.jsonl: records of an earlier run (other
         # parameters or code, its checkpoint discarded) would mix into Table 7's minutes
         if run.dist.is_main:
             run.log_path.unlink(missing_ok=True)
         return Progress()
-    ckpt = load_checkpoint(path, map_location="cpu")
-    model.load_state_dict(ckpt["model"])
-    optim.load_state_dict(ckpt)
-    progress = Progress(epoch=int(ckpt["epoch"]), batches_done=int(ckpt["batches_done"]),
-                        global_step=int(ckpt["global_step"]), history=list(ckpt.get("history", [])))
-    rng = ckpt.get("rng", {}).get(run.dist.rank) or ckpt.get("rng", {}).get(0)
-    if rng is not None:
-        _set_rng_state(rng)
-    if run.dist.is_main:
-        log.info("resumed from %s: epoch %d, batch %d, step %d", path, progress.epoch,
-                 progress.batches_done, progress.global_step)
-    return progress
+    return restore_checkpoint(run.checkpoint_path, run.dist, model, optim)
 
 
 def run_epoch(run: "_Run", plan: "Plan", train_model: nn.Module, optim: "Optim",
-              progress: "Progress", pace: "_Pace", epoch: int, train_set, stop: "_SignalFlag") -> float:
+              progress: Progress, pace: "_Pace", epoch: int, train_set, stop: SignalFlag) -> float:
     """One epoch (the rest of it, when resuming mid-epoch); returns the mean training loss of
     the batches run here, over all ranks. On a stop signal: a mid-epoch checkpoint, then
     :class:`TrainingInterrupted`."""
@@ -232,7 +217,7 @@ def run_epoch(run: "_Run", plan: "Plan", train_model: nn.Module, optim: "Optim",
     loader = torch.utils.data.DataLoader(
         train_set, batch_size=cfg.batch_size, sampler=sampler, collate_fn=run.collate_fn,
         num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
-        persistent_workers=False, generator=_loader_generator(cfg.seed, epoch))
+        persistent_workers=False, generator=loader_generator(cfg.seed, epoch))
     amp_ctx = _autocast(cfg, device)
     window = _LossSum()   # since the last log line
     whole = _LossSum()    # this epoch, in this process
@@ -270,7 +255,7 @@ def run_epoch(run: "_Run", plan: "Plan", train_model: nn.Module, optim: "Optim",
     return whole.mean(dist_)
 
 
-def end_epoch(run: "_Run", plan: "Plan", optim: "Optim", progress: "Progress", pace: "_Pace",
+def end_epoch(run: "_Run", plan: "Plan", optim: "Optim", progress: Progress, pace: "_Pace",
               epoch: int, train_loss: float, val_loss: float | None) -> None:
     """Close an epoch: its history record, its log line and train_log.jsonl record; the
     progress now points at the start of the next epoch."""
@@ -286,26 +271,11 @@ def end_epoch(run: "_Run", plan: "Plan", optim: "Optim", progress: "Progress", p
         _append_log(run.log_path, {**rec, **run.setup})
 
 
-def checkpoint(run: "_Run", train_model: nn.Module, optim: "Optim", progress: "Progress") -> None:
-    """Write ``last.pt`` atomically (rank 0) at the position ``progress`` points at. A collective
-    under DDP: every rank contributes its RNG states, so each resumes its own dropout stream."""
-    rng_all = {run.dist.rank: _rng_state()}
-    if run.dist.enabled:
-        gathered = [None] * run.dist.world
-        run.dist.dist.all_gather_object(gathered, rng_all[run.dist.rank])
-        rng_all = dict(enumerate(gathered))
-    state = {
-        "model": _unwrap(train_model).state_dict(),
-        **optim.state_dict(),
-        "epoch": progress.epoch, "batches_done": progress.batches_done,
-        "global_step": progress.global_step, "rng": rng_all, "history": progress.history,
-        "train_config": dataclasses.asdict(run.cfg), "params": run.params,
-        "world_size": run.dist.world,
-    }
-    if run.dist.is_main:
-        with atomic_path(run.checkpoint_path) as tmp:
-            torch.save(state, tmp)
-    run.dist.barrier()
+def checkpoint(run: "_Run", train_model: nn.Module, optim: "Optim", progress: Progress) -> None:
+    """Write ``last.pt`` at the position ``progress`` points at (a collective under DDP)."""
+    save_checkpoint(run.checkpoint_path, run.dist, train_model, optim, progress,
+                    {"train_config": dataclasses.asdict(run.cfg), "params": run.params,
+                     "world_size": run.dist.world})
 
 
 # --------------------------------------------------------------------------------------------
@@ -317,7 +287,7 @@ class _Run:
     """What stays fixed for one call of :func:`train`."""
 
     cfg: TrainConfig
-    dist: "_Dist"
+    dist: Dist
     out_dir: Path
     params: dict | None
     collate_fn: Callable | None
@@ -352,16 +322,6 @@ class Plan:
         if capped:
             total, epochs = cfg.max_steps, int(math.ceil(cfg.max_steps / steps))
         return cls(batches, steps, max(1, total), epochs, capped)
-
-
-@dataclass
-class Progress:
-    """Where the run is: what a checkpoint stores and :func:`restore` gives back."""
-
-    epoch: int = 0
-    batches_done: int = 0          # batches of ``epoch`` already consumed (this rank)
-    global_step: int = 0           # optimizer steps so far
-    history: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -417,7 +377,7 @@ class _LossSum:
         self.total += value
         self.count += 1
 
-    def mean(self, dist_: "_Dist") -> float:
+    def mean(self, dist_: Dist) -> float:
         total, count = dist_.sum([self.total, self.count])
         return total / max(1, count)
 
@@ -447,7 +407,7 @@ def _record(run: "_Run", plan: Plan, optim: Optim, progress: Progress, pace: _Pa
             "total_steps": plan.total_steps, "eta_seconds": pace.eta(progress.global_step)}
 
 
-def _setup(cfg: TrainConfig, dist_: "_Dist", n_samples: int) -> dict:
+def _setup(cfg: TrainConfig, dist_: Dist, n_samples: int) -> dict:
     """What an epoch's time depends on, added to every epoch record of train_log.jsonl (the
     training-efficiency table reads it): data size, batch, devices, CPU threads."""
     device = dist_.device
@@ -495,39 +455,6 @@ def move_to_device(obj: Any, device: torch.device | str, non_blocking: bool = Fa
     return obj
 
 
-class EpochSampler(torch.utils.data.Sampler):
-    """Deterministic per-epoch order, rank slicing (DistributedSampler scheme) and skipping.
-
-    Order of epoch ``e``: ``randperm(n)`` from a Generator seeded ``seed + e`` (or ``range(n)``
-    when not shuffling); padded by wrapping to a multiple of ``world_size``; rank ``r`` takes
-    ``r::world_size``; the first ``skip`` samples of this rank's slice are dropped (resume).
-    """
-
-    def __init__(self, n: int, seed: int, epoch: int, shuffle: bool = True,
-                 rank: int = 0, world_size: int = 1, skip: int = 0):
-        self.n, self.seed, self.epoch, self.shuffle = n, seed, epoch, shuffle
-        self.rank, self.world_size, self.skip = rank, world_size, skip
-
-    def indices(self) -> list[int]:
-        if self.shuffle:
-            g = torch.Generator()
-            g.manual_seed(int(self.seed) + int(self.epoch))
-            order = torch.randperm(self.n, generator=g).tolist()
-        else:
-            order = list(range(self.n))
-        total = int(math.ceil(self.n / self.world_size)) * self.world_size if self.n else 0
-        if total > len(order) and order:
-            order = order + order[: total - len(order)]
-        return order[self.rank:total:self.world_size][self.skip:]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices())
-
-    def __len__(self) -> int:
-        per_rank = int(math.ceil(self.n / self.world_size)) if self.n else 0
-        return max(0, per_rank - self.skip)
-
-
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -563,150 +490,20 @@ def _seed_everything(seed: int) -> None:
     np.random.seed(seed)
 
 
-def _rng_state() -> dict:
-    state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        try:
-            torch.cuda.set_rng_state_all(state["cuda"])
-        except (RuntimeError, IndexError):  # different GPU count after requeue
-            log.warning("could not restore CUDA RNG states (GPU count changed)")
-
-
-def _loader_generator(seed: int, epoch: int) -> torch.Generator:
-    # DataLoader draws its workers' base seed from this generator; without one it draws from
-    # the global RNG at every iterator creation, which would shift the dropout/masking stream
-    # of a resumed epoch (the resumed run creates one more iterator than the uninterrupted one).
-    g = torch.Generator()
-    g.manual_seed(1_000_003 * (int(seed) + 1) + int(epoch))
-    return g
-
-
-class _Dist:
-    """Process-group bookkeeping; a no-op shell when not distributed."""
-
-    def __init__(self, device_spec: str):
-        import torch.distributed as dist
-
-        self.dist = dist
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.owned = False
-        self.device = resolve_device(device_spec)
-        if self.world > 1:
-            if not dist.is_initialized():
-                backend = "nccl" if self.device.type == "cuda" else "gloo"
-                if self.device.type == "cuda":
-                    torch.cuda.set_device(self.device)
-                dist.init_process_group(backend=backend)
-                self.owned = True
-            self.rank = dist.get_rank()
-            self.world = dist.get_world_size()
-
-    @property
-    def enabled(self) -> bool:
-        return self.world > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.enabled:
-            if self.device.type == "cuda":
-                self.dist.barrier(device_ids=[self.device.index or 0])
-            else:
-                self.dist.barrier()
-
-    def any_flag(self, flag: bool) -> bool:
-        if not self.enabled:
-            return flag
-        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
-        self.dist.all_reduce(t, op=self.dist.ReduceOp.MAX)
-        return bool(t.item() > 0)
-
-    def sum(self, values: Sequence[float]) -> list[float]:
-        if not self.enabled:
-            return list(values)
-        t = torch.tensor(list(values), dtype=torch.float64, device=self.device)
-        self.dist.all_reduce(t)
-        return t.tolist()
-
-    def close(self) -> None:
-        if self.owned and self.dist.is_initialized():
-            self.dist.destroy_process_group()
-
-
-def _wrap_ddp(model: nn.Module, cfg: TrainConfig, dist_: _Dist) -> nn.Module:
-    if not dist_.enabled:
-        return model
-    device = dist_.device
-    return torch.nn.parallel.DistributedDataParallel(
-        model, device_ids=[device.index] if device.type == "cuda" else None,
-        find_unused_parameters=cfg.find_unused_parameters)
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-
-
-class _SignalFlag:
-    """Installs SIGTERM/SIGUSR1 handlers that set a flag; restores the old ones on exit."""
-
-    SIGNALS = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGUSR1", None)) if s)
-
-    def __init__(self):
-        self.signum: int | None = None
-        self._old: dict[int, Any] = {}
-
-    def _handler(self, signum, frame):  # noqa: ARG002
-        if self.signum is None:
-            self.signum = signum
-            log.warning("received signal %d: will checkpoint and stop after this step", signum)
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for s in self.SIGNALS:
-                self._old[s] = signal.signal(s, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        for s, h in self._old.items():
-            signal.signal(s, h)
-        return False
-
-
 def _append_log(path: Path, record: dict) -> None:
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(record) + "\n")
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    # Our own files: they hold RNG states (numpy arrays, tuples), so weights_only=False.
-    return torch.load(path, map_location=map_location, weights_only=False)
-
-
 @torch.no_grad()
 def evaluate_loss(model: nn.Module, dataset, collate_fn, cfg: TrainConfig,
-                  device: torch.device, dist_: _Dist | None = None) -> float:
+                  device: torch.device, dist_: Dist | None = None) -> float:
     """Mean of ``model(batch)`` over ``dataset`` (batch-weighted by batch size), model in eval."""
     rank, world = (dist_.rank, dist_.world) if dist_ else (0, 1)
     sampler = EpochSampler(len(dataset), seed=0, epoch=0, shuffle=False, rank=rank, world_size=world)
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,
                                          collate_fn=collate_fn, num_workers=cfg.num_workers,
-                                         generator=_loader_generator(cfg.seed, -1))
+                                         generator=loader_generator(cfg.seed, -1))
     was_training = model.training
     model.eval()
     total, count = 0.0, 0.0
@@ -714,7 +511,7 @@ def evaluate_loss(model: nn.Module, dataset, collate_fn, cfg: TrainConfig,
     for batch in loader:
         batch = move_to_device(batch, device)
         with amp_ctx():
-            loss = _unwrap(model)(batch)
+            loss = unwrap(model)(batch)
         n = _batch_len(batch)
         total += float(loss) * n
         count += n

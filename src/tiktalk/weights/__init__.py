@@ -5,8 +5,8 @@
 * :mod:`tiktalk.weights.fetch`: the localrule side: download one file (Hugging Face hub with a
   pinned revision, or a URL through the project's downloader), check sha256, write the per-
   artifact record and ``weights/manifest.json``.
-* :mod:`tiktalk.weights.rehearsal`: tiny weights of the same classes as the real ones, saved the
-  way the real ones are distributed (config/rehearsal.yaml).
+* :mod:`tiktalk.weights.cli`: ``tiktalk weights`` (the rehearsal's tiny weights are built by
+  :mod:`tiktalk.rehearsal`, apart from the real weights' code).
 
 Nothing is re-exported here: importing the package stays free of torch and the hub client.
 """

@@ -24,7 +24,7 @@ def weights_arguments(parser: argparse.ArgumentParser) -> None:
 def weights_run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tiktalk.weights.rehearsal import build_rehearsal_weights
+    from tiktalk.rehearsal.weights import build_rehearsal_weights
 
     root = Path(args.dir)
     built = build_rehearsal_weights(root / "weights", seed=args.seed)

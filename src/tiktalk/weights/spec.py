@@ -41,8 +41,6 @@ from typing import Any, Iterable, Iterator, Mapping
 
 DEFAULT_DIR = "weights"
 RECORD_DIR = ".verified"
-FETCH_TARGET = "fetch_weights"
-FETCH_COMMAND = f"snakemake --cores 1 {FETCH_TARGET}"
 SOURCES = ("hub", "base_url", "manual")
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -216,13 +214,6 @@ class WeightsSpec:
             elif file is not None and file not in self.artifacts[name].files:
                 lines.append(f"{path}: {value!r}: weights.artifacts.{name}.files has no {file!r}")
         return lines
-
-
-def describe_missing(rule: str, path: str, key: str | None = None) -> str:
-    """The one-line error for a weight a job needs but cannot find."""
-    what = f" ({key})" if key else ""
-    return (f"{rule}: weights file {path}{what} is missing; fetch it on a node with network "
-            f"access with `{FETCH_COMMAND}` (or `snakemake --cores 1 {path}`), or put the file there")
 
 
 # Config keys that name a pretrained model. Compute jobs run with the hub offline, so each must

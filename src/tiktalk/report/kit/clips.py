@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from tiktalk.io import atomic_path
-from tiktalk.report.frames import each_video
+from tiktalk.report.kit.frames import each_video
 
 MAX_FPS = 30
 AUDIO_RATE = 44100

@@ -54,8 +54,8 @@ def _page_arguments(p: argparse.ArgumentParser) -> None:
 
 def _media(args, key: dict, out: Path) -> tuple[dict, dict]:
     """(thumbnails, video links) for the pages of a kit written to ``out``."""
-    from tiktalk.report.clips import CLIPS_DIR, clip_links, template_links, write_clips
-    from tiktalk.report.frames import extract_thumbnails, load_strips
+    from tiktalk.report.kit.clips import CLIPS_DIR, clip_links, template_links, write_clips
+    from tiktalk.report.kit.frames import extract_thumbnails, load_strips
 
     videos = sorted({it["video_id"] for it in key["items"]})
     strips, links = {}, template_links(args.video_href, videos)
@@ -114,8 +114,8 @@ def human_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 def human_eval_run(args: argparse.Namespace) -> int:
     if args.action == "sheet":
-        from tiktalk.report.human_eval import make_sheets, write_pages
-        from tiktalk.report.kit_settings import Scale
+        from tiktalk.report.kit.human_eval import make_sheets, write_pages
+        from tiktalk.report.kit.settings import Scale
 
         out = Path(args.out)
         predictions = {b: Path(args.predictions_dir) / b / f"{args.split}.jsonl" for b in args.baselines}
@@ -128,14 +128,14 @@ def human_eval_run(args: argparse.Namespace) -> int:
               f"{len(key['annotators'])} annotators: {out / 'sheets'} ({len(pages)} pages); "
               f"key: {out / 'key.json'}")
     elif args.action == "score":
-        from tiktalk.report.human_eval import score
+        from tiktalk.report.kit.human_eval import score
 
         result = score(args.ratings, args.key, args.out)
         print(json.dumps({"means": result["means"], "kappa_pooled": result["kappa"]["pooled"]["kappa"]},
                          ensure_ascii=False, indent=1))
     else:
-        from tiktalk.report.human_eval import read_scores
-        from tiktalk.report.table4 import build_table4, plot_table4
+        from tiktalk.report.kit.human_eval import read_scores
+        from tiktalk.report.kit.table4 import build_table4, plot_table4
 
         scores = read_scores(args.scores)
         out = Path(args.out_dir)
@@ -169,7 +169,7 @@ def context_sources_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def context_sources_run(args: argparse.Namespace) -> int:
-    from tiktalk.report import context_sources as cs
+    from tiktalk.report.kit import context_sources as cs
 
     if args.action == "sheet":
         out = Path(args.out)
@@ -183,7 +183,7 @@ def context_sources_run(args: argparse.Namespace) -> int:
         return 0
     result = cs.score(args.ratings, args.key, args.out)
     if args.figure_dir:
-        from tiktalk.report.figure2 import build_figure2
+        from tiktalk.report.kit.figure2 import build_figure2
 
         d = Path(args.figure_dir)
         build_figure2(result, d / "figure2b.csv", d / "figure2c.csv", d / "figure2.md",

@@ -1,14 +1,14 @@
 """Human evaluation (paper sec. 4.1.2, Table 4): blinded rating sheets, scores, Fleiss' kappa.
 
 1. :func:`make_sheets` samples ``n`` dialogues of a split (``Random(seed).sample`` of the sorted
-   dialogue ids) and writes one blinded sheet per annotator (:mod:`tiktalk.report.annotation`:
+   dialogue ids) and writes one blinded sheet per annotator (:mod:`tiktalk.report.kit.annotation`:
    candidates in an order of each annotator's own), its HTML rating page, and the key.
 2. :func:`score` reads the filled sheets back and writes, per system, the mean rating of each
    criterion over every (dialogue, annotator) on the scale of the key (the paper: 1 worst ..
    5 best; "the final score is the mean of their ratings"), and Fleiss' kappa per criterion and
    pooled. Kappa's subjects are (dialogue, system) pairs, its raters the annotators and its
    categories the scale's points; "pooled" stacks the subjects of every criterion.
-3. :mod:`tiktalk.report.table4` renders Table 4 beside the paper's numbers.
+3. :mod:`tiktalk.report.kit.table4` renders Table 4 beside the paper's numbers.
 
 Scores JSON (``version`` :data:`SCORES_VERSION`)::
 
@@ -35,9 +35,9 @@ from typing import Mapping, Sequence
 from tiktalk.data.dialogues import read_dialogues
 from tiktalk.data.predictions import read_predictions
 from tiktalk.io import write_json
-from tiktalk.report.agreement import kappa_of
-from tiktalk.report import annotation, rating_page
-from tiktalk.report.kit_settings import Scale
+from tiktalk.report.kit.agreement import kappa_of
+from tiktalk.report.kit import annotation, rating_page
+from tiktalk.report.kit.settings import Scale
 
 TASK = "human-eval"
 SCORES_VERSION = 1

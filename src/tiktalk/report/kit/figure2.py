@@ -1,4 +1,4 @@
-"""Figure 2(b)/(c) from a context-sources scores JSON (:mod:`tiktalk.report.context_sources`):
+"""Figure 2(b)/(c) from a context-sources scores JSON (:mod:`tiktalk.report.kit.context_sources`):
 tables (CSV, Markdown) and the bar plot, with the paper's TikTalk bars beside ours in (b).
 
 Figure 2(b) table columns: source, ours (% of non-skipped judgements), yes, n, paper (%),
@@ -8,8 +8,6 @@ kappa. Figure 2(c) table columns: level, n, then one % column per source. The pa
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from typing import Mapping
 
@@ -26,7 +24,7 @@ from tiktalk.report.paper import (
     FIGURE2C_LEVELS,
 )
 from tiktalk.report.plots import OURS_COLOR, PAPER_COLOR, save_figure
-from tiktalk.report.table4 import data_source_name
+from tiktalk.report.render import data_source_name, markdown_table, to_csv
 
 FIGURE2B_COLUMNS = ("source", "ours", "yes", "n", "paper", "kappa")
 FIGURE2C_COLUMNS = ("level", "n") + FIGURE2_SOURCES
@@ -49,12 +47,7 @@ def figure2c_rows(scores: Mapping) -> list[dict]:
 
 
 def _csv(rows, columns, fmt) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({c: fmt(c, r[c]) for c in columns})
-    return buf.getvalue()
+    return to_csv(columns, [{c: fmt(c, r[c]) for c in columns} for r in rows])
 
 
 def _cell(column: str, value) -> str:
@@ -77,18 +70,18 @@ def caption(scores: Mapping, data_source: str) -> str:
 
 
 def to_markdown(scores: Mapping, data_source: str) -> str:
-    out = [caption(scores, data_source), "", "### Figure 2(b): share per source\n",
-           "| Source | Ours (%) | Yes | n | Paper TikTalk (%) | Fleiss' kappa |",
-           "|---|---:|---:|---:|---:|---:|"]
+    b_rows = []
     for r in figure2b_rows(scores):
         paper = ("~" if r["source"] in FIGURE2B_APPROXIMATE else "") + _fmt(r["paper"], 0)
-        kappa = _cell("kappa", r["kappa"]) or "undefined"
-        out.append(f"| {r['source']} | {_fmt(r['ours'])} | {r['yes']} | {r['n']} | {paper} | {kappa} |")
-    out += ["", "### Figure 2(c): share per response level (ours)\n",
-            "| Level | n | " + " | ".join(FIGURE2_SOURCES) + " |",
-            "|---|---:|" + "---:|" * len(FIGURE2_SOURCES)]
-    for r in figure2c_rows(scores):
-        out.append(f"| {r['level']} | {r['n']} | " + " | ".join(_fmt(r[s]) for s in FIGURE2_SOURCES) + " |")
+        b_rows.append([r["source"], _fmt(r["ours"]), r["yes"], r["n"], paper,
+                       _cell("kappa", r["kappa"]) or "undefined"])
+    out = [caption(scores, data_source), "", "### Figure 2(b): share per source\n",
+           markdown_table(["Source", "Ours (%)", "Yes", "n", "Paper TikTalk (%)", "Fleiss' kappa"],
+                          b_rows, "lrrrrr"),
+           "", "### Figure 2(c): share per response level (ours)\n",
+           markdown_table(["Level", "n", *FIGURE2_SOURCES],
+                          ([r["level"], r["n"], *(_fmt(r[s]) for s in FIGURE2_SOURCES)]
+                           for r in figure2c_rows(scores)), "lr" + "r" * len(FIGURE2_SOURCES))]
     reasons = sorted({k.get("undefined_reason", "") for k in scores["kappa"].values()} - {""})
     out += [f"\n_{r}_" for r in reasons]
     return "\n".join(out) + "\n"

@@ -1,4 +1,4 @@
-"""Table 4 (human evaluation) from a scores JSON (:mod:`tiktalk.report.human_eval`), beside the
+"""Table 4 (human evaluation) from a scores JSON (:mod:`tiktalk.report.kit.human_eval`), beside the
 paper's numbers: CSV, Markdown and LaTeX.
 
 Rows (CSV columns :data:`TABLE4_COLUMNS`): ``statistic = "mean"`` rows of our systems (in the
@@ -12,14 +12,13 @@ bold, separately in our block and in the paper's.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from typing import Mapping, Sequence
 
 from tiktalk.io import write_text_atomic
 from tiktalk.report.paper import TABLE4, TABLE4_ANNOTATORS, TABLE4_DIALOGUES, TABLE4_KAPPA, TABLE4_ROWS
-from tiktalk.report.tables import latex_escape
+from tiktalk.report.render import (Column, best_cells, data_source_name, latex_bold, latex_escape,
+                                   latex_table, markdown_table, to_csv)
 
 SOURCE_OURS = "ours"
 SOURCE_PAPER = "paper"
@@ -27,10 +26,6 @@ MEAN = "mean"
 KAPPA = "fleiss_kappa"
 PAPER_CITATION = "TikTalk, arXiv 2301.05880, Table 4"
 FIXED_COLUMNS = ("source", "statistic", "baseline", "paper_row")
-
-def data_source_name(source: str) -> str:
-    """How a caption names the data: the TikTalk release, or the embedded demo data."""
-    return {"release": "TikTalk", "demo": "the embedded demo data (not TikTalk)"}.get(source, source)
 
 
 def table4_rows(scores: Mapping, labels: Mapping[str, str], all_paper_rows: bool = False) -> list[dict]:
@@ -59,24 +54,13 @@ def table4_rows(scores: Mapping, labels: Mapping[str, str], all_paper_rows: bool
     return rows
 
 
-def _md(text: str) -> str:
-    return str(text).replace("\\", "\\\\").replace("|", "\\|")
-
-
 def _fmt(v) -> str:
     return "" if v is None else f"{v:.2f}"
 
 
 def to_csv_text(rows: Sequence[Mapping], criteria: Sequence[str]) -> str:
-    columns = list(FIXED_COLUMNS) + list(criteria) + ["pooled", "n"]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({**{c: r[c] for c in FIXED_COLUMNS},
-                         **{c: _fmt(r[c]) for c in list(criteria) + ["pooled"]},
-                         "n": "" if r["n"] is None else str(r["n"])})
-    return buf.getvalue()
+    return to_csv(list(FIXED_COLUMNS) + list(criteria) + ["pooled", "n"],
+                  [{**r, **{c: _fmt(r[c]) for c in list(criteria) + ["pooled"]}} for r in rows])
 
 
 def _kappa_text(scores: Mapping) -> str:
@@ -104,66 +88,49 @@ def caption(scores: Mapping, data_source: str) -> str:
 
 def to_markdown(rows: Sequence[Mapping], scores: Mapping, data_source: str) -> str:
     criteria = list(scores["scale"]["criteria"])
+    ours = [r for r in rows if r["source"] == SOURCE_OURS and r["statistic"] == MEAN]
     out = [f"{caption(scores, data_source)}\n", "### Ours\n",
-           "| Baseline | Paper row | " + " | ".join(criteria) + " | n |",
-           "|---|---|" + "---:|" * (len(criteria) + 1)]
-    for r in rows:
-        if r["source"] == SOURCE_OURS and r["statistic"] == MEAN:
-            out.append(f"| {_md(r['baseline'])} | {_md(r['paper_row'])} | "
-                       + " | ".join(_fmt(r[c]) for c in criteria) + f" | {r['n']} |")
-    out += ["", _kappa_text(scores)]
+           markdown_table(["Baseline", "Paper row", *criteria, "n"],
+                          ([r["baseline"], r["paper_row"], *(_fmt(r[c]) for c in criteria), r["n"]]
+                           for r in ours), "ll" + "r" * (len(criteria) + 1)),
+           "", _kappa_text(scores)]
     paper = [r for r in rows if r["source"] == SOURCE_PAPER and r["statistic"] == MEAN]
     if paper:
         out += ["", f"### Paper (reported: {PAPER_CITATION})\n",
-                "| Method | " + " | ".join(criteria) + " |", "|---|" + "---:|" * len(criteria)]
-        for r in paper:
-            out.append(f"| {r['paper_row']} | " + " | ".join(_fmt(r[c]) for c in criteria) + " |")
+                markdown_table(["Method", *criteria], ([r["paper_row"], *(_fmt(r[c]) for c in criteria)]
+                                                       for r in paper), "l" + "r" * len(criteria))]
     return "\n".join(out) + "\n"
-
-
-def _best(block: Sequence[Mapping], column: str) -> str | None:
-    values = [_fmt(r[column]) for r in block if r[column] is not None]
-    return max(values, key=float) if values else None
 
 
 def to_latex(rows: Sequence[Mapping], scores: Mapping, data_source: str,
              label: str = "tab:table4") -> str:
     criteria = list(scores["scale"]["criteria"])
-    ncols = 1 + len(criteria)
-    lines = [r"\begin{table}[t]", r"\centering", r"\small",
-             r"\begin{tabular}{l" + "r" * len(criteria) + "}", r"\toprule",
-             "Method & " + " & ".join(latex_escape(c) for c in criteria) + r" \\", r"\midrule"]
+    columns = [Column(c, c, better="high") for c in criteria]
+    sections = []
     for source, title in ((SOURCE_OURS, "Ours"), (SOURCE_PAPER, f"Paper (reported: {PAPER_CITATION})")):
         block = [r for r in rows if r["source"] == source and r["statistic"] == MEAN]
-        kappa = next(r for r in rows if r["source"] == source and r["statistic"] == KAPPA)
-        if source == SOURCE_PAPER:
-            if not block:
-                continue
-            lines.append(r"\midrule")
-        lines.append(rf"\multicolumn{{{ncols}}}{{l}}{{\textit{{{latex_escape(title)}}}}} \\")
-        best = {c: _best(block, c) for c in criteria}
+        if source == SOURCE_PAPER and not block:
+            continue
+        best = best_cells(columns, block)
+        cells = []
         for r in block:
-            if source == SOURCE_OURS:
-                method = r["paper_row"] or r["baseline"]
-                if r["paper_row"] and r["paper_row"] not in TABLE4:
-                    method = f"{r['paper_row']} ({r['baseline']})"
-            else:
-                method = r["paper_row"]
-            cells = []
-            for c in criteria:
-                text = _fmt(r[c])
-                cells.append(rf"\textbf{{{text}}}" if text and text == best[c] else text)
-            lines.append(latex_escape(method) + " & " + " & ".join(cells) + r" \\")
+            method = r["paper_row"] or r["baseline"]
+            if source == SOURCE_OURS and r["paper_row"] and r["paper_row"] not in TABLE4:
+                method = f"{r['paper_row']} ({r['baseline']})"
+            values = [_fmt(r[c]) for c in criteria]
+            cells.append([latex_escape(method)] + [latex_bold(v) if v and v == best.get(c) else v
+                                                    for c, v in zip(criteria, values)])
         if source == SOURCE_OURS:
-            cells = [_fmt(kappa[c]) if kappa[c] is not None else "--" for c in criteria]
-            lines.append(r"Fleiss' $\kappa$ & " + " & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
+            kappa = next(r for r in rows if r["source"] == source and r["statistic"] == KAPPA)
+            cells.append([r"Fleiss' $\kappa$"] + [_fmt(kappa[c]) if kappa[c] is not None else "--"
+                                                   for c in criteria])
+        sections.append((title, cells))
     pooled = scores["kappa"]["pooled"]["kappa"]
     kappa_note = (f" Fleiss' $\\kappa$ pooled over the criteria: {_fmt(pooled)}" if pooled is not None
                   else " Fleiss' $\\kappa$ pooled over the criteria: undefined")
     text = latex_escape(caption(scores, data_source)) + kappa_note + f" (paper: {TABLE4_KAPPA:.2f})."
-    lines += [rf"\caption{{{text}}}", rf"\label{{{label}}}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
+    header = ["Method"] + [latex_escape(c) for c in criteria]
+    return latex_table(header, sections, "l" + "r" * len(criteria), text, label)
 
 
 def build_table4(scores: Mapping, labels: Mapping[str, str], out_csv: str | os.PathLike,

@@ -2,9 +2,9 @@
 
 The page is one file (inline CSS and JS, frames as ``data:`` URIs, no network). It plays each
 item's video from a relative link, ``clips/<video_id>.mp4`` beside the page
-(:mod:`tiktalk.report.clips`), so a folder of files opened from disk works with no server. An
+(:mod:`tiktalk.report.kit.clips`), so a folder of files opened from disk works with no server. An
 annotator rates, and presses "Download CSV", which saves the same sheet
-(:mod:`tiktalk.report.annotation`: same columns, rows and order) with the ratings filled in,
+(:mod:`tiktalk.report.kit.annotation`: same columns, rows and order) with the ratings filled in,
 through a Blob link.
 
 Nothing is lost: every change is saved at once in the browser's localStorage under a key of
@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from tiktalk.io import write_text_atomic
-from tiktalk.report.annotation import items_of_key, sheet_columns, sheet_csv, sheet_rows
+from tiktalk.report.kit.annotation import items_of_key, sheet_columns, sheet_csv, sheet_rows
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Noto Sans CJK SC","Microsoft YaHei",sans-serif;

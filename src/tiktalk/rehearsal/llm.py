@@ -1,7 +1,7 @@
 """Tiny models of the LLM rows' classes, saved the way the real ones are distributed (no hub here).
 
 * :func:`write_chatglm`: ChatGLM-6B's class: the interface double's remote code
-  (:mod:`tiktalk.weights.chatglm_double`, registered through ``config.json``'s ``auto_map``), a
+  (:mod:`tiktalk.rehearsal.chatglm_double`, registered through ``config.json``'s ``auto_map``), a
   sentencepiece tokenizer (``ice_text.model``) trained on ``texts``, and fp16 weights in
   ``pytorch_model-0000K-of-0000N.bin`` shards with ``pytorch_model.bin.index.json``, the layout of
   THUDM/chatglm-6b. The pipeline loads it with ``trust_remote_code`` from the directory; its
@@ -11,7 +11,7 @@
   Salesforce/blip2-opt-2.7b. The media stage reads its ``vision_model.*`` tensors, the BLIP-2 rows
   its ``qformer.*`` and ``query_tokens``.
 
-The rehearsal (:mod:`tiktalk.weights.rehearsal`) builds both, the tokenizer on lines of its whole
+The rehearsal (:mod:`tiktalk.rehearsal.weights`) builds both, the tokenizer on lines of its whole
 vocabulary (:func:`corpus_lines`); the tests build smaller ones from their own texts. Both
 builders work under either pin set (transformers 5 and the LLM env's 4.33) and are
 deterministic for a seed. The vocabulary of the
@@ -61,7 +61,7 @@ def train_sentencepiece(texts: Iterable[str], out: Path) -> None:
     a piece (the vocabulary is at least 160, more when the characters need it)."""
     import sentencepiece as spm
 
-    from tiktalk.weights.chatglm_double.tokenization_chatglm import SPECIAL_PIECES
+    from tiktalk.rehearsal.chatglm_double.tokenization_chatglm import SPECIAL_PIECES
 
     lines = [t.replace("\n", "<n>") for t in texts if t]
     n_chars = len(set("".join(lines)))

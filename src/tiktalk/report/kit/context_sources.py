@@ -36,8 +36,8 @@ from typing import Mapping, Sequence
 
 from tiktalk.data.dialogues import read_dialogues
 from tiktalk.io import write_json
-from tiktalk.report import annotation, rating_page
-from tiktalk.report.agreement import kappa_of
+from tiktalk.report.kit import annotation, rating_page
+from tiktalk.report.kit.agreement import kappa_of
 from tiktalk.report.paper import FIGURE2_SOURCES, FIGURE2C_LEVELS
 
 TASK = "context-sources"

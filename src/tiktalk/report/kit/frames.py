@@ -4,7 +4,7 @@
 (:func:`tiktalk.media.decode.decode_video`, no audio) and writes them as small JPEGs
 ``{out_dir}/{video_id}/{k}.jpg``; a video that is missing or cannot be decoded is listed,
 not fatal (its page shows a placeholder). :func:`load_strips` reads such a directory back as
-``data:`` URIs for :func:`tiktalk.report.rating_page.render_page`. Any directory laid out the
+``data:`` URIs for :func:`tiktalk.report.kit.rating_page.render_page`. Any directory laid out the
 same way (one sub-directory of .jpg/.png per video id) works, however it was made.
 """
 

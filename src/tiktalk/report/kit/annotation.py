@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 from tiktalk.io import read_json, write_json, write_text_atomic
-from tiktalk.report import sheet_io
+from tiktalk.report.kit import sheet_io
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ def items_of_key(key: Mapping) -> list[Item]:
 
 
 def read_sheet(path: str | os.PathLike) -> tuple[list[str], list[dict[str, str]]]:
-    """(header, rows) of a sheet (.csv or .xlsx, :func:`tiktalk.report.sheet_io.read_table`)."""
+    """(header, rows) of a sheet (.csv or .xlsx, :func:`tiktalk.report.kit.sheet_io.read_table`)."""
     try:
         return sheet_io.read_table(path)
     except sheet_io.TableError as exc:

@@ -147,7 +147,7 @@ def clip_videos_dir(settings: HumanEvalSettings, media_source: Mapping) -> str |
 def filled_sheet_files(directory: str, what: str) -> list[str]:
     """The sheets (``*.csv``, ``*.xlsx``, any case) of a configured ratings directory; none is
     an error naming the key and the files that were skipped."""
-    from tiktalk.report.sheet_io import describe_skipped, sheet_files
+    from tiktalk.report.kit.sheet_io import describe_skipped, sheet_files
 
     files, skipped = sheet_files(directory)
     if not files:

@@ -20,7 +20,7 @@ blip2-opt-2.7b      Blip2ForConditionalGeneration, safetensors    the same class
 ``build_rehearsal_weights(root)`` writes ``root/<name>/...`` and returns ``{name: [files]}``;
 the file lists are exactly those of ``weights.artifacts`` in config/rehearsal.yaml (a test
 checks it). Deterministic: every model is seeded. The LLM rows' two are built by
-:mod:`tiktalk.weights.rehearsal_llm` (ChatGLM's tokenizer trained on lines of the vocabulary
+:mod:`tiktalk.rehearsal.llm` (ChatGLM's tokenizer trained on lines of the vocabulary
 below; it needs ``sentencepiece``, which the test extra and the LLM env install). Build them
 with the main env (transformers 5): the files are listed for its ``save_pretrained``.
 
@@ -172,7 +172,7 @@ def chinese_clip(out: Path, seed: int) -> None:
 def chatglm_6b(out: Path, seed: int) -> None:
     """ChatGLM-6B's class and files: remote code, ice_text.model covering the vocabulary below,
     fp16 weights in two .bin shards with their index."""
-    from tiktalk.weights.rehearsal_llm import corpus_lines, write_chatglm
+    from tiktalk.rehearsal.llm import corpus_lines, write_chatglm
 
     write_chatglm(out, corpus_lines(c for c in rehearsal_vocab() if c not in SPECIALS), seed=seed)
 
@@ -180,7 +180,7 @@ def chatglm_6b(out: Path, seed: int) -> None:
 def blip2_opt(out: Path, seed: int) -> None:
     """blip2-opt-2.7b's class and files: Blip2ForConditionalGeneration, 8 query tokens, two
     safetensors shards with their index."""
-    from tiktalk.weights.rehearsal_llm import write_blip2
+    from tiktalk.rehearsal.llm import write_blip2
 
     write_blip2(out, seed=seed, num_query_tokens=8, n_shards=2)
 
