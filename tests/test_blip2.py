@@ -343,7 +343,8 @@ def test_views_shards_hold_what_the_rows_read_and_refuse_other_settings(tmp_path
     """A ``views`` shard stores per video the ``img`` frame of the run's seed and the ``video``
     mean of n_frames frames: reading them gives exactly what selecting from every frame gives,
     in 2 token blocks instead of F; a row with other n_frames or seed is refused."""
-    from tiktalk.media.image_tokens import ImageTokenIndex, video_views
+    from tiktalk.media.image_tokens import ImageTokenIndex
+    from tiktalk.media.image_views import video_views
     from tiktalk.media.store import write_feature_shard
 
     frames_path = _image_shard(tmp_path / "frames.npz", ["a_0", "b_1", "c_2"])

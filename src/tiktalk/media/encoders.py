@@ -34,7 +34,7 @@ from tiktalk.io import provenance
 from tiktalk.media.config import MediaConfig
 from tiktalk.media.decode import FrameRequest
 from tiktalk.media.image_encoder import ImageEncoderConfig
-from tiktalk.media.image_tokens import MODES, video_views, views_of
+from tiktalk.media.image_views import MODES, video_views, views_of
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ import torch.nn.functional as F
 from tiktalk.runtime import resolve_device
 from tiktalk.settings import from_mapping
 
+STORES = ("views", "frames")     # what an image shard holds per video (see ImageEncoderConfig.store)
+
 log = logging.getLogger(__name__)
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -73,7 +75,7 @@ class ImageEncoderConfig:
             raise ValueError(f"{where}: kind vit needs name_or_path or vit_config")
         if self.n_frames < 1 or self.batch_size < 1:
             raise ValueError(f"{where}.n_frames and batch_size must be >= 1")
-        if self.store not in ("views", "frames"):
+        if self.store not in STORES:
             raise ValueError(f"{where}.store must be 'views' or 'frames', got {self.store!r}")
         if len(self.mean) != 3 or len(self.std) != 3:
             raise ValueError(f"{where}.mean and std need 3 values (RGB)")

@@ -130,7 +130,7 @@ class Blip2Config:
 
 
 # -- frames: which frames represent a video (the media stage's, re-exported for the model code)
-from tiktalk.media.image_tokens import frame_indices, frame_seed, select_frames  # noqa: E402,F401
+from tiktalk.media.image_views import frame_indices, frame_seed, select_frames  # noqa: E402,F401
 
 
 # -- parts -----------------------------------------------------------------------------------
