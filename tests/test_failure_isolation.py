@@ -31,6 +31,12 @@ SNAKEFILE = textwrap.dedent('''
 
     R = "results"
     BASELINES = list(config["baselines"])
+    # what rules/common.smk defines for the included rules: one seed, every row trained
+    TRAINED = BASELINES
+    SEEDS = [config["seed"]]
+    SEED_RUNS = {{b: [b] for b in BASELINES}}
+    RUNS = TRAINED_RUNS = BASELINES
+    SRC = REPO / "src" / "tiktalk"
 
 
     def code(stage, family=None):
@@ -107,11 +113,12 @@ REFS = [("d1", ["今天天气真好", "我们去吃火锅吧"]), ("d2", ["小狗
         ("d3", ["听到高音了", "红色方块在动"])]
 
 CONFIG = {
+    "seed": 13,
     "evaluation": {"protocol": "per-reference", "table_split": "test", "splits": ["test"]},
     "baselines": {
-        "good": {"label": "Maria"},
-        "broken": {"label": "ChatGLM-6B", "fail": "CUDA out of memory. Tried to allocate 2.00 GiB"},
-        "child": {"label": "BLIP-2_Img", "llm_from": "broken"},
+        "good": {"family": "maria", "label": "Maria"},
+        "broken": {"family": "causal_lm", "label": "ChatGLM-6B", "fail": "CUDA out of memory. Tried to allocate 2.00 GiB"},
+        "child": {"family": "blip2", "label": "BLIP-2_Img", "llm_from": "broken"},
     },
 }
 
@@ -176,7 +183,8 @@ def test_one_failed_baseline_leaves_the_others_and_a_partial_table3(workflow_dir
     cfg = yaml.safe_load((workflow_dir / "config.yaml").read_text())
     del cfg["baselines"]["broken"]["fail"]
     (workflow_dir / "config.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True))
-    assert scheduled(workflow_dir) == {"train_baseline": 2, "predict": 2, "score": 2, "table3": 1, "all": 1}
+    assert scheduled(workflow_dir) == {"train_baseline": 2, "predict": 2, "score": 2, "bootstrap": 1,
+                                      "table3": 1, "all": 1}
     res = smk(workflow_dir)
     assert res.returncode == 0, res.stderr[-3000:]
     table = pd.read_csv(r / "tables" / "table3.csv", dtype=str, keep_default_na=False)
@@ -190,7 +198,7 @@ def test_one_failed_baseline_leaves_the_others_and_a_partial_table3(workflow_dir
     pred = r / "predictions" / "good" / "test.jsonl"
     rows = [json.loads(x) for x in pred.read_text(encoding="utf-8").splitlines()]
     write_jsonl(pred, [{**rows[0], "response": rows[0]["response"] + "啊"}, *rows[1:]])
-    assert scheduled(workflow_dir) == {"score": 1, "table3": 1, "all": 1}
+    assert scheduled(workflow_dir) == {"score": 1, "bootstrap": 1, "table3": 1, "all": 1}
 
 
 # ----------------------------------------------------------------------------- reasons
