@@ -282,7 +282,7 @@ def test_flows_as_the_knowledge_segment_reads_them(tmp_path):
     assert read_knowledge(tmp_path / "k.jsonl") == {"d1": flows, "d2": []}
     assert read_knowledge(None) == {}
     write_jsonl(tmp_path / "bad.jsonl", [{"dialogue_id": "d1", "flows": "x"}])
-    with pytest.raises(ValueError, match=r"bad\.jsonl: row 1"):
+    with pytest.raises(ValueError, match=r"bad\.jsonl:1: expected"):
         read_knowledge(tmp_path / "bad.jsonl")
 
 

@@ -70,14 +70,18 @@ def _jsonl_rows(path: str | os.PathLike):
             yield lineno, row, None
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read a JSON-lines file; a bad line raises ValueError naming file and line number."""
-    rows = []
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """(line number, object) of each non-blank line of a JSON-lines file, streamed; a bad line
+    raises ValueError naming file and line number."""
     for lineno, row, problem in _jsonl_rows(path):
         if problem:
             raise ValueError(f"{path}:{lineno}: {problem}")
-        rows.append(row)
-    return rows
+        yield lineno, row
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Read a JSON-lines file; a bad line raises ValueError naming file and line number."""
+    return [row for _, row in iter_jsonl(path)]
 
 
 def jsonl_problems(path: str | os.PathLike, check_row, limit: int = 5) -> list[str]:

@@ -12,11 +12,10 @@ Imports only layer 0: a model reading knowledge does not depend on the retriever
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Iterable, Iterator
 
-from tiktalk.io import write_jsonl
+from tiktalk.io import iter_jsonl, write_jsonl
 
 # Readable text for C3KG relation names inside the knowledge segment (Figure 3 of the paper
 # writes flows as <head, emotion flow, tail>); unknown relations keep their own name.
@@ -65,14 +64,7 @@ def iter_knowledge(path: str | os.PathLike | None) -> Iterator[tuple[str, list[d
     and line."""
     if path is None:
         return
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict) or "dialogue_id" not in row or not isinstance(row.get("flows"), list):
-                raise ValueError(f"{path}: row {lineno}: expected {{'dialogue_id', 'flows': [...]}}")
-            yield row["dialogue_id"], row["flows"]
+    for lineno, row in iter_jsonl(path):
+        if "dialogue_id" not in row or not isinstance(row.get("flows"), list):
+            raise ValueError(f"{path}:{lineno}: expected {{'dialogue_id', 'flows': [...]}}")
+        yield row["dialogue_id"], row["flows"]

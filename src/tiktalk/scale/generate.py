@@ -94,17 +94,10 @@ class _Text:
         self.rng = rng
 
     def utterances(self, n: int) -> list[str]:
-        lo, hi = UTTERANCE_CHARS
-        lengths = self.rng.integers(lo, hi + 1, n)
-        codes = _CJK[self.rng.integers(0, len(_CJK), int(lengths.sum()))]
-        chars = "".join(map(chr, codes.tolist()))
-        out, at = [], 0
-        for n_chars in lengths.tolist():
-            out.append(chars[at:at + n_chars])
-            at += n_chars
-        return out
+        return self.phrases(n, *UTTERANCE_CHARS)
 
     def phrases(self, n: int, lo: int = 4, hi: int = 10) -> list[str]:
+        """``n`` strings of ``lo`` to ``hi`` characters."""
         lengths = self.rng.integers(lo, hi + 1, n)
         codes = _CJK[self.rng.integers(0, len(_CJK), int(lengths.sum()))]
         chars = "".join(map(chr, codes.tolist()))
