@@ -1,7 +1,9 @@
 """How each stage's time and memory grow with the data, from scale-rehearsal runs.
 
 Prints, per job of the paper DAG, the exponent b of ``cost ~ items^b`` between the two largest
-runs given (1.0: linear; the data stages must stay <= 1.1), for wall time and for peak memory,
+runs given (1.0: linear; the data stages must stay <= 1.1), for wall time, CPU time (where both
+runs recorded a second or more: on a busy machine it is the better measure of the work) and
+peak memory,
 with the cost at the largest run. A memory exponent near 0 means the job's memory does not grow
 with the data (what a training job needs at TikTalk's size).
 
@@ -58,12 +60,13 @@ def main(argv=None) -> int:
         parser.error("give at least two runs (directories or --run fractions)")
     families = {b: v["family"] for b, v in load_yaml(ROOT / "config/scale.yaml")["baselines"].items()}
     rows = growth(collect_runs(dirs, families))
-    print(f"{'job':<44} {'items':>9} {'time (s)':>9} {'time exp':>9} {'peak (MB)':>10} {'mem exp':>8}")
+    print(f"{'job':<44} {'items':>9} {'time (s)':>9} {'time exp':>9} {'cpu exp':>8} {'peak (MB)':>10} {'mem exp':>8}")
     for g in rows:
         name = f"{g['rule']}/{g['job']}".rstrip("/")
         te = "-" if g["time_exponent"] is None else f"{g['time_exponent']:.2f}"
+        ce = "-" if g["cpu_exponent"] is None else f"{g['cpu_exponent']:.2f}"
         me = "-" if g["memory_exponent"] is None else f"{g['memory_exponent']:.2f}"
-        print(f"{name:<44} {int(g['items']):>9} {g['s']:>9.1f} {te:>9} {g['max_rss_mb']:>10.0f} {me:>8}")
+        print(f"{name:<44} {int(g['items']):>9} {g['s']:>9.1f} {te:>9} {ce:>8} {g['max_rss_mb']:>10.0f} {me:>8}")
     return 0
 
 

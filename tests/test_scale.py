@@ -167,9 +167,10 @@ def test_the_profile_asks_for_what_the_measured_peaks_need():
 
 
 # -- measurements and the plan ------------------------------------------------------------------
-def _fake_run(root: Path, fraction: float, jobs: dict[str, tuple[float, float, float]]) -> Path:
+def _fake_run(root: Path, fraction: float, jobs: dict[str, tuple]) -> Path:
     """A scale run's working directory: scale.json, one Snakemake benchmark file and one log
-    (with the peak RSS line) per job ``rule/job`` -> (seconds, max_rss MB, kernel peak MB)."""
+    (with the peak RSS line) per job ``rule/job`` -> (seconds, max_rss MB, kernel peak MB
+    [, CPU seconds: default the wall seconds])."""
     from tiktalk.scale.generate import paper_counts
 
     run = root / f"f{fraction:g}"
@@ -177,11 +178,11 @@ def _fake_run(root: Path, fraction: float, jobs: dict[str, tuple[float, float, f
     (run).mkdir(parents=True)
     (run / "scale.json").write_text(json.dumps({"spec": {"fraction": fraction, "shard_size": 256},
                                                 "counts": counts}))
-    for name, (s, rss, peak) in jobs.items():
+    for name, (s, rss, peak, *cpu) in jobs.items():
         bench = run / "results/benchmarks" / f"{name}.tsv"
         bench.parent.mkdir(parents=True, exist_ok=True)
         bench.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-                         f"{s}\t0:00:01\t{rss}\t0\t0\t0\t0\t0\t0\t{s}\n")
+                         f"{s}\t0:00:01\t{rss}\t0\t0\t0\t0\t0\t0\t{cpu[0] if cpu else s}\n")
         log = run / "results/logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(f"x INFO tiktalk: peak RSS: self {peak} MB, largest child 0.0 MB\n")
@@ -209,8 +210,22 @@ def test_collect_growth_and_budgets_from_benchmark_files(tmp_path):
     checks = {(c["budget"], c["job"]): c for c in check_budgets(rows)}
     growth_check = checks[("training memory growth 0.1 -> 1 (MB)", "train_baseline/maria")]
     assert growth_check["value"] == 3000.0 and not growth_check["ok"]   # 10% -> 100% adds 3 GB
-    assert not checks[("time exponent (data stage)", "build_split/train")]["ok"]      # 1.30 > 1.1
+    assert not checks[("time exponent (data stage, CPU s)", "build_split/train")]["ok"]   # 1.30 > 1.1
     assert checks[("peak memory (MB)", "train_baseline/maria")]["ok"]
+
+
+def test_a_data_stage_is_judged_on_its_cpu_time_when_both_runs_recorded_it(tmp_path):
+    """Wall time beside other jobs grows with the neighbours; CPU seconds with the work. Without
+    CPU seconds (a job too short for Snakemake's sampler) the wall time is what there is."""
+    from tiktalk.scale.measure import check_budgets, collect_runs
+
+    small = _fake_run(tmp_path, 0.1, {"table2": (1.3, 70.0, 70.0, 0.45 * 4), "manifest": (1.0, 50.0, 50.0, 0.1)})
+    large = _fake_run(tmp_path, 1.0, {"table2": (22.6, 450.0, 450.0, 4.35 * 4), "manifest": (9.0, 400.0, 400.0, 0.0)})
+    checks = {(c["budget"], c["job"]): c for c in check_budgets(collect_runs([small, large], {}))}
+    table2 = checks[("time exponent (data stage, CPU s)", "table2")]
+    assert table2["ok"] and table2["value"] == pytest.approx(np.log10(4.35 / 0.45), abs=1e-3)   # wall: 1.24
+    manifest = checks[("time exponent (data stage, wall s)", "manifest")]
+    assert manifest["ok"] and manifest["value"] == pytest.approx(np.log10(9.0), abs=1e-3)
 
 
 def test_plan_gives_every_figure_a_source_and_flags_short_requests(tmp_path):
