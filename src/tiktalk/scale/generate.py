@@ -143,38 +143,33 @@ def _train_videos(ids, counts: SplitCounts, text: _Text, rng) -> dict:
     return out
 
 
-def _val_videos(ids, counts: SplitCounts, text: _Text, rng) -> dict:
-    """Val as the adapter carves it: each val dialogue is a context shared by N_REFERENCES
-    train dialogues with distinct responses."""
+def _multi_reference(ids, counts: SplitCounts, text: _Text, rng) -> dict[str, list[tuple]]:
+    """Per video its dialogues as (context, N_REFERENCES responses): the split's counts, with
+    every dialogue's context and responses drawn in one pass."""
     per_video = _spread(counts.dialogues, counts.videos, rng)
     ctx_len = _context_lengths(counts.dialogues, counts.turns - 2 * counts.dialogues, rng)
     turns = text.utterances(int(ctx_len.sum()) + N_REFERENCES * counts.dialogues)
     out, at, g = {}, 0, 0
     for vid, n in zip(ids, per_video.tolist()):
-        dialogues = []
+        out[vid] = []
         for _ in range(n):
             k = int(ctx_len[g])
-            context = turns[at:at + k]
-            responses = turns[at + k:at + k + N_REFERENCES]
-            dialogues.extend({"context": list(context), "response": r} for r in responses)
+            out[vid].append((turns[at:at + k], turns[at + k:at + k + N_REFERENCES]))
             at, g = at + k + N_REFERENCES, g + 1
-        out[vid] = {"dialogues": dialogues}
     return out
+
+
+def _val_videos(ids, counts: SplitCounts, text: _Text, rng) -> dict:
+    """Val as the adapter carves it: each val dialogue is a context shared by N_REFERENCES
+    train dialogues with distinct responses."""
+    return {vid: {"dialogues": [{"context": list(context), "response": r}
+                                for context, responses in ds for r in responses]}
+            for vid, ds in _multi_reference(ids, counts, text, rng).items()}
 
 
 def _test_videos(ids, counts: SplitCounts, text: _Text, rng) -> dict:
-    per_video = _spread(counts.dialogues, counts.videos, rng)
-    ctx_len = _context_lengths(counts.dialogues, counts.turns - 2 * counts.dialogues, rng)
-    turns = text.utterances(int(ctx_len.sum()) + N_REFERENCES * counts.dialogues)
-    out, at, d = {}, 0, 0
-    for vid, n in zip(ids, per_video.tolist()):
-        dialogues = []
-        for _ in range(n):
-            k = int(ctx_len[d])
-            dialogues.append({"context": turns[at:at + k], "responses": turns[at + k:at + k + N_REFERENCES]})
-            at, d = at + k + N_REFERENCES, d + 1
-        out[vid] = {"dialogues": dialogues}
-    return out
+    return {vid: {"dialogues": [{"context": context, "responses": responses} for context, responses in ds]}
+            for vid, ds in _multi_reference(ids, counts, text, rng).items()}
 
 
 def _write_release(path: Path, videos: dict) -> None:
