@@ -35,7 +35,6 @@ SNAKEFILE = textwrap.dedent('''
     TRAINED = BASELINES
     SEEDS = [config["seed"]]
     SEED_RUNS = {{b: [b] for b in BASELINES}}
-    RUNS = TRAINED_RUNS = BASELINES
     SRC = REPO / "src" / "tiktalk"
 
 
